@@ -1,0 +1,69 @@
+//! The answer of both usage GETs.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::{SubscriptionId, UnitType, UsageDate};
+
+/// Usage of a subscription rolled up over a half-open window `[startDate, endDate)`.
+///
+/// `rolled_up_units` has one entry per unit type with usage in the window (order unspecified);
+/// it is empty, never absent, when nothing matched.
+///
+/// ```
+/// use usage_models::RolledUpUsage;
+///
+/// let body = r#"{"subscriptionId":"8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11",
+///   "startDate":"2013-08-01T00:00:00.000Z","endDate":"2013-09-01T00:00:00.000Z",
+///   "rolledUpUnits":[{"unitType":"gallons","amount":15.000000000}]}"#;
+/// let usage: RolledUpUsage = serde_json::from_str(body).unwrap();
+/// assert_eq!(usage.amount_of("gallons").unwrap().to_string(), "15.000000000");
+/// assert_eq!(usage.amount_of("liters"), None);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolledUpUsage {
+    /// The subscription, echoed.
+    pub subscription_id: SubscriptionId,
+    /// The start of the window (inclusive), echoed.
+    pub start_date: UsageDate,
+    /// The end of the window (exclusive), echoed.
+    pub end_date: UsageDate,
+    /// The exact sum per unit type.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub rolled_up_units: Vec<RolledUpUnit>,
+}
+
+impl RolledUpUsage {
+    /// The sum for `unit_type`, if it had usage in the window.
+    pub fn amount_of(&self, unit_type: &str) -> Option<Decimal> {
+        self.rolled_up_units
+            .iter()
+            .find(|unit| unit.unit_type == unit_type)
+            .map(|unit| unit.amount)
+    }
+}
+
+fn null_as_empty<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<RolledUpUnit>, D::Error> {
+    Ok(Option::<Vec<RolledUpUnit>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// The exact sum of one unit type over a window. Sums are not bounded by `decimal(18,9)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolledUpUnit {
+    /// The unit type.
+    pub unit_type: UnitType,
+    /// The exact sum, as the server wrote it (`15.000000000` keeps its scale).
+    #[serde(
+        serialize_with = "serialize_sum",
+        deserialize_with = "crate::amount::deserialize_decimal"
+    )]
+    pub amount: Decimal,
+}
+
+fn serialize_sum<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
+    crate::amount::serialize_decimal(value, serializer)
+}
