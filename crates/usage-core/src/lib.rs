@@ -1,1 +1,71 @@
-pub fn x() {}
+//! # usage-core
+//!
+//! The sans-IO core of the Kill Bill Usage client:
+//!
+//! - [operations](Operation) that turn into `http::Request<Bytes>` values and parse
+//!   `http::Response<Bytes>` values into typed results or typed [errors](Error), usable on
+//!   their own with a [`ClientConfig`] and any HTTP stack;
+//! - the [`Transport`] trait, the one seam between the client and an HTTP stack, and the
+//!   [`Timer`] trait for retries and deadlines;
+//! - [`UsageClient`]: credentials, audit headers, per-call [`RequestOptions`], safe
+//!   [retries](RetryPolicy) (recording is made idempotent with a tracking id) and deadlines.
+//!
+//! No hyper and no tokio appear in its API: only `http`, `bytes` and this workspace's types.
+//!
+//! ```
+//! use usage_core::{ClientConfig, GetUsage, Operation, RequestOptions, TenantCredentials, UserCredentials, UsageWindow};
+//! use usage_models::{SubscriptionId, UnitType};
+//!
+//! let config = ClientConfig::new(
+//!     "https://billing.example.com/killbill",
+//!     UserCredentials::new("admin", "password"),
+//!     TenantCredentials::new("bob", "lazar"),
+//! )
+//! .unwrap();
+//! let subscription: SubscriptionId = "8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11".parse().unwrap();
+//! let unit = UnitType::new("api calls").unwrap();
+//! let window = UsageWindow::parse("2013-08-01", "2013-09-01").unwrap();
+//! let operation = GetUsage::new(subscription, &unit, window).unwrap();
+//!
+//! let request = operation.to_request(&config, &RequestOptions::new()).unwrap();
+//! assert_eq!(request.uri().path(), "/killbill/1.0/kb/usages/8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11/api%20calls");
+//!
+//! // ... send it with any HTTP stack, then:
+//! let response = http::Response::builder()
+//!     .status(404)
+//!     .body(bytes::Bytes::from_static(br#"{"className":"org.killbill.billing.util.callcontext.InternalCallContextFactory$ObjectDoesNotExist",
+//!         "code":null,"message":"Object id=8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11 type=SUBSCRIPTION doesn't exist!",
+//!         "causeClassName":null,"causeMessage":null,"stackTrace":[]}"#))
+//!     .unwrap();
+//! let error = operation.parse(response).unwrap_err();
+//! assert!(error.is_not_found());
+//! assert_eq!(error.kill_bill_error().unwrap().short_class_name(), "ObjectDoesNotExist");
+//! ```
+//!
+//! ## Features
+//!
+//! This crate has no optional features.
+
+mod client;
+mod config;
+mod encode;
+mod error;
+mod operation;
+mod options;
+mod retry;
+mod secret;
+mod transport;
+mod window;
+
+pub use client::{BoxFuture, GetUsageCall, RecordOutcome, RecordUsageCall, UsageClient, UsageClientBuilder};
+pub use config::{BaseUrl, ClientConfig, DEFAULT_CREATED_BY, MAX_CREATED_BY_CHARS};
+pub use error::{ApiError, DecodeError, Error, InvalidInput, DUPLICATE_TRACKING_ID_CODE};
+pub use operation::{
+    api_error, parse_rolled_up_usage, GetAllUsage, GetUsage, Operation, RecordStatus, RecordUsage, API_KEY, API_SECRET,
+    COMMENT, CREATED_BY, ENCODING, REASON, REQUEST_ID, USER_AGENT_VALUE,
+};
+pub use options::RequestOptions;
+pub use retry::RetryPolicy;
+pub use secret::{Secret, TenantCredentials, UserCredentials};
+pub use transport::{Sleep, Timer, Transport, TransportError, TransportErrorKind};
+pub use window::UsageWindow;

@@ -1,0 +1,187 @@
+//! Where to send requests and as whom.
+
+use base64::Engine as _;
+use http::HeaderValue;
+
+use crate::{InvalidInput, Secret, TenantCredentials, UserCredentials};
+
+/// The default `X-Killbill-CreatedBy` of a client.
+pub const DEFAULT_CREATED_BY: &str = "killbill-usage";
+
+/// The longest `X-Killbill-CreatedBy` Kill Bill stores (the server answers 500 past it).
+pub const MAX_CREATED_BY_CHARS: usize = 50;
+
+/// The base URL of a Kill Bill server: scheme, host, port and an optional path prefix
+/// (`https://billing.example.com/killbill`), with or without a trailing slash.
+///
+/// ```
+/// use usage_core::BaseUrl;
+///
+/// let url = BaseUrl::parse("https://billing.example.com/killbill/").unwrap();
+/// assert_eq!(url.as_str(), "https://billing.example.com/killbill");
+/// assert!(BaseUrl::parse("ftp://example.com").is_err());
+/// assert!(BaseUrl::parse("https://admin:password@example.com").is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BaseUrl(String);
+
+impl BaseUrl {
+    /// Checks and normalizes a base URL.
+    pub fn parse(url: &str) -> Result<Self, InvalidInput> {
+        let invalid = |reason: &str| InvalidInput::new("baseUrl", format!("{url:?} {reason}"));
+        let uri: http::Uri = url
+            .trim()
+            .parse()
+            .map_err(|e| invalid(&format!("is not a URL ({e})")))?;
+        match uri.scheme_str() {
+            Some("http") | Some("https") => {}
+            _ => return Err(invalid("must start with http:// or https://")),
+        }
+        let authority = uri.authority().ok_or_else(|| invalid("has no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(invalid(
+                "must not carry credentials: give them to the client, which keeps them secret",
+            ));
+        }
+        if uri.query().is_some() {
+            return Err(invalid("must not have a query"));
+        }
+        let path = uri.path().trim_end_matches('/');
+        Ok(BaseUrl(format!(
+            "{}://{}{}",
+            uri.scheme_str().unwrap_or("http"),
+            authority.as_str(),
+            path
+        )))
+    }
+
+    /// The normalized URL, without a trailing slash.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Everything a request needs besides the operation: the server, the user, the tenant and the
+/// default `X-Killbill-CreatedBy`. Header values are prepared once.
+///
+/// This is the sans-IO entry point: with a config, each operation turns into an
+/// `http::Request<Bytes>` without any client or transport.
+///
+/// ```
+/// use usage_core::{ClientConfig, TenantCredentials, UserCredentials};
+///
+/// let config = ClientConfig::new(
+///     "http://127.0.0.1:8080",
+///     UserCredentials::new("admin", "password"),
+///     TenantCredentials::new("bob", "lazar"),
+/// )
+/// .unwrap();
+/// assert_eq!(format!("{config:?}").contains("lazar"), false);
+/// ```
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    pub(crate) base_url: BaseUrl,
+    pub(crate) auth: AuthHeaders,
+    pub(crate) created_by: String,
+}
+
+impl ClientConfig {
+    /// A config for `base_url` as `user` in `tenant`, with the default created-by
+    /// ([`DEFAULT_CREATED_BY`]).
+    pub fn new(base_url: &str, user: UserCredentials, tenant: TenantCredentials) -> Result<Self, InvalidInput> {
+        Ok(ClientConfig {
+            base_url: BaseUrl::parse(base_url)?,
+            auth: AuthHeaders::new(Some(&user), Some(&tenant))?,
+            created_by: DEFAULT_CREATED_BY.to_string(),
+        })
+    }
+
+    /// Sets the default `X-Killbill-CreatedBy` (at most 50 characters).
+    pub fn with_created_by(mut self, created_by: impl Into<String>) -> Result<Self, InvalidInput> {
+        let created_by = created_by.into();
+        check_created_by(&created_by)?;
+        self.created_by = created_by;
+        Ok(self)
+    }
+
+    /// The base URL.
+    pub fn base_url(&self) -> &BaseUrl {
+        &self.base_url
+    }
+
+    /// The default `X-Killbill-CreatedBy`.
+    pub fn created_by(&self) -> &str {
+        &self.created_by
+    }
+}
+
+pub(crate) fn check_created_by(created_by: &str) -> Result<(), InvalidInput> {
+    let chars = created_by.chars().count();
+    if chars > MAX_CREATED_BY_CHARS {
+        return Err(InvalidInput::new(
+            "X-Killbill-CreatedBy",
+            format!("is {chars} characters long; Kill Bill stores at most {MAX_CREATED_BY_CHARS}"),
+        ));
+    }
+    check_header_text("X-Killbill-CreatedBy", created_by)
+}
+
+/// Refuses characters that cannot travel in a header, even base64-encoded: control characters
+/// (CR, LF, NUL, ...) have no business in audit texts.
+pub(crate) fn check_header_text(header: &str, value: &str) -> Result<(), InvalidInput> {
+    match value.char_indices().find(|(_, c)| c.is_control()) {
+        Some((at, c)) => Err(InvalidInput::new(
+            header,
+            format!("contains the control character {c:?} at byte {at}; it cannot be sent in a header"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A header value of visible ASCII only (API keys, request ids).
+pub(crate) fn ascii_header(header: &str, value: &str) -> Result<HeaderValue, InvalidInput> {
+    check_header_text(header, value)?;
+    if !value.is_ascii() {
+        return Err(InvalidInput::new(header, "must be ASCII"));
+    }
+    HeaderValue::from_str(value).map_err(|e| InvalidInput::new(header, e.to_string()))
+}
+
+/// Prepared authentication headers; the secret ones are marked sensitive.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AuthHeaders {
+    pub(crate) authorization: Option<HeaderValue>,
+    pub(crate) api_key: Option<HeaderValue>,
+    pub(crate) api_secret: Option<HeaderValue>,
+}
+
+impl AuthHeaders {
+    pub(crate) fn new(user: Option<&UserCredentials>, tenant: Option<&TenantCredentials>) -> Result<Self, InvalidInput> {
+        let mut headers = AuthHeaders::default();
+        if let Some(user) = user {
+            headers.authorization = Some(basic_auth(&user.user, &user.password)?);
+        }
+        if let Some(tenant) = tenant {
+            headers.api_key = Some(ascii_header("X-Killbill-ApiKey", &tenant.api_key)?);
+            let mut secret = ascii_header("X-Killbill-ApiSecret", tenant.api_secret.expose())?;
+            secret.set_sensitive(true);
+            headers.api_secret = Some(secret);
+        }
+        Ok(headers)
+    }
+}
+
+fn basic_auth(user: &str, password: &Secret) -> Result<HeaderValue, InvalidInput> {
+    if user.contains(':') {
+        return Err(InvalidInput::new("user", "must not contain ':' (HTTP Basic authentication)"));
+    }
+    check_header_text("user", user)?;
+    if password.expose().chars().any(char::is_control) {
+        return Err(InvalidInput::new("password", "contains a control character"));
+    }
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", password.expose()));
+    let mut value = HeaderValue::from_str(&format!("Basic {encoded}"))
+        .map_err(|_| InvalidInput::new("user", "cannot be sent in a header"))?;
+    value.set_sensitive(true);
+    Ok(value)
+}

@@ -1,0 +1,36 @@
+//! The one encoder of path segments and query components.
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, PercentEncode, NON_ALPHANUMERIC};
+
+/// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`) is encoded, so a
+/// value is always exactly one path segment or one query component.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes `value` as one path segment or one query component.
+pub(crate) fn component(value: &str) -> PercentEncode<'_> {
+    utf8_percent_encode(value, COMPONENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_everything_but_unreserved() {
+        for (raw, encoded) in [
+            ("gallons", "gallons"),
+            ("a b", "a%20b"),
+            ("a/b", "a%2Fb"),
+            ("a?b#c%d", "a%3Fb%23c%25d"),
+            ("x+y=z&w", "x%2By%3Dz%26w"),
+            ("été", "%C3%A9t%C3%A9"),
+            ("A-Z_a.z~0", "A-Z_a.z~0"),
+        ] {
+            assert_eq!(component(raw).to_string(), encoded);
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The errors of every call.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use usage_models::{KillBillError, ValidationError};
+
+use crate::TransportError;
+
+/// Kill Bill's error code for a duplicate tracking id.
+pub const DUPLICATE_TRACKING_ID_CODE: i64 = 50000;
+
+/// Everything that can go wrong with a call.
+///
+/// Match on the variant, or use the predicates ([`status`](Error::status),
+/// [`is_not_found`](Error::is_not_found), [`kill_bill_code`](Error::kill_bill_code),
+/// [`is_duplicate_tracking_id`](Error::is_duplicate_tracking_id), ...), which beat matching on
+/// strings.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The input breaks a rule of the API: nothing was sent.
+    #[error("invalid input, nothing was sent: {0}")]
+    InvalidInput(#[from] InvalidInput),
+    /// The transport failed.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The call's deadline passed before a response came back.
+    #[error("deadline of {deadline:?} exceeded after {attempts} attempt(s)")]
+    DeadlineExceeded {
+        /// The deadline of the call.
+        deadline: Duration,
+        /// How many attempts were started.
+        attempts: u32,
+    },
+    /// The server answered with an error status.
+    #[error(transparent)]
+    Api(Box<ApiError>),
+    /// The server answered with a success status but a body that is not what the API
+    /// promises.
+    #[error(transparent)]
+    Decode(Box<DecodeError>),
+}
+
+impl Error {
+    /// The HTTP status, when the server answered.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Error::Api(e) => Some(e.status),
+            Error::Decode(e) => Some(e.status),
+            _ => None,
+        }
+    }
+
+    /// The server's error body, when it was a Kill Bill JSON error.
+    pub fn kill_bill_error(&self) -> Option<&KillBillError> {
+        match self {
+            Error::Api(e) => e.kill_bill.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Kill Bill's error code (`50000` for a duplicate tracking id), when there is one.
+    pub fn kill_bill_code(&self) -> Option<i64> {
+        self.kill_bill_error().and_then(|e| e.code)
+    }
+
+    /// 404: the subscription does not exist (in this tenant).
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(StatusCode::NOT_FOUND)
+    }
+
+    /// 401: wrong or missing user credentials or tenant key/secret.
+    pub fn is_unauthorized(&self) -> bool {
+        self.status() == Some(StatusCode::UNAUTHORIZED)
+    }
+
+    /// The tracking id was already used for this subscription (code 50000): the usage of this
+    /// request was recorded before.
+    pub fn is_duplicate_tracking_id(&self) -> bool {
+        self.kill_bill_code() == Some(DUPLICATE_TRACKING_ID_CODE)
+    }
+
+    /// The input was refused before anything was sent.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self, Error::InvalidInput(_))
+    }
+
+    /// A transport failure.
+    pub fn transport_error(&self) -> Option<&TransportError> {
+        match self {
+            Error::Transport(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn decode(status: StatusCode, headers: HeaderMap, body: Bytes, source: serde_json::Error) -> Self {
+        Error::Decode(Box::new(DecodeError {
+            status,
+            headers,
+            body,
+            source,
+        }))
+    }
+}
+
+impl From<ValidationError> for Error {
+    fn from(error: ValidationError) -> Self {
+        Error::InvalidInput(error.into())
+    }
+}
+
+/// Input refused before sending: which value, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidInput {
+    field: String,
+    reason: String,
+}
+
+impl InvalidInput {
+    pub(crate) fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        InvalidInput {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The value at fault: a body path (`unitUsageRecords[0].usageRecords[2].amount`), a
+    /// header (`X-Killbill-CreatedBy`), `unitType`, `window`, `baseUrl`, ...
+    pub fn field(&self) -> &str {
+        &self.field
+    }
+
+    /// Why it was refused.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+impl fmt::Display for InvalidInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for InvalidInput {}
+
+impl From<ValidationError> for InvalidInput {
+    fn from(error: ValidationError) -> Self {
+        InvalidInput::new(error.path(), error.reason())
+    }
+}
+
+/// An error status from the server, with everything it sent.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// The status.
+    pub status: StatusCode,
+    /// The response headers.
+    pub headers: HeaderMap,
+    /// The raw body (empty for Kill Bill's 400s on missing dates and 401s; HTML from proxies).
+    pub body: Bytes,
+    /// The body parsed as a Kill Bill error, when it was one.
+    pub kill_bill: Option<KillBillError>,
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Kill Bill answered {}", self.status)?;
+        if let Some(error) = &self.kill_bill {
+            write!(f, ": {}", error.short_class_name())?;
+            if let Some(code) = error.code {
+                write!(f, " (code {code})")?;
+            }
+            if let Some(message) = &error.message {
+                write!(f, ": {message}")?;
+            }
+            return Ok(());
+        }
+        match body_excerpt(&self.body) {
+            Some(excerpt) => write!(f, ": {excerpt}"),
+            None => f.write_str(" with an empty body"),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// The first 200 printable characters of a non-JSON body, with whitespace folded.
+fn body_excerpt(body: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    let folded: String = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    (!folded.is_empty()).then_some(folded)
+}
+
+/// A success status with a body that could not be decoded.
+#[derive(Debug)]
+pub struct DecodeError {
+    /// The status.
+    pub status: StatusCode,
+    /// The response headers.
+    pub headers: HeaderMap,
+    /// The raw body.
+    pub body: Bytes,
+    /// Why it could not be decoded.
+    pub source: serde_json::Error,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "could not decode the {} response ({} bytes): {}",
+            self.status,
+            self.body.len(),
+            self.source
+        )
+    }
+}
+
+impl std::error::Error for DecodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}

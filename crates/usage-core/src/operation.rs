@@ -1,0 +1,384 @@
+//! The three operations, sans-IO: each turns into an `http::Request<Bytes>` and parses an
+//! `http::Response<Bytes>`, with no client and no transport.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use serde::Serialize;
+use usage_models::{
+    KillBillError, RolledUpUsage, SubscriptionId, SubscriptionUsageRecord, TrackingId, UnitType,
+    UnitUsageRecord,
+};
+
+use crate::config::{ascii_header, check_created_by, check_header_text, AuthHeaders};
+use crate::encode::component;
+use crate::{ClientConfig, Error, InvalidInput, RequestOptions, UsageWindow};
+
+/// `X-Killbill-ApiKey`.
+pub const API_KEY: HeaderName = HeaderName::from_static("x-killbill-apikey");
+/// `X-Killbill-ApiSecret`.
+pub const API_SECRET: HeaderName = HeaderName::from_static("x-killbill-apisecret");
+/// `X-Killbill-CreatedBy`.
+pub const CREATED_BY: HeaderName = HeaderName::from_static("x-killbill-createdby");
+/// `X-Killbill-Reason`.
+pub const REASON: HeaderName = HeaderName::from_static("x-killbill-reason");
+/// `X-Killbill-Comment`.
+pub const COMMENT: HeaderName = HeaderName::from_static("x-killbill-comment");
+/// `X-Killbill-Encoding`.
+pub const ENCODING: HeaderName = HeaderName::from_static("x-killbill-encoding");
+/// `X-Request-Id`.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The `User-Agent` of every request.
+pub const USER_AGENT_VALUE: &str = concat!("usage-core/", env!("CARGO_PKG_VERSION"));
+
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// One Usage API operation, sans-IO.
+pub trait Operation: Send + Sync {
+    /// What a successful response gives.
+    type Output: Send;
+
+    /// The operation's name, for logs (`get_usage`, ...).
+    fn name(&self) -> &'static str;
+
+    /// The output to give when a retry is refused as a duplicate (Kill Bill error code 50000)
+    /// after an attempt that may have reached the server: for a POST under a tracking id, that
+    /// attempt recorded the usage. `None` (the default) keeps the error.
+    fn landed_earlier(&self) -> Option<Self::Output> {
+        None
+    }
+
+    /// The request, or why the input cannot be sent.
+    fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, InvalidInput>;
+
+    /// The typed result of a response, or the typed error.
+    fn parse(&self, response: Response<Bytes>) -> Result<Self::Output, Error>;
+}
+
+/// `POST /1.0/kb/usages`: records usage. Success is any 2xx (Kill Bill answers 201 with an
+/// empty body; its OpenAPI file wrongly says 200).
+///
+/// ```
+/// use usage_core::{ClientConfig, Operation, RecordUsage, RequestOptions, TenantCredentials, UserCredentials};
+/// use usage_models::{SubscriptionId, SubscriptionUsageRecord, UsageDate};
+///
+/// let config = ClientConfig::new(
+///     "https://billing.example.com/killbill/",
+///     UserCredentials::new("admin", "password"),
+///     TenantCredentials::new("bob", "lazar"),
+/// ).unwrap();
+/// let day: UsageDate = "2013-08-01".parse().unwrap();
+/// let record = SubscriptionUsageRecord::builder(SubscriptionId::random())
+///     .tracking_id("t-1")
+///     .record("gallons", day, 10)
+///     .build()
+///     .unwrap();
+/// let request = RecordUsage::new(&record).to_request(&config, &RequestOptions::new()).unwrap();
+/// assert_eq!(request.method(), "POST");
+/// assert_eq!(request.uri(), "https://billing.example.com/killbill/1.0/kb/usages");
+/// assert_eq!(request.headers()["x-killbill-createdby"], "killbill-usage");
+/// ```
+#[derive(Clone, Debug)]
+pub struct RecordUsage<'a> {
+    record: &'a SubscriptionUsageRecord,
+    tracking_id: Cow<'a, TrackingId>,
+}
+
+impl<'a> RecordUsage<'a> {
+    /// Records `record` under its tracking id, or under a new random one when it has none
+    /// (without copying the record). The request is then idempotent: a second delivery is
+    /// refused with code 50000.
+    pub fn new(record: &'a SubscriptionUsageRecord) -> Self {
+        let tracking_id = match record.tracking_id() {
+            Some(id) => Cow::Borrowed(id),
+            None => Cow::Owned(TrackingId::random()),
+        };
+        RecordUsage { record, tracking_id }
+    }
+
+    /// The tracking id the request carries.
+    pub fn tracking_id(&self) -> &TrackingId {
+        &self.tracking_id
+    }
+}
+
+/// The wire body: the record with its tracking id possibly filled in.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RecordBody<'a> {
+    subscription_id: SubscriptionId,
+    tracking_id: &'a TrackingId,
+    unit_usage_records: &'a [UnitUsageRecord],
+}
+
+/// How a record call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordStatus {
+    /// The server recorded the usage and answered with this (2xx) status.
+    Recorded(StatusCode),
+    /// A retry was refused as a duplicate after an attempt whose answer was lost: that attempt
+    /// recorded the usage.
+    AlreadyRecorded,
+}
+
+impl Operation for RecordUsage<'_> {
+    type Output = RecordStatus;
+
+    fn name(&self) -> &'static str {
+        "record_usage"
+    }
+
+    fn landed_earlier(&self) -> Option<RecordStatus> {
+        Some(RecordStatus::AlreadyRecorded)
+    }
+
+    fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, InvalidInput> {
+        let body = RecordBody {
+            subscription_id: self.record.subscription_id(),
+            tracking_id: self.tracking_id(),
+            unit_usage_records: self.record.unit_usage_records(),
+        };
+        let body = serde_json::to_vec(&body).map_err(|e| InvalidInput::new("body", e.to_string()))?;
+        let mut uri = String::with_capacity(config.base_url.as_str().len() + 16);
+        uri.push_str(config.base_url.as_str());
+        uri.push_str("/1.0/kb/usages");
+        let mut request = new_request(Method::POST, uri, Bytes::from(body), config, options)?;
+        let headers = request.headers_mut();
+        headers.insert(CONTENT_TYPE, APPLICATION_JSON);
+        audit_headers(headers, config, options)?;
+        Ok(request)
+    }
+
+    fn parse(&self, response: Response<Bytes>) -> Result<RecordStatus, Error> {
+        let status = response.status();
+        if status.is_success() {
+            Ok(RecordStatus::Recorded(status))
+        } else {
+            Err(api_error(response))
+        }
+    }
+}
+
+/// `GET /1.0/kb/usages/{subscriptionId}/{unitType}`: the roll-up of one unit type.
+///
+/// The unit type is percent-encoded as exactly one path segment; `.` and `..` are refused so
+/// that they can never walk the path.
+///
+/// ```
+/// use usage_core::{ClientConfig, GetUsage, Operation, RequestOptions, TenantCredentials, UsageWindow, UserCredentials};
+/// use usage_models::{SubscriptionId, UnitType};
+///
+/// let config = ClientConfig::new(
+///     "http://127.0.0.1:8080",
+///     UserCredentials::new("admin", "password"),
+///     TenantCredentials::new("bob", "lazar"),
+/// ).unwrap();
+/// let subscription: SubscriptionId = "8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11".parse().unwrap();
+/// let window = UsageWindow::parse("2013-08-01", "2013-09-01T00:00:00Z").unwrap();
+/// let unit = UnitType::new("liters/day").unwrap();
+/// let request = GetUsage::new(subscription, &unit, window).unwrap()
+///     .to_request(&config, &RequestOptions::new()).unwrap();
+/// assert_eq!(
+///     request.uri(),
+///     "http://127.0.0.1:8080/1.0/kb/usages/8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11/liters%2Fday\
+///      ?startDate=2013-08-01&endDate=2013-09-01T00%3A00%3A00.000Z"
+/// );
+/// ```
+#[derive(Clone, Debug)]
+pub struct GetUsage<'a> {
+    subscription_id: SubscriptionId,
+    unit_type: Option<&'a UnitType>,
+    window: UsageWindow,
+}
+
+impl<'a> GetUsage<'a> {
+    /// The roll-up of `unit_type` over `window`; refuses `.` and `..`.
+    pub fn new(subscription_id: SubscriptionId, unit_type: &'a UnitType, window: UsageWindow) -> Result<Self, InvalidInput> {
+        if matches!(unit_type.as_str(), "." | "..") {
+            return Err(InvalidInput::new(
+                "unitType",
+                format!("{:?} cannot be a path segment (it would walk the path)", unit_type.as_str()),
+            ));
+        }
+        Ok(GetUsage {
+            subscription_id,
+            unit_type: Some(unit_type),
+            window,
+        })
+    }
+}
+
+/// `GET /1.0/kb/usages/{subscriptionId}`: the roll-up of every unit type.
+#[derive(Clone, Debug)]
+pub struct GetAllUsage {
+    subscription_id: SubscriptionId,
+    window: UsageWindow,
+}
+
+impl GetAllUsage {
+    /// The roll-up of every unit type over `window`.
+    pub fn new(subscription_id: SubscriptionId, window: UsageWindow) -> Self {
+        GetAllUsage {
+            subscription_id,
+            window,
+        }
+    }
+}
+
+impl Operation for GetUsage<'_> {
+    type Output = RolledUpUsage;
+
+    fn name(&self) -> &'static str {
+        "get_usage"
+    }
+
+    fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, InvalidInput> {
+        get_request(config, options, self.subscription_id, self.unit_type, &self.window)
+    }
+
+    fn parse(&self, response: Response<Bytes>) -> Result<RolledUpUsage, Error> {
+        parse_rolled_up_usage(response)
+    }
+}
+
+impl Operation for GetAllUsage {
+    type Output = RolledUpUsage;
+
+    fn name(&self) -> &'static str {
+        "get_all_usage"
+    }
+
+    fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, InvalidInput> {
+        get_request(config, options, self.subscription_id, None, &self.window)
+    }
+
+    fn parse(&self, response: Response<Bytes>) -> Result<RolledUpUsage, Error> {
+        parse_rolled_up_usage(response)
+    }
+}
+
+fn get_request(
+    config: &ClientConfig,
+    options: &RequestOptions,
+    subscription_id: SubscriptionId,
+    unit_type: Option<&UnitType>,
+    window: &UsageWindow,
+) -> Result<Request<Bytes>, InvalidInput> {
+    let mut uri = String::with_capacity(config.base_url.as_str().len() + 160);
+    // Writing into a String cannot fail.
+    let _ = write!(uri, "{}/1.0/kb/usages/{subscription_id}", config.base_url.as_str());
+    if let Some(unit_type) = unit_type {
+        let _ = write!(uri, "/{}", component(unit_type.as_str()));
+    }
+    let _ = write!(
+        uri,
+        "?startDate={}&endDate={}",
+        component(&window.start().to_string()),
+        component(&window.end().to_string())
+    );
+    for (key, value) in &options.plugin_properties {
+        if key.is_empty() || key.contains('=') {
+            return Err(InvalidInput::new(
+                "pluginProperty",
+                format!("key {key:?} must be non-empty and must not contain '='"),
+            ));
+        }
+        let _ = write!(uri, "&pluginProperty={}", component(&format!("{key}={value}")));
+    }
+    new_request(Method::GET, uri, Bytes::new(), config, options)
+}
+
+/// A request with the headers every call carries.
+fn new_request(
+    method: Method,
+    uri: String,
+    body: Bytes,
+    config: &ClientConfig,
+    options: &RequestOptions,
+) -> Result<Request<Bytes>, InvalidInput> {
+    let uri = http::Uri::try_from(uri).map_err(|e| InvalidInput::new("uri", e.to_string()))?;
+    let mut request = Request::new(body);
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    let headers = request.headers_mut();
+    let overrides = AuthHeaders::new(options.user.as_ref(), options.tenant.as_ref())?;
+    let pick = |over: Option<HeaderValue>, default: &Option<HeaderValue>| over.or_else(|| default.clone());
+    for (name, value) in [
+        (AUTHORIZATION, pick(overrides.authorization, &config.auth.authorization)),
+        (API_KEY, pick(overrides.api_key, &config.auth.api_key)),
+        (API_SECRET, pick(overrides.api_secret, &config.auth.api_secret)),
+    ] {
+        if let Some(value) = value {
+            headers.insert(name, value);
+        }
+    }
+    headers.insert(ACCEPT, APPLICATION_JSON);
+    headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+    if let Some(request_id) = &options.request_id {
+        headers.insert(REQUEST_ID, ascii_header("X-Request-Id", request_id)?);
+    }
+    Ok(request)
+}
+
+/// `X-Killbill-CreatedBy` (required), `X-Killbill-Reason` and `X-Killbill-Comment`; all three
+/// base64-encoded with `X-Killbill-Encoding: base64` when any of them is not ASCII.
+fn audit_headers(headers: &mut HeaderMap, config: &ClientConfig, options: &RequestOptions) -> Result<(), InvalidInput> {
+    let created_by = options.created_by.as_deref().unwrap_or(&config.created_by);
+    check_created_by(created_by)?;
+    let audit = [
+        (CREATED_BY, "X-Killbill-CreatedBy", Some(created_by)),
+        (REASON, "X-Killbill-Reason", options.reason.as_deref()),
+        (COMMENT, "X-Killbill-Comment", options.comment.as_deref()),
+    ];
+    let mut base64 = false;
+    for (_, label, value) in &audit {
+        if let Some(value) = value {
+            check_header_text(label, value)?;
+            base64 |= !value.is_ascii();
+        }
+    }
+    for (name, label, value) in audit {
+        let Some(value) = value else { continue };
+        let value = if base64 {
+            HeaderValue::try_from(base64::engine::general_purpose::STANDARD.encode(value))
+        } else {
+            HeaderValue::try_from(value)
+        };
+        headers.insert(name, value.map_err(|e| InvalidInput::new(label, e.to_string()))?);
+    }
+    if base64 {
+        headers.insert(ENCODING, HeaderValue::from_static("base64"));
+    }
+    Ok(())
+}
+
+/// Parses the answer of either GET: 2xx with a `RolledUpUsage`, or a typed error.
+pub fn parse_rolled_up_usage(response: Response<Bytes>) -> Result<RolledUpUsage, Error> {
+    if !response.status().is_success() {
+        return Err(api_error(response));
+    }
+    let (parts, body) = response.into_parts();
+    serde_json::from_slice(&body).map_err(|e| Error::decode(parts.status, parts.headers, body, e))
+}
+
+/// The typed error of a non-2xx response: status, headers, raw body, and the Kill Bill error
+/// when the body is one (empty and non-JSON bodies are kept as they are).
+pub fn api_error(response: Response<Bytes>) -> Error {
+    let (parts, body) = response.into_parts();
+    let kill_bill = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .filter(|b| **b == b'{')
+        .and_then(|_| serde_json::from_slice::<KillBillError>(&body).ok());
+    Error::Api(Box::new(crate::ApiError {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+        kill_bill,
+    }))
+}

@@ -1,0 +1,202 @@
+//! When and how long to wait before trying a call again.
+
+use std::time::Duration;
+
+use http::header::RETRY_AFTER;
+use http::{HeaderMap, StatusCode};
+
+/// The retry policy of a client: how many attempts, how long to back off between them, and the
+/// default deadline of a call.
+///
+/// What is retried:
+/// - reads (both GETs): connect, timeout, I/O and incomplete-response failures, and 429, 502,
+///   503, 504;
+/// - recording (POST): the same, because the client always sends a tracking id, which makes the
+///   request idempotent; when a retry is refused as a duplicate (code 50000) after an attempt
+///   that may have landed, the call succeeds and [`RecordOutcome`](crate::RecordOutcome) says
+///   the usage was already recorded.
+///
+/// Backoff is exponential (`initial * 2^n`, capped at `max_backoff`) with full jitter, unless
+/// jitter is turned off. `Retry-After` (seconds or an HTTP date) is honoured for 429 and 503 when
+/// it is at most `max_retry_after`; a longer one ends the retries. No wait ever runs past the
+/// call's deadline.
+///
+/// ```
+/// use std::time::Duration;
+/// use usage_core::RetryPolicy;
+///
+/// let policy = RetryPolicy::default()
+///     .max_attempts(5)
+///     .initial_backoff(Duration::from_millis(50))
+///     .deadline(Duration::from_secs(10));
+/// assert_eq!(policy.backoff(1), Duration::from_millis(50).min(policy.backoff(1)));
+/// assert_eq!(RetryPolicy::none().attempts(), 1);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[must_use]
+pub struct RetryPolicy {
+    max_attempts: u32,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    max_retry_after: Duration,
+    jitter: bool,
+    deadline: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 4 attempts, backoff from 100 ms up to 5 s with jitter, `Retry-After` up to 30 s, and a
+    /// deadline of 60 s per call.
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            max_retry_after: Duration::from_secs(30),
+            jitter: true,
+            deadline: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// One attempt only (the deadline still holds).
+    pub fn none() -> Self {
+        RetryPolicy::default().max_attempts(1)
+    }
+
+    /// The most attempts of a call, the first included (at least 1).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// The first backoff.
+    pub fn initial_backoff(mut self, backoff: Duration) -> Self {
+        self.initial_backoff = backoff;
+        self
+    }
+
+    /// The longest backoff.
+    pub fn max_backoff(mut self, backoff: Duration) -> Self {
+        self.max_backoff = backoff;
+        self
+    }
+
+    /// The longest `Retry-After` honoured; a longer one ends the retries.
+    pub fn max_retry_after(mut self, wait: Duration) -> Self {
+        self.max_retry_after = wait;
+        self
+    }
+
+    /// Whether backoffs are drawn at random in `[0, backoff]` (on by default, so that many
+    /// clients do not retry in step).
+    pub fn jitter(mut self, jitter: bool) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// The default deadline of a call, across all attempts and waits.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// The most attempts of a call.
+    pub fn attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// The default deadline of a call.
+    pub fn default_deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// The backoff before attempt `retry + 1` (`retry` counts from 1), before jitter.
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let factor = 2u32.saturating_pow(retry.saturating_sub(1).min(31));
+        self.initial_backoff.saturating_mul(factor).min(self.max_backoff)
+    }
+
+    /// The wait before retry number `retry` (from 1): `Retry-After` when the server gave one,
+    /// the (jittered) backoff otherwise; `None` when the server asks for more than
+    /// `max_retry_after`.
+    pub(crate) fn wait(&self, retry: u32, retry_after: Option<Duration>) -> Option<Duration> {
+        if let Some(wait) = retry_after {
+            return (wait <= self.max_retry_after).then_some(wait);
+        }
+        let backoff = self.backoff(retry);
+        if !self.jitter || backoff.is_zero() {
+            return Some(backoff);
+        }
+        let nanos = u64::try_from(backoff.as_nanos()).unwrap_or(u64::MAX);
+        Some(Duration::from_nanos(fastrand::u64(0..=nanos)))
+    }
+}
+
+/// Statuses worth another attempt: throttled, or a gateway or the server briefly unavailable.
+pub(crate) fn retryable_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 502 | 503 | 504)
+}
+
+/// Statuses after which a POST may have been processed (a gateway lost the answer).
+pub(crate) fn ambiguous_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 502 | 504)
+}
+
+/// `Retry-After` of a 429 or 503, in seconds or as an HTTP date (a date in the past is 0).
+pub(crate) fn retry_after(status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
+    if !matches!(status.as_u16(), 429 | 503) {
+        return None;
+    }
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = date.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn exponential_and_capped() {
+        let policy = RetryPolicy::default()
+            .initial_backoff(Duration::from_millis(100))
+            .max_backoff(Duration::from_millis(700))
+            .jitter(false);
+        let waits: Vec<_> = (1..=5).map(|n| policy.wait(n, None).unwrap().as_millis()).collect();
+        assert_eq!(waits, [100, 200, 400, 700, 700]);
+        assert_eq!(policy.backoff(1000), Duration::from_millis(700));
+    }
+
+    #[test]
+    fn jitter_stays_within_the_backoff() {
+        let policy = RetryPolicy::default().initial_backoff(Duration::from_millis(100));
+        for _ in 0..100 {
+            assert!(policy.wait(2, None).unwrap() <= Duration::from_millis(200));
+        }
+    }
+
+    #[test]
+    fn retry_after_in_seconds_and_dates() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(StatusCode::SERVICE_UNAVAILABLE, &headers), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(StatusCode::BAD_GATEWAY, &headers), None);
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"));
+        assert_eq!(retry_after(StatusCode::TOO_MANY_REQUESTS, &headers), Some(Duration::ZERO));
+        let later = (chrono::Utc::now() + chrono::Duration::seconds(120))
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        headers.insert(RETRY_AFTER, HeaderValue::from_str(&later).unwrap());
+        let wait = retry_after(StatusCode::TOO_MANY_REQUESTS, &headers).unwrap();
+        assert!(wait > Duration::from_secs(100) && wait <= Duration::from_secs(120), "{wait:?}");
+        let policy = RetryPolicy::default();
+        assert_eq!(policy.wait(1, Some(wait)), None, "longer than max_retry_after");
+        assert_eq!(policy.wait(1, Some(Duration::from_secs(3))), Some(Duration::from_secs(3)));
+    }
+}
