@@ -4,6 +4,7 @@ use std::future::{Future, IntoFuture};
 use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::Poll;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
@@ -138,7 +139,12 @@ impl UsageClient {
     /// The roll-up of one unit type over `window`
     /// (`GET /1.0/kb/usages/{subscriptionId}/{unitType}`). `unit_type` is checked (non-empty,
     /// at most 255 characters, not `.` or `..`) when the call is awaited.
-    pub fn get_usage(&self, subscription_id: SubscriptionId, unit_type: impl AsRef<str>, window: UsageWindow) -> GetUsageCall<'_> {
+    pub fn get_usage(
+        &self,
+        subscription_id: SubscriptionId,
+        unit_type: impl AsRef<str>,
+        window: UsageWindow,
+    ) -> GetUsageCall<'_> {
         GetUsageCall {
             client: self,
             subscription_id,
@@ -177,7 +183,7 @@ impl UsageClient {
             if remaining.is_zero() {
                 return Err(Error::DeadlineExceeded { deadline, attempts });
             }
-            let sent = race(inner.transport.send(copy_request(&template)), timer.sleep(remaining)).await;
+            let sent = race(inner.transport.send(copy_request(&template)), timer, remaining).await;
             let Some(sent) = sent else {
                 return Err(Error::DeadlineExceeded { deadline, attempts });
             };
@@ -187,12 +193,10 @@ impl UsageClient {
                     let wait_hint = retry_after(status, response.headers());
                     match operation.parse(response) {
                         Ok(output) => return Ok((output, attempts)),
-                        Err(e) if may_have_landed && e.is_duplicate_tracking_id() => {
-                            match operation.landed_earlier() {
-                                Some(output) => return Ok((output, attempts)),
-                                None => return Err(e),
-                            }
-                        }
+                        Err(e) if may_have_landed && e.is_duplicate_tracking_id() => match operation.landed_earlier() {
+                            Some(output) => return Ok((output, attempts)),
+                            None => return Err(e),
+                        },
                         Err(e) if retryable_status(status) => {
                             may_have_landed |= ambiguous_status(status);
                             (e, wait_hint)
@@ -240,15 +244,17 @@ fn copy_request(template: &Request<Bytes>) -> Request<Bytes> {
     request
 }
 
-/// The output of `work`, or `None` if `timeout` completes first.
-async fn race<F: Future>(work: F, timeout: crate::Sleep) -> Option<F::Output> {
+/// The output of `work`, or `None` if `timeout` passes first. The timer's sleep is only made
+/// if `work` is not ready at once.
+async fn race<F: Future>(work: F, timer: &dyn Timer, timeout: Duration) -> Option<F::Output> {
     let mut work = pin!(work);
-    let mut timeout = timeout;
+    let mut sleep: Option<crate::Sleep> = None;
     std::future::poll_fn(|cx| {
         if let Poll::Ready(output) = work.as_mut().poll(cx) {
             return Poll::Ready(Some(output));
         }
-        if timeout.as_mut().poll(cx).is_ready() {
+        let sleep = sleep.get_or_insert_with(|| timer.sleep(timeout));
+        if sleep.as_mut().poll(cx).is_ready() {
             return Poll::Ready(None);
         }
         Poll::Pending
@@ -396,8 +402,12 @@ impl UsageClientBuilder {
     pub fn build(self) -> Result<UsageClient, Error> {
         let missing = |what: &str, how: &str| InvalidInput::new(what, format!("is required ({how})"));
         let user = self.user.ok_or_else(|| missing("user", "call .user(name, password)"))?;
-        let tenant = self.tenant.ok_or_else(|| missing("tenant", "call .tenant(api_key, api_secret)"))?;
-        let transport = self.transport.ok_or_else(|| missing("transport", "call .transport(...)"))?;
+        let tenant = self
+            .tenant
+            .ok_or_else(|| missing("tenant", "call .tenant(api_key, api_secret)"))?;
+        let transport = self
+            .transport
+            .ok_or_else(|| missing("transport", "call .transport(...)"))?;
         let mut config = ClientConfig::new(&self.base_url, user, tenant)?;
         if let Some(created_by) = self.created_by {
             config = config.with_created_by(created_by)?;

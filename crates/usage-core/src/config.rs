@@ -156,7 +156,10 @@ pub(crate) struct AuthHeaders {
 }
 
 impl AuthHeaders {
-    pub(crate) fn new(user: Option<&UserCredentials>, tenant: Option<&TenantCredentials>) -> Result<Self, InvalidInput> {
+    pub(crate) fn new(
+        user: Option<&UserCredentials>,
+        tenant: Option<&TenantCredentials>,
+    ) -> Result<Self, InvalidInput> {
         let mut headers = AuthHeaders::default();
         if let Some(user) = user {
             headers.authorization = Some(basic_auth(&user.user, &user.password)?);
@@ -173,7 +176,10 @@ impl AuthHeaders {
 
 fn basic_auth(user: &str, password: &Secret) -> Result<HeaderValue, InvalidInput> {
     if user.contains(':') {
-        return Err(InvalidInput::new("user", "must not contain ':' (HTTP Basic authentication)"));
+        return Err(InvalidInput::new(
+            "user",
+            "must not contain ':' (HTTP Basic authentication)",
+        ));
     }
     check_header_text("user", user)?;
     if password.expose().chars().any(char::is_control) {

@@ -4,11 +4,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, PercentEncode, NON_ALPHANU
 
 /// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`) is encoded, so a
 /// value is always exactly one path segment or one query component.
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// Percent-encodes `value` as one path segment or one query component.
 pub(crate) fn component(value: &str) -> PercentEncode<'_> {

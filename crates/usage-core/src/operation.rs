@@ -10,8 +10,7 @@ use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use serde::Serialize;
 use usage_models::{
-    KillBillError, RolledUpUsage, SubscriptionId, SubscriptionUsageRecord, TrackingId, UnitType,
-    UnitUsageRecord,
+    KillBillError, RolledUpUsage, SubscriptionId, SubscriptionUsageRecord, TrackingId, UnitType, UnitUsageRecord,
 };
 
 use crate::config::{ascii_header, check_created_by, check_header_text, AuthHeaders};
@@ -198,11 +197,18 @@ pub struct GetUsage<'a> {
 
 impl<'a> GetUsage<'a> {
     /// The roll-up of `unit_type` over `window`; refuses `.` and `..`.
-    pub fn new(subscription_id: SubscriptionId, unit_type: &'a UnitType, window: UsageWindow) -> Result<Self, InvalidInput> {
+    pub fn new(
+        subscription_id: SubscriptionId,
+        unit_type: &'a UnitType,
+        window: UsageWindow,
+    ) -> Result<Self, InvalidInput> {
         if matches!(unit_type.as_str(), "." | "..") {
             return Err(InvalidInput::new(
                 "unitType",
-                format!("{:?} cannot be a path segment (it would walk the path)", unit_type.as_str()),
+                format!(
+                    "{:?} cannot be a path segment (it would walk the path)",
+                    unit_type.as_str()
+                ),
             ));
         }
         Ok(GetUsage {

@@ -185,18 +185,30 @@ mod tests {
     fn retry_after_in_seconds_and_dates() {
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
-        assert_eq!(retry_after(StatusCode::SERVICE_UNAVAILABLE, &headers), Some(Duration::from_secs(7)));
+        assert_eq!(
+            retry_after(StatusCode::SERVICE_UNAVAILABLE, &headers),
+            Some(Duration::from_secs(7))
+        );
         assert_eq!(retry_after(StatusCode::BAD_GATEWAY, &headers), None);
         headers.insert(RETRY_AFTER, HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"));
-        assert_eq!(retry_after(StatusCode::TOO_MANY_REQUESTS, &headers), Some(Duration::ZERO));
+        assert_eq!(
+            retry_after(StatusCode::TOO_MANY_REQUESTS, &headers),
+            Some(Duration::ZERO)
+        );
         let later = (chrono::Utc::now() + chrono::Duration::seconds(120))
             .format("%a, %d %b %Y %H:%M:%S GMT")
             .to_string();
         headers.insert(RETRY_AFTER, HeaderValue::from_str(&later).unwrap());
         let wait = retry_after(StatusCode::TOO_MANY_REQUESTS, &headers).unwrap();
-        assert!(wait > Duration::from_secs(100) && wait <= Duration::from_secs(120), "{wait:?}");
+        assert!(
+            wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),
+            "{wait:?}"
+        );
         let policy = RetryPolicy::default();
         assert_eq!(policy.wait(1, Some(wait)), None, "longer than max_retry_after");
-        assert_eq!(policy.wait(1, Some(Duration::from_secs(3))), Some(Duration::from_secs(3)));
+        assert_eq!(
+            policy.wait(1, Some(Duration::from_secs(3))),
+            Some(Duration::from_secs(3))
+        );
     }
 }

@@ -42,6 +42,15 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     async fn send(&self, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, TransportError>;
 }
 
+/// A shared transport is a transport, so a test can keep a handle on the one it gives the
+/// client.
+#[async_trait::async_trait]
+impl<T: Transport + ?Sized> Transport for std::sync::Arc<T> {
+    async fn send(&self, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, TransportError> {
+        (**self).send(request).await
+    }
+}
+
 /// What kind of transport failure happened; it tells whether the request may have reached the
 /// server, and so what is safe to retry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -130,7 +139,10 @@ impl TransportError {
     /// [`InvalidRequest`](TransportErrorKind::InvalidRequest) errors guarantee that nothing was
     /// sent.
     pub fn may_have_reached_server(&self) -> bool {
-        !matches!(self.kind, TransportErrorKind::Connect | TransportErrorKind::InvalidRequest)
+        !matches!(
+            self.kind,
+            TransportErrorKind::Connect | TransportErrorKind::InvalidRequest
+        )
     }
 }
 

@@ -98,8 +98,8 @@ impl FromStr for Amount {
 
     /// Parses plain (`12.5`, `-3`) or exponent (`1.00E-7`, `1e3`) notation exactly.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let value = parse_decimal(s.trim())
-            .map_err(|reason| ValidationError::new("amount", format!("{s:?} {reason}")))?;
+        let value =
+            parse_decimal(s.trim()).map_err(|reason| ValidationError::new("amount", format!("{s:?} {reason}")))?;
         Amount::new(value)
     }
 }
@@ -170,14 +170,11 @@ pub(crate) fn parse_decimal(text: &str) -> Result<Decimal, String> {
         Some(at) => (&text[..at], Some(&text[at + 1..])),
         None => (text, None),
     };
-    let mut value = Decimal::from_str_exact(mantissa)
-        .map_err(|e| format!("is not an exact decimal number ({e})"))?;
+    let mut value = Decimal::from_str_exact(mantissa).map_err(|e| format!("is not an exact decimal number ({e})"))?;
     let Some(exponent) = exponent else {
         return Ok(value);
     };
-    let exponent: i64 = exponent
-        .parse()
-        .map_err(|_| "has an invalid exponent".to_string())?;
+    let exponent: i64 = exponent.parse().map_err(|_| "has an invalid exponent".to_string())?;
     let out_of_range = || "is out of the range of an exact decimal".to_string();
     if exponent < 0 {
         let scale = i64::from(value.scale()) - exponent;
@@ -204,39 +201,31 @@ pub(crate) fn parse_decimal(text: &str) -> Result<Decimal, String> {
 
 /// Writes a decimal as a JSON number: integral values without a fraction (`10`), others with
 /// their significant digits only (`19.5`). Never a string, never through `f64`.
-pub(crate) fn serialize_decimal<S: Serializer>(
-    value: &Decimal,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_decimal<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
     if value.is_integer() {
         if let Ok(integer) = i64::try_from(value.trunc()) {
             return serializer.serialize_i64(integer);
         }
     }
-    let raw =
-        RawValue::from_string(value.normalize().to_string()).map_err(serde::ser::Error::custom)?;
+    let raw = RawValue::from_string(value.normalize().to_string()).map_err(serde::ser::Error::custom)?;
     raw.serialize(serializer)
 }
 
 /// Reads a JSON number from its text (exactly), or a string holding a decimal number.
-pub(crate) fn deserialize_decimal<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Decimal, D::Error> {
+pub(crate) fn deserialize_decimal<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
     let raw = Box::<RawValue>::deserialize(deserializer)?;
     let text = raw.get();
     let number = if text.starts_with('"') {
         serde_json::from_str::<String>(text).map_err(serde::de::Error::custom)?
     } else if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
-        return parse_decimal(text)
-            .map_err(|reason| serde::de::Error::custom(format!("amount {text} {reason}")));
+        return parse_decimal(text).map_err(|reason| serde::de::Error::custom(format!("amount {text} {reason}")));
     } else {
         return Err(serde::de::Error::custom(format!(
             "expected a decimal number, found {}",
             truncate(text)
         )));
     };
-    parse_decimal(number.trim())
-        .map_err(|reason| serde::de::Error::custom(format!("amount {number:?} {reason}")))
+    parse_decimal(number.trim()).map_err(|reason| serde::de::Error::custom(format!("amount {number:?} {reason}")))
 }
 
 fn truncate(text: &str) -> &str {

@@ -82,10 +82,7 @@ struct WireBuf {
 
 impl WireBuf {
     fn new() -> Self {
-        WireBuf {
-            bytes: [0; 24],
-            len: 0,
-        }
+        WireBuf { bytes: [0; 24], len: 0 }
     }
 
     fn push(&mut self, byte: u8) {
@@ -177,9 +174,7 @@ impl FromStr for UsageDate {
 fn parse_usage_date(s: &str) -> Option<UsageDate> {
     let s = s.trim();
     if !s.contains('T') && !s.contains(' ') {
-        return NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .ok()
-            .map(UsageDate::Date);
+        return NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(UsageDate::Date);
     }
     if let Ok(at) = DateTime::parse_from_rfc3339(s) {
         return Some(UsageDate::Instant(at.with_timezone(&Utc)));
@@ -253,10 +248,7 @@ mod tests {
             parse("2013-08-01T10:00:00+02:00").to_string(),
             "2013-08-01T08:00:00.000Z"
         );
-        assert_eq!(
-            parse("2013-01-01T13:15:46").to_string(),
-            "2013-01-01T13:15:46.000Z"
-        );
+        assert_eq!(parse("2013-01-01T13:15:46").to_string(), "2013-01-01T13:15:46.000Z");
         let millis: UsageDate = serde_json::from_str("1375338600000").unwrap();
         assert_eq!(millis.to_string(), "2013-08-01T06:30:00.000Z");
         assert!("2013-08-01x".parse::<UsageDate>().is_err());
@@ -265,10 +257,7 @@ mod tests {
 
     #[test]
     fn date_is_midnight_utc() {
-        assert_eq!(
-            parse("2013-08-01").instant(),
-            parse("2013-08-01T00:00:00Z").instant()
-        );
+        assert_eq!(parse("2013-08-01").instant(), parse("2013-08-01T00:00:00Z").instant());
         assert!(parse("2013-08-01") < parse("2013-08-01T00:00:00.001Z"));
     }
 

@@ -48,10 +48,7 @@ impl KillBillError {
 
     /// The class name without its package (`UsageApiException`).
     pub fn short_class_name(&self) -> &str {
-        self.class_name
-            .rsplit(['.', '$'])
-            .next()
-            .unwrap_or(&self.class_name)
+        self.class_name.rsplit(['.', '$']).next().unwrap_or(&self.class_name)
     }
 }
 

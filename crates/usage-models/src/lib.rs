@@ -56,9 +56,7 @@ pub use date::UsageDate;
 pub use error::ValidationError;
 pub use ids::{SubscriptionId, TrackingId, UnitType, MAX_TRACKING_ID_CHARS, MAX_UNIT_TYPE_CHARS};
 pub use kill_bill_error::{KillBillError, StackTraceElement};
-pub use record::{
-    SubscriptionUsageRecord, SubscriptionUsageRecordBuilder, UnitUsageRecord, UsageRecord,
-};
+pub use record::{SubscriptionUsageRecord, SubscriptionUsageRecordBuilder, UnitUsageRecord, UsageRecord};
 pub use rollup::{RolledUpUnit, RolledUpUsage};
 
 /// The exact decimal type of amounts and sums.

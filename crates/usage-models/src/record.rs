@@ -27,20 +27,13 @@ pub struct UsageRecord {
 impl UsageRecord {
     /// A record of `amount` at `record_date`.
     pub fn new(record_date: UsageDate, amount: Amount) -> Self {
-        UsageRecord {
-            record_date,
-            amount,
-        }
+        UsageRecord { record_date, amount }
     }
 }
 
 /// The records of one unit type: at least one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    rename_all = "camelCase",
-    deny_unknown_fields,
-    try_from = "RawUnitUsageRecord"
-)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, try_from = "RawUnitUsageRecord")]
 pub struct UnitUsageRecord {
     unit_type: UnitType,
     usage_records: Vec<UsageRecord>,
@@ -62,10 +55,7 @@ impl TryFrom<RawUnitUsageRecord> for UnitUsageRecord {
 
 impl UnitUsageRecord {
     /// The records of `unit_type`; refuses an empty list (Kill Bill answers 400 to it).
-    pub fn new(
-        unit_type: UnitType,
-        usage_records: Vec<UsageRecord>,
-    ) -> Result<Self, ValidationError> {
+    pub fn new(unit_type: UnitType, usage_records: Vec<UsageRecord>) -> Result<Self, ValidationError> {
         if usage_records.is_empty() {
             return Err(ValidationError::new(
                 "usageRecords",
@@ -237,22 +227,13 @@ impl SubscriptionUsageRecordBuilder {
 
     /// Adds `amount` of `unit_type` at `record_date`. The amount may be an [`Amount`], a
     /// `rust_decimal::Decimal`, an integer or a decimal string such as `"12.5"`.
-    pub fn record<A>(
-        mut self,
-        unit_type: impl AsRef<str>,
-        record_date: impl Into<UsageDate>,
-        amount: A,
-    ) -> Self
+    pub fn record<A>(mut self, unit_type: impl AsRef<str>, record_date: impl Into<UsageDate>, amount: A) -> Self
     where
         A: TryInto<Amount>,
         A::Error: Into<ValidationError>,
     {
         let unit_type = unit_type.as_ref();
-        let unit_index = match self
-            .units
-            .iter()
-            .rposition(|(unit, _)| unit.as_str() == unit_type)
-        {
+        let unit_index = match self.units.iter().rposition(|(unit, _)| unit.as_str() == unit_type) {
             Some(index) => index,
             None => match UnitType::new(unit_type) {
                 Ok(unit) => {
@@ -359,10 +340,7 @@ mod tests {
             r#"{"subscriptionId":"8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11","unitUsageRecords":[{"unitType":"","usageRecords":[{"recordDate":"2013-08-01","amount":1}]}]}"#,
             r#"{"subscriptionId":"8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11","extra":1,"unitUsageRecords":[{"unitType":"a","usageRecords":[{"recordDate":"2013-08-01","amount":1}]}]}"#,
         ] {
-            assert!(
-                serde_json::from_str::<SubscriptionUsageRecord>(bad).is_err(),
-                "{bad}"
-            );
+            assert!(serde_json::from_str::<SubscriptionUsageRecord>(bad).is_err(), "{bad}");
         }
     }
 }

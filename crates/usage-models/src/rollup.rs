@@ -44,9 +44,7 @@ impl RolledUpUsage {
     }
 }
 
-fn null_as_empty<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<RolledUpUnit>, D::Error> {
+fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<RolledUpUnit>, D::Error> {
     Ok(Option::<Vec<RolledUpUnit>>::deserialize(deserializer)?.unwrap_or_default())
 }
 

@@ -3,20 +3,16 @@
 use chrono::{DateTime, NaiveDate};
 use proptest::prelude::*;
 use usage_models::{
-    Amount, Decimal, RolledUpUsage, SubscriptionId, SubscriptionUsageRecord, TrackingId, UnitType,
-    UnitUsageRecord, UsageDate, UsageRecord,
+    Amount, Decimal, RolledUpUsage, SubscriptionId, SubscriptionUsageRecord, TrackingId, UnitType, UnitUsageRecord,
+    UsageDate, UsageRecord,
 };
 
 fn amount() -> impl Strategy<Value = Amount> {
-    (
-        -999_999_999_999_999_999i64..=999_999_999_999_999_999i64,
-        0u32..=9,
-    )
-        .prop_map(|(mantissa, scale)| {
-            let value = Decimal::new(mantissa, 9);
-            // Re-scale so that several scales (trailing zeros) are produced.
-            Amount::new(value.round_dp(scale)).unwrap()
-        })
+    (-999_999_999_999_999_999i64..=999_999_999_999_999_999i64, 0u32..=9).prop_map(|(mantissa, scale)| {
+        let value = Decimal::new(mantissa, 9);
+        // Re-scale so that several scales (trailing zeros) are produced.
+        Amount::new(value.round_dp(scale)).unwrap()
+    })
 }
 
 fn usage_date() -> impl Strategy<Value = UsageDate> {
@@ -24,8 +20,7 @@ fn usage_date() -> impl Strategy<Value = UsageDate> {
         (0i32..=3_650_000).prop_map(|days| UsageDate::Date(
             NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + chrono::Days::new(days as u64)
         )),
-        (0i64..=253_402_300_799_999)
-            .prop_map(|ms| UsageDate::Instant(DateTime::from_timestamp_millis(ms).unwrap())),
+        (0i64..=253_402_300_799_999).prop_map(|ms| UsageDate::Instant(DateTime::from_timestamp_millis(ms).unwrap())),
     ]
 }
 
@@ -34,20 +29,13 @@ fn name(max: usize) -> impl Strategy<Value = String> {
 }
 
 fn record() -> impl Strategy<Value = SubscriptionUsageRecord> {
-    let unit = (
-        name(40),
-        proptest::collection::vec((usage_date(), amount()), 1..5),
-    )
-        .prop_map(|(unit, records)| {
-            UnitUsageRecord::new(
-                UnitType::new(unit).unwrap(),
-                records
-                    .into_iter()
-                    .map(|(d, a)| UsageRecord::new(d, a))
-                    .collect(),
-            )
-            .unwrap()
-        });
+    let unit = (name(40), proptest::collection::vec((usage_date(), amount()), 1..5)).prop_map(|(unit, records)| {
+        UnitUsageRecord::new(
+            UnitType::new(unit).unwrap(),
+            records.into_iter().map(|(d, a)| UsageRecord::new(d, a)).collect(),
+        )
+        .unwrap()
+    });
     (
         any::<u128>(),
         proptest::option::of(name(128)),
@@ -111,20 +99,11 @@ fn real_server_bodies_parse() {
     assert_eq!(usage.subscription_id.to_string(), sub);
     assert_eq!(usage.start_date.to_string(), "2013-08-01T00:00:00.000Z");
     assert_eq!(usage.amount_of("gallons").unwrap(), Decimal::from(15));
-    assert_eq!(
-        usage.amount_of("gallons").unwrap().to_string(),
-        "15.000000000"
-    );
+    assert_eq!(usage.amount_of("gallons").unwrap().to_string(), "15.000000000");
     assert!(usage.amount_of("zero").unwrap().is_zero());
     assert_eq!(usage.amount_of("tiny").unwrap().to_string(), "0.000000100");
-    assert_eq!(
-        usage.amount_of("big").unwrap().to_string(),
-        "333333333.333333333"
-    );
-    assert_eq!(
-        usage.amount_of("sum").unwrap(),
-        "19.5".parse::<Decimal>().unwrap()
-    );
+    assert_eq!(usage.amount_of("big").unwrap().to_string(), "333333333.333333333");
+    assert_eq!(usage.amount_of("sum").unwrap(), "19.5".parse::<Decimal>().unwrap());
 
     // 0.22: dates only, integer amounts.
     let body = format!(
@@ -151,8 +130,5 @@ fn real_server_bodies_parse() {
         "rolledUpUnits":[{{"unitType":"u","amount":99999999999.999999999}}]}}"#
     );
     let usage: RolledUpUsage = serde_json::from_str(&body).unwrap();
-    assert_eq!(
-        usage.amount_of("u").unwrap().to_string(),
-        "99999999999.999999999"
-    );
+    assert_eq!(usage.amount_of("u").unwrap().to_string(), "99999999999.999999999");
 }
