@@ -12,10 +12,13 @@ use usage_models::{RolledUpUsage, SubscriptionId, SubscriptionUsageRecord, Track
 
 use crate::operation::{GetAllUsage, GetUsage, Operation, RecordStatus, RecordUsage};
 use crate::retry::{ambiguous_status, retry_after, retryable_status};
+use crate::trace::{event, instrument, span};
 use crate::{
     ClientConfig, Error, InvalidInput, RequestOptions, RetryPolicy, TenantCredentials, Timer, Transport,
     TransportErrorKind, UsageWindow, UserCredentials,
 };
+#[cfg(feature = "tracing")]
+use tracing::Level;
 
 /// A `Send` boxed future, as returned by the calls.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -166,11 +169,22 @@ impl UsageClient {
     }
 
     /// Runs `operation` with retries and the deadline; returns its output and the attempts.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     async fn execute<O: Operation>(&self, operation: &O, options: &RequestOptions) -> Result<(O::Output, u32), Error> {
         let inner = &*self.inner;
-        let template = operation.to_request(&inner.config, options)?;
+        let template = operation.to_request(&inner.config, options).inspect_err(|e| {
+            event!(Level::DEBUG, error = %e, "invalid input, nothing sent");
+        })?;
         let Some(timer) = inner.timer.as_deref() else {
-            let response = inner.transport.send(template).await?;
+            let response = inner.transport.send(template).await.inspect_err(|e| {
+                event!(Level::DEBUG, attempt = 1, error = %e, "transport failed");
+            })?;
+            event!(
+                Level::DEBUG,
+                attempt = 1,
+                status = response.status().as_u16(),
+                "answered"
+            );
             return operation.parse(response).map(|output| (output, 1));
         };
         let deadline = options.deadline.unwrap_or(inner.retry.default_deadline());
@@ -185,11 +199,18 @@ impl UsageClient {
             }
             let sent = race(inner.transport.send(copy_request(&template)), timer, remaining).await;
             let Some(sent) = sent else {
+                event!(
+                    Level::DEBUG,
+                    attempt = attempts,
+                    deadline_ms = deadline.as_millis() as u64,
+                    "deadline exceeded"
+                );
                 return Err(Error::DeadlineExceeded { deadline, attempts });
             };
             let (failure, wait_hint) = match sent {
                 Ok(response) => {
                     let status = response.status();
+                    event!(Level::DEBUG, attempt = attempts, status = status.as_u16(), "answered");
                     let wait_hint = retry_after(status, response.headers());
                     match operation.parse(response) {
                         Ok(output) => return Ok((output, attempts)),
@@ -205,6 +226,7 @@ impl UsageClient {
                     }
                 }
                 Err(e) => {
+                    event!(Level::DEBUG, attempt = attempts, error = %e, "transport failed");
                     let retryable = matches!(
                         e.kind(),
                         TransportErrorKind::Connect
@@ -229,8 +251,18 @@ impl UsageClient {
             if elapsed.saturating_add(wait) >= deadline {
                 return Err(failure);
             }
+            event!(Level::INFO, attempt = attempts, wait_ms = wait.as_millis() as u64, error = %failure, "retrying");
             timer.sleep(wait).await;
         }
+    }
+}
+
+/// The end of a call, for the trace.
+#[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+fn finished<T>(result: &Result<(T, u32), Error>) {
+    match result {
+        Ok((_, attempts)) => event!(Level::DEBUG, attempts, "call succeeded"),
+        Err(e) => event!(Level::DEBUG, error = %e, "call failed"),
     }
 }
 
@@ -284,15 +316,25 @@ impl<'a> IntoFuture for RecordUsageCall<'a> {
     type IntoFuture = BoxFuture<'a, Self::Output>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let operation = RecordUsage::new(self.record);
-            let (status, attempts) = self.client.execute(&operation, &self.options).await?;
+        let operation = RecordUsage::new(self.record);
+        let span = span!(
+            "record_usage",
+            subscription_id = %self.record.subscription_id(),
+            tracking_id = %operation.tracking_id(),
+            units = self.record.unit_usage_records().len(),
+            records = self.record.record_count(),
+        );
+        let call = async move {
+            let result = self.client.execute(&operation, &self.options).await;
+            finished(&result);
+            let (status, attempts) = result?;
             Ok(RecordOutcome {
                 tracking_id: operation.tracking_id().clone(),
                 attempts,
                 already_recorded: status == RecordStatus::AlreadyRecorded,
             })
-        })
+        };
+        Box::pin(instrument!(call, span))
     }
 }
 
@@ -321,20 +363,34 @@ impl<'a> IntoFuture for GetUsageCall<'a> {
     type IntoFuture = BoxFuture<'a, Self::Output>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let (usage, _attempts) = match self.unit_type {
+        let span = span!(
+            "get_usage",
+            subscription_id = %self.subscription_id,
+            unit_type = %(match &self.unit_type {
+                Some(Ok(unit)) => unit.as_str(),
+                Some(Err(_)) => "(invalid)",
+                None => "(all)",
+            }),
+        );
+        let call = async move {
+            let result = match self.unit_type {
                 Some(unit_type) => {
-                    let unit_type = unit_type?;
-                    let operation = GetUsage::new(self.subscription_id, &unit_type, self.window)?;
-                    self.client.execute(&operation, &self.options).await?
+                    async {
+                        let unit_type = unit_type?;
+                        let operation = GetUsage::new(self.subscription_id, &unit_type, self.window)?;
+                        self.client.execute(&operation, &self.options).await
+                    }
+                    .await
                 }
                 None => {
                     let operation = GetAllUsage::new(self.subscription_id, self.window);
-                    self.client.execute(&operation, &self.options).await?
+                    self.client.execute(&operation, &self.options).await
                 }
             };
-            Ok(usage)
-        })
+            finished(&result);
+            result.map(|(usage, _attempts)| usage)
+        };
+        Box::pin(instrument!(call, span))
     }
 }
 

@@ -44,7 +44,9 @@
 //!
 //! ## Features
 //!
-//! This crate has no optional features.
+//! | feature | default | what it does |
+//! |---|---|---|
+//! | `tracing` | on | a `tracing` span per call (operation, subscription id, unit type, tracking id) and events per attempt (status or error, retries and their waits, the outcome), never with credentials. Off, the client pays nothing. |
 
 mod client;
 mod config;
@@ -54,6 +56,7 @@ mod operation;
 mod options;
 mod retry;
 mod secret;
+mod trace;
 mod transport;
 mod window;
 

@@ -15,8 +15,25 @@ const ERROR: &str = r#"{"className":"org.killbill.billing.usage.api.UsageApiExce
 /// Bodies a broken or hostile server may send.
 fn body() -> impl Strategy<Value = Vec<u8>> {
     let fragments = prop::sample::select(vec![
-        "{", "}", "[", "]", ",", ":", "\"", "null", "true", "1e400", "-0", "99999999999999999999999999999999",
-        "0E-9", "\"amount\"", "\"rolledUpUnits\"", "\"subscriptionId\"", "\\u0000", "\u{fffd}", "NaN",
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        "\"",
+        "null",
+        "true",
+        "1e400",
+        "-0",
+        "99999999999999999999999999999999",
+        "0E-9",
+        "\"amount\"",
+        "\"rolledUpUnits\"",
+        "\"subscriptionId\"",
+        "\\u0000",
+        "\u{fffd}",
+        "NaN",
     ]);
     prop_oneof![
         prop::collection::vec(any::<u8>(), 0..300),
@@ -40,10 +57,18 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
 
 fn check(status: u16, body: Vec<u8>) -> Result<(), TestCaseError> {
     let status = StatusCode::from_u16(status).unwrap();
-    let response = || Response::builder().status(status).body(Bytes::from(body.clone())).unwrap();
+    let response = || {
+        Response::builder()
+            .status(status)
+            .body(Bytes::from(body.clone()))
+            .unwrap()
+    };
     let parsed = parse_rolled_up_usage(response());
     match (&parsed, status.is_success()) {
-        (Ok(usage), true) => prop_assert_eq!(usage.subscription_id.to_string(), "8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11"),
+        (Ok(usage), true) => prop_assert_eq!(
+            usage.subscription_id.to_string(),
+            "8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11"
+        ),
         (Err(Error::Decode(e)), true) => prop_assert_eq!(&e.body[..], &body[..]),
         (Err(Error::Api(e)), false) => {
             prop_assert_eq!(e.status, status);
