@@ -18,6 +18,9 @@
 //! assert_eq!(record.record_count(), 1);
 //! ```
 
+#[cfg(feature = "tower")]
+pub mod tower;
+
 pub use usage_core as core;
 pub use usage_models as models;
 
