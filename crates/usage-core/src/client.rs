@@ -134,7 +134,7 @@ impl UsageClient {
     pub fn record_usage<'a>(&'a self, record: &'a SubscriptionUsageRecord) -> RecordUsageCall<'a> {
         RecordUsageCall {
             client: self,
-            record,
+            operation: RecordUsage::new(record),
             options: RequestOptions::default(),
         }
     }
@@ -299,11 +299,44 @@ async fn race<F: Future>(work: F, timer: &dyn Timer, timeout: Duration) -> Optio
 #[must_use = "a call does nothing until it is awaited"]
 pub struct RecordUsageCall<'a> {
     client: &'a UsageClient,
-    record: &'a SubscriptionUsageRecord,
+    operation: RecordUsage<'a>,
     options: RequestOptions,
 }
 
 impl RecordUsageCall<'_> {
+    /// The tracking id this call records under (the record's, or the one generated for it),
+    /// known before the call is awaited: if the call fails in a way that leaves its outcome
+    /// unknown, recording the same record again under this id can never count it twice.
+    ///
+    /// ```
+    /// # use usage_core::{UsageClient, Transport, TransportError};
+    /// # use usage_models::{SubscriptionId, SubscriptionUsageRecord, UsageDate};
+    /// # #[derive(Debug)] struct Down;
+    /// # #[async_trait::async_trait]
+    /// # impl Transport for Down {
+    /// #     async fn send(&self, _: http::Request<bytes::Bytes>) -> Result<http::Response<bytes::Bytes>, TransportError> {
+    /// #         Err(TransportError::new(usage_core::TransportErrorKind::Io, "reset"))
+    /// #     }
+    /// # }
+    /// # let client = UsageClient::builder("http://h").user("a", "b").tenant("c", "d").transport(Down).build().unwrap();
+    /// let record = SubscriptionUsageRecord::builder(SubscriptionId::random())
+    ///     .record("gallons", "2013-08-01".parse::<UsageDate>().unwrap(), 10)
+    ///     .build()
+    ///     .unwrap();
+    /// let call = client.record_usage(&record);
+    /// let tracking_id = call.tracking_id().clone();
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// if call.await.is_err() {
+    ///     // Later, when the server is back: the same usage, the same id, never counted twice.
+    ///     let again = record.clone().with_tracking_id(tracking_id);
+    ///     let _ = client.record_usage(&again).await;
+    /// }
+    /// # });
+    /// ```
+    pub fn tracking_id(&self) -> &TrackingId {
+        self.operation.tracking_id()
+    }
+
     /// Per-call options (audit headers, request id, tenant, deadline, ...).
     pub fn options(mut self, options: RequestOptions) -> Self {
         self.options = options;
@@ -316,13 +349,13 @@ impl<'a> IntoFuture for RecordUsageCall<'a> {
     type IntoFuture = BoxFuture<'a, Self::Output>;
 
     fn into_future(self) -> Self::IntoFuture {
-        let operation = RecordUsage::new(self.record);
+        let operation = self.operation;
         let span = span!(
             "record_usage",
-            subscription_id = %self.record.subscription_id(),
+            subscription_id = %operation.record().subscription_id(),
             tracking_id = %operation.tracking_id(),
-            units = self.record.unit_usage_records().len(),
-            records = self.record.record_count(),
+            units = operation.record().unit_usage_records().len(),
+            records = operation.record().record_count(),
         );
         let call = async move {
             let result = self.client.execute(&operation, &self.options).await;

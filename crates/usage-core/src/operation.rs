@@ -104,6 +104,11 @@ impl<'a> RecordUsage<'a> {
     pub fn tracking_id(&self) -> &TrackingId {
         &self.tracking_id
     }
+
+    /// The record.
+    pub fn record(&self) -> &'a SubscriptionUsageRecord {
+        self.record
+    }
 }
 
 /// The wire body: the record with its tracking id possibly filled in.
