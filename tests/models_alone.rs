@@ -5,7 +5,16 @@ use std::process::Command;
 #[test]
 fn usage_models_depends_on_no_http_and_no_runtime() {
     let output = Command::new(env!("CARGO"))
-        .args(["tree", "-p", "usage-models", "-e", "normal", "--prefix", "none", "--offline"])
+        .args([
+            "tree",
+            "-p",
+            "usage-models",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--offline",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo runs");
@@ -15,7 +24,19 @@ fn usage_models_depends_on_no_http_and_no_runtime() {
     for direct in ["serde", "serde_json", "chrono", "uuid", "rust_decimal"] {
         assert!(crates.contains(&direct), "{direct} missing from:\n{tree}");
     }
-    for forbidden in ["http", "bytes", "tokio", "hyper", "hyper-util", "async-trait", "usage-core", "rustls"] {
-        assert!(!crates.contains(&forbidden), "{forbidden} in the tree of usage-models:\n{tree}");
+    for forbidden in [
+        "http",
+        "bytes",
+        "tokio",
+        "hyper",
+        "hyper-util",
+        "async-trait",
+        "usage-core",
+        "rustls",
+    ] {
+        assert!(
+            !crates.contains(&forbidden),
+            "{forbidden} in the tree of usage-models:\n{tree}"
+        );
     }
 }

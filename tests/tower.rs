@@ -79,7 +79,10 @@ async fn a_tower_timeout_is_a_timeout_error() {
         .timeout(Duration::from_secs(2))
         .service(TransportService::new(Counting::default()));
     let transport = ServiceTransport::new(layered);
-    let request = Request::builder().uri("http://127.0.0.1:8080/slow").body(Bytes::new()).unwrap();
+    let request = Request::builder()
+        .uri("http://127.0.0.1:8080/slow")
+        .body(Bytes::new())
+        .unwrap();
     let err = transport.send(request).await.unwrap_err();
     assert_eq!(err.kind(), TransportErrorKind::Timeout);
 }
@@ -114,7 +117,12 @@ async fn a_tower_service_is_a_transport() {
     let failing = service_fn(|_: Request<Bytes>| async {
         Err::<Response<Bytes>, _>(TransportError::new(TransportErrorKind::Connect, "refused"))
     });
-    let request = || Request::builder().uri("http://127.0.0.1:8080/").body(Bytes::new()).unwrap();
+    let request = || {
+        Request::builder()
+            .uri("http://127.0.0.1:8080/")
+            .body(Bytes::new())
+            .unwrap()
+    };
     let err = ServiceTransport::new(failing).send(request()).await.unwrap_err();
     assert_eq!(err.kind(), TransportErrorKind::Connect);
     let foreign = service_fn(|_: Request<Bytes>| async { Err::<Response<Bytes>, _>(std::io::Error::other("boom")) });
@@ -123,6 +131,9 @@ async fn a_tower_service_is_a_transport() {
     assert_eq!(err.message(), "boom");
 
     // And back: our transport as a tower service.
-    let response = TransportService::new(Counting::default()).oneshot(request()).await.unwrap();
+    let response = TransportService::new(Counting::default())
+        .oneshot(request())
+        .await
+        .unwrap();
     assert_eq!(response.status(), 201);
 }
