@@ -1,0 +1,419 @@
+//! [`HyperTransport`] and its builder.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, Version};
+use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
+use hyper::body::Body as _;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer as HyperTimer};
+use usage_core::{Transport, TransportError, TransportErrorKind};
+
+use crate::classify::{transport_error, TimedOut, TooLarge};
+use crate::tls;
+
+/// The default connect timeout (TCP connect), as Kill Bill's Java client: 10 s.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default request timeout (connect, TLS, send, and the whole response read), as Kill
+/// Bill's Java client: 10 s.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default time an idle pooled connection is kept: 15 s, below the keep-alive timeout of
+/// Kill Bill's Tomcat (20 s) so that the client closes first and rarely picks a connection
+/// the server is closing.
+pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+/// The default number of idle connections kept per host: 16.
+pub const DEFAULT_POOL_MAX_IDLE_PER_HOST: usize = 16;
+/// The default cap on a response body: 4 MiB (a roll-up is a few hundred bytes per unit type).
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+type HyperClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A [`Transport`] over hyper 1 and hyper-util's pooled client, with rustls for TLS.
+///
+/// - HTTP/1.1 keep-alive; idle connections are really closed after the
+///   [pool idle timeout](HyperTransportBuilder::pool_idle_timeout); `TCP_NODELAY` on;
+/// - a connect timeout and a request timeout that covers the whole exchange, body included;
+/// - a cap on the response body ([`TransportErrorKind::ResponseTooLarge`] past it), checked
+///   against `Content-Length` first and counted while streaming, never buffered past the cap;
+/// - redirects are never followed: a 3xx comes back to the client as it is;
+/// - TLS with rustls (ring), certificates always verified against the bundled web PKI roots
+///   (feature `webpki-roots`), the system's (feature `native-roots`) and any
+///   [added root](HyperTransportBuilder::add_root_certificate);
+/// - failures classified into [`TransportErrorKind`], the source chain kept.
+///
+/// Cloning is cheap and clones share the connection pool. Use it from inside a tokio runtime
+/// with I/O and time enabled (`enable_all`), current-thread or multi-thread; its futures are
+/// `Send`. `Debug` shows the settings only (a transport never holds credentials).
+///
+/// ```
+/// use std::time::Duration;
+/// use usage_transport_hyper::HyperTransport;
+///
+/// let transport = HyperTransport::builder()
+///     .connect_timeout(Duration::from_secs(2))
+///     .request_timeout(Duration::from_secs(5))
+///     .max_response_bytes(64 * 1024)
+///     .build()
+///     .unwrap();
+/// assert_eq!(transport.request_timeout(), Duration::from_secs(5));
+/// assert!(format!("{transport:?}").starts_with("HyperTransport { connect_timeout: 2s"));
+/// ```
+#[derive(Clone)]
+pub struct HyperTransport {
+    client: HyperClient,
+    settings: Arc<Settings>,
+}
+
+#[derive(Clone, Debug)]
+struct Settings {
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    pool_idle_timeout: Duration,
+    pool_max_idle_per_host: usize,
+    max_response_bytes: usize,
+    https_only: bool,
+    root_certificates: usize,
+}
+
+impl fmt::Debug for HyperTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &*self.settings;
+        f.debug_struct("HyperTransport")
+            .field("connect_timeout", &s.connect_timeout)
+            .field("request_timeout", &s.request_timeout)
+            .field("pool_idle_timeout", &s.pool_idle_timeout)
+            .field("pool_max_idle_per_host", &s.pool_max_idle_per_host)
+            .field("max_response_bytes", &s.max_response_bytes)
+            .field("https_only", &s.https_only)
+            .field("root_certificates", &s.root_certificates)
+            .field("http2", &cfg!(feature = "http2"))
+            .finish()
+    }
+}
+
+impl HyperTransport {
+    /// A transport with the defaults ([`DEFAULT_CONNECT_TIMEOUT`], [`DEFAULT_REQUEST_TIMEOUT`],
+    /// [`DEFAULT_POOL_IDLE_TIMEOUT`], [`DEFAULT_POOL_MAX_IDLE_PER_HOST`],
+    /// [`DEFAULT_MAX_RESPONSE_BYTES`], the default roots).
+    pub fn new() -> Result<Self, BuildError> {
+        HyperTransport::builder().build()
+    }
+
+    /// Starts building a transport from the defaults.
+    pub fn builder() -> HyperTransportBuilder {
+        HyperTransportBuilder::default()
+    }
+
+    /// The connect timeout.
+    pub fn connect_timeout(&self) -> Duration {
+        self.settings.connect_timeout
+    }
+
+    /// The request timeout (the whole exchange, body included).
+    pub fn request_timeout(&self) -> Duration {
+        self.settings.request_timeout
+    }
+
+    /// How long an idle pooled connection is kept.
+    pub fn pool_idle_timeout(&self) -> Duration {
+        self.settings.pool_idle_timeout
+    }
+
+    /// The cap on a response body, in bytes.
+    pub fn max_response_bytes(&self) -> usize {
+        self.settings.max_response_bytes
+    }
+
+    /// Checks the request and turns it into hyper's.
+    fn prepare(&self, request: Request<Bytes>) -> Result<Request<Full<Bytes>>, TransportError> {
+        let invalid = |message: &str| TransportError::new(TransportErrorKind::InvalidRequest, message);
+        let uri = request.uri();
+        match uri.scheme_str() {
+            Some("https") => {}
+            Some("http") if !self.settings.https_only => {}
+            Some("http") => return Err(invalid("this transport is https-only; refusing to send over http://")),
+            _ => return Err(invalid("the URI must be absolute and start with http:// or https://")),
+        }
+        let Some(authority) = uri.authority() else {
+            return Err(invalid("the URI has no host"));
+        };
+        if authority.as_str().contains('@') {
+            return Err(invalid("the URI must not carry credentials"));
+        }
+        let (mut parts, body) = request.into_parts();
+        // The connection decides: HTTP/1.1, or HTTP/2 when TLS negotiated it.
+        parts.version = Version::HTTP_11;
+        Ok(Request::from_parts(parts, Full::new(body)))
+    }
+
+    /// Sends the request and reads the whole response, within the body cap.
+    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<Response<Bytes>, TransportError> {
+        let response = self.client.request(request).await.map_err(transport_error)?;
+        let limit = self.settings.max_response_bytes;
+        let (parts, body) = response.into_parts();
+        // For a body with a Content-Length, the size hint is exactly that length.
+        let declared = body.size_hint().lower();
+        if declared > u64::try_from(limit).unwrap_or(u64::MAX) {
+            return Err(TransportError::with_source(
+                TransportErrorKind::ResponseTooLarge,
+                TooLarge {
+                    limit,
+                    declared: Some(declared),
+                },
+            ));
+        }
+        let body = Limited::new(body, limit).collect().await.map_err(|error| {
+            if error.is::<LengthLimitError>() {
+                TransportError::with_source(TransportErrorKind::ResponseTooLarge, TooLarge { limit, declared: None })
+            } else {
+                transport_error(error)
+            }
+        })?;
+        Ok(Response::from_parts(parts, body.to_bytes()))
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for HyperTransport {
+    async fn send(&self, request: Request<Bytes>) -> Result<Response<Bytes>, TransportError> {
+        let request = self.prepare(request)?;
+        let timeout = self.settings.request_timeout;
+        match tokio::time::timeout(timeout, self.exchange(request)).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(transport_error(TimedOut { after: timeout })),
+        }
+    }
+}
+
+/// Builds a [`HyperTransport`]; see [`HyperTransport::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use usage_transport_hyper::HyperTransport;
+///
+/// let transport = HyperTransport::builder()
+///     .pool_idle_timeout(Duration::from_secs(5))
+///     .pool_max_idle_per_host(4)
+///     .https_only(true)
+///     .build()
+///     .unwrap();
+/// assert_eq!(transport.pool_idle_timeout(), Duration::from_secs(5));
+///
+/// let error = HyperTransport::builder().add_root_certificate("not a certificate").build().unwrap_err();
+/// assert!(error.to_string().starts_with("root certificate #0"));
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct HyperTransportBuilder {
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    pool_idle_timeout: Duration,
+    pool_max_idle_per_host: usize,
+    max_response_bytes: usize,
+    https_only: bool,
+    root_certificates: Vec<Vec<u8>>,
+    webpki_roots: bool,
+    native_roots: bool,
+}
+
+impl Default for HyperTransportBuilder {
+    fn default() -> Self {
+        HyperTransportBuilder {
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
+            pool_max_idle_per_host: DEFAULT_POOL_MAX_IDLE_PER_HOST,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            https_only: false,
+            root_certificates: Vec::new(),
+            webpki_roots: cfg!(feature = "webpki-roots"),
+            native_roots: cfg!(feature = "native-roots"),
+        }
+    }
+}
+
+impl fmt::Debug for HyperTransportBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HyperTransportBuilder")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("pool_idle_timeout", &self.pool_idle_timeout)
+            .field("pool_max_idle_per_host", &self.pool_max_idle_per_host)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("https_only", &self.https_only)
+            .field("root_certificates", &self.root_certificates.len())
+            .field("webpki_roots", &self.webpki_roots)
+            .field("native_roots", &self.native_roots)
+            .finish()
+    }
+}
+
+impl HyperTransportBuilder {
+    /// How long to wait for the TCP connection (default [`DEFAULT_CONNECT_TIMEOUT`]). A
+    /// failure to connect in time is a [`Connect`](TransportErrorKind::Connect) error: nothing
+    /// was sent. The TLS handshake counts against the request timeout.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one exchange may take, from the start of `send` to the last byte of the body
+    /// (default [`DEFAULT_REQUEST_TIMEOUT`]). Past it, the call fails with a
+    /// [`Timeout`](TransportErrorKind::Timeout) error. The client's deadline, across retries,
+    /// is set on the client.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// How long an idle connection stays in the pool before it is closed (default
+    /// [`DEFAULT_POOL_IDLE_TIMEOUT`]); keep it below the server's keep-alive timeout.
+    pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.pool_idle_timeout = timeout;
+        self
+    }
+
+    /// How many idle connections are kept per host (default
+    /// [`DEFAULT_POOL_MAX_IDLE_PER_HOST`]; `0` turns keep-alive reuse off).
+    pub fn pool_max_idle_per_host(mut self, max: usize) -> Self {
+        self.pool_max_idle_per_host = max;
+        self
+    }
+
+    /// The largest response body accepted, in bytes (default [`DEFAULT_MAX_RESPONSE_BYTES`]).
+    /// A larger one fails with [`ResponseTooLarge`](TransportErrorKind::ResponseTooLarge).
+    pub fn max_response_bytes(mut self, max: usize) -> Self {
+        self.max_response_bytes = max;
+        self
+    }
+
+    /// Refuses `http://` URIs (an [`InvalidRequest`](TransportErrorKind::InvalidRequest)
+    /// error, nothing sent), so credentials never travel in clear text. Off by default: a
+    /// local Kill Bill often listens on plain `http://127.0.0.1:8080`.
+    pub fn https_only(mut self, https_only: bool) -> Self {
+        self.https_only = https_only;
+        self
+    }
+
+    /// Also trusts this root certificate, in PEM (one or more `CERTIFICATE` blocks) or DER:
+    /// a private CA, or a test server's self-signed certificate. Checked by
+    /// [`build`](Self::build).
+    pub fn add_root_certificate(mut self, certificate: impl AsRef<[u8]>) -> Self {
+        self.root_certificates.push(certificate.as_ref().to_vec());
+        self
+    }
+
+    /// Whether to trust the Mozilla roots bundled by `webpki-roots` (default: on).
+    #[cfg(feature = "webpki-roots")]
+    pub fn webpki_roots(mut self, trust: bool) -> Self {
+        self.webpki_roots = trust;
+        self
+    }
+
+    /// Whether to trust the operating system's roots, read by [`build`](Self::build)
+    /// (default: on when the `native-roots` feature is).
+    #[cfg(feature = "native-roots")]
+    pub fn native_roots(mut self, trust: bool) -> Self {
+        self.native_roots = trust;
+        self
+    }
+
+    /// The transport, or what is wrong with the settings: a zero timeout, an unreadable root
+    /// certificate, native roots requested but none found.
+    pub fn build(self) -> Result<HyperTransport, BuildError> {
+        for (name, value) in [
+            ("connect_timeout", self.connect_timeout),
+            ("request_timeout", self.request_timeout),
+            ("pool_idle_timeout", self.pool_idle_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(BuildError::new(format!("{name} must be greater than zero")));
+            }
+        }
+        let (tls, root_certificates) = tls::client_config(&tls::Roots {
+            webpki: self.webpki_roots,
+            native: self.native_roots,
+            extra: &self.root_certificates,
+        })?;
+
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(self.connect_timeout));
+
+        let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
+        let https = if self.https_only {
+            https.https_only()
+        } else {
+            https.https_or_http()
+        };
+        #[cfg(feature = "http2")]
+        let connector = https.enable_http1().enable_http2().wrap_connector(http);
+        #[cfg(not(feature = "http2"))]
+        let connector = https.enable_http1().wrap_connector(http);
+
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(HyperTimer::new())
+            .timer(HyperTimer::new())
+            .pool_idle_timeout(self.pool_idle_timeout)
+            .pool_max_idle_per_host(self.pool_max_idle_per_host)
+            .build(connector);
+        Ok(HyperTransport {
+            client,
+            settings: Arc::new(Settings {
+                connect_timeout: self.connect_timeout,
+                request_timeout: self.request_timeout,
+                pool_idle_timeout: self.pool_idle_timeout,
+                pool_max_idle_per_host: self.pool_max_idle_per_host,
+                max_response_bytes: self.max_response_bytes,
+                https_only: self.https_only,
+                root_certificates,
+            }),
+        })
+    }
+}
+
+/// Why a [`HyperTransport`] could not be built.
+#[derive(Debug)]
+pub struct BuildError {
+    message: String,
+    source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+impl BuildError {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        BuildError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn with_source(message: impl Into<String>, source: impl StdError + Send + Sync + 'static) -> Self {
+        BuildError {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for BuildError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn StdError + 'static))
+    }
+}
