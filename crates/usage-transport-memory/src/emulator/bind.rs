@@ -1,0 +1,627 @@
+//! Binding the body of `POST /1.0/kb/usages` as Jackson does, with Jackson's errors.
+//!
+//! The body is read leniently into a tree that keeps every number's text (amounts are exact),
+//! then bound field by field in document order: the first problem is the answer, as with
+//! Jackson's streaming binder. Unknown properties are refused; scalars are coerced into
+//! strings (`"trackingId": 12` is `"12"`); `""` binds as `null` for UUIDs, dates and amounts.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use http::StatusCode;
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::dates;
+use super::respond::{class, simple_error, ErrorStyle};
+use super::WireFormat;
+
+const RECORD_CLASS: &str = "org.killbill.billing.jaxrs.json.SubscriptionUsageRecordJson";
+const UNIT_CLASS: &str = "org.killbill.billing.jaxrs.json.UnitUsageRecordJson";
+const USAGE_CLASS: &str = "org.killbill.billing.jaxrs.json.UsageRecordJson";
+const SOURCE: &str = "(org.glassfish.jersey.message.internal.ReaderInterceptorExecutor$UnCloseableInputStream)";
+const JSON_MAPPING: &str = "com.fasterxml.jackson.databind.JsonMappingException";
+const INPUT_COERCION: &str = "com.fasterxml.jackson.core.exc.InputCoercionException";
+
+/// A bound `SubscriptionUsageRecordJson`; `None` is a JSON `null` or a missing property.
+#[derive(Debug, Default)]
+pub(crate) struct BoundRecord {
+    pub(crate) subscription_id: Option<uuid::Uuid>,
+    pub(crate) tracking_id: Option<String>,
+    pub(crate) units: Option<Vec<Option<BoundUnit>>>,
+}
+
+/// A bound `UnitUsageRecordJson`.
+#[derive(Debug, Default)]
+pub(crate) struct BoundUnit {
+    pub(crate) unit_type: Option<String>,
+    pub(crate) records: Option<Vec<Option<BoundUsage>>>,
+}
+
+/// A bound `UsageRecordJson`.
+#[derive(Debug, Default)]
+pub(crate) struct BoundUsage {
+    pub(crate) record_date: Option<DateTime<Utc>>,
+    pub(crate) amount: Option<BoundAmount>,
+}
+
+/// An amount as the database column would take it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum BoundAmount {
+    /// Fits the column (rounded to 9 fraction digits, as MySQL does).
+    Fits(Decimal),
+    /// Out of the column's range: the insert fails.
+    OutOfRange,
+}
+
+/// A JSON value with every number's text and every value's offset in the body.
+enum Node<'a> {
+    Null,
+    Bool(bool),
+    Number(&'a str),
+    String(String),
+    Array(Vec<&'a RawValue>),
+    Object(Vec<(String, &'a RawValue)>),
+}
+
+struct Ordered<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Ordered<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OrderedVisitor;
+        impl<'de> Visitor<'de> for OrderedVisitor {
+            type Value = Ordered<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some((key, value)) = map.next_entry::<String, &'de RawValue>()? {
+                    entries.push((key, value));
+                }
+                Ok(Ordered(entries))
+            }
+        }
+        deserializer.deserialize_map(OrderedVisitor)
+    }
+}
+
+/// One path element of Jackson's "reference chain".
+#[derive(Clone)]
+enum Link {
+    Property(&'static str, String),
+    Index(usize),
+}
+
+/// The binder: the body (for locations) and the reference chain so far.
+struct Binder<'a> {
+    body: &'a [u8],
+    chain: Vec<Link>,
+    format: WireFormat,
+}
+
+/// A binding failure: the Jackson class and the message.
+pub(crate) struct BindError {
+    class_name: &'static str,
+    message: String,
+}
+
+impl BindError {
+    /// The 400 answer.
+    pub(crate) fn into_response(self, style: ErrorStyle) -> http::Response<bytes::Bytes> {
+        simple_error(StatusCode::BAD_REQUEST, style, self.class_name, self.message)
+    }
+}
+
+fn token_description(node: &Node<'_>) -> &'static str {
+    match node {
+        Node::Null => "Null value (token `JsonToken.VALUE_NULL`)",
+        Node::Bool(true) => "Boolean value (token `JsonToken.VALUE_TRUE`)",
+        Node::Bool(false) => "Boolean value (token `JsonToken.VALUE_FALSE`)",
+        Node::Number(text) if is_integer(text) => "Integer value (token `JsonToken.VALUE_NUMBER_INT`)",
+        Node::Number(_) => "Floating-point value (token `JsonToken.VALUE_NUMBER_FLOAT`)",
+        Node::String(_) => "String value (token `JsonToken.VALUE_STRING`)",
+        Node::Array(_) => "Array value (token `JsonToken.START_ARRAY`)",
+        Node::Object(_) => "Object value (token `JsonToken.START_OBJECT`)",
+    }
+}
+
+fn is_integer(text: &str) -> bool {
+    !text.contains(['.', 'e', 'E'])
+}
+
+impl<'a> Binder<'a> {
+    fn node(&self, raw: &'a RawValue) -> Result<Node<'a>, BindError> {
+        let text = raw.get();
+        let node = match text.as_bytes().first() {
+            Some(b'{') => Node::Object(self.parse::<Ordered<'a>>(raw)?.0),
+            Some(b'[') => Node::Array(self.parse::<Vec<&'a RawValue>>(raw)?),
+            Some(b'"') => Node::String(self.parse::<String>(raw)?),
+            Some(b't') => Node::Bool(true),
+            Some(b'f') => Node::Bool(false),
+            Some(b'n') => Node::Null,
+            _ => Node::Number(text),
+        };
+        Ok(node)
+    }
+
+    fn parse<T: Deserialize<'a>>(&self, raw: &'a RawValue) -> Result<T, BindError> {
+        serde_json::from_str(raw.get()).map_err(|e| BindError {
+            class_name: class::JSON_PARSE,
+            message: format!("{e}"),
+        })
+    }
+
+    /// `line: L, column: C` of a value in the body (1-based, as Jackson counts).
+    fn location(&self, raw: &RawValue) -> String {
+        let offset = (raw.get().as_ptr() as usize)
+            .saturating_sub(self.body.as_ptr() as usize)
+            .min(self.body.len());
+        let before = &self.body[..offset];
+        let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+        let column = before.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+        format!("\n at [Source: {SOURCE}; line: {line}, column: {column}]")
+    }
+
+    fn chain(&self) -> String {
+        if self.chain.is_empty() {
+            return String::new();
+        }
+        let mut out = String::from(" (through reference chain: ");
+        for (i, link) in self.chain.iter().enumerate() {
+            if i > 0 {
+                out.push_str("->");
+            }
+            match link {
+                Link::Property(class, name) => out.push_str(&format!("{class}[\"{name}\"]")),
+                Link::Index(index) => out.push_str(&format!("java.util.ArrayList[{index}]")),
+            }
+        }
+        out.push(')');
+        out
+    }
+
+    fn fail(&self, class_name: &'static str, raw: &RawValue, problem: String) -> BindError {
+        BindError {
+            class_name,
+            message: format!("{problem}{}{}", self.location(raw), self.chain()),
+        }
+    }
+
+    fn mismatched(&self, java_type: &str, raw: &RawValue, node: &Node<'_>) -> BindError {
+        self.fail(
+            class::MISMATCHED_INPUT,
+            raw,
+            format!(
+                "Cannot deserialize value of type `{java_type}` from {}",
+                token_description(node)
+            ),
+        )
+    }
+
+    fn invalid_format(&self, java_type: &str, raw: &RawValue, value: &str, why: &str) -> BindError {
+        self.fail(
+            class::INVALID_FORMAT,
+            raw,
+            format!("Cannot deserialize value of type `{java_type}` from String \"{value}\": {why}"),
+        )
+    }
+
+    /// Binds an object of `class_name` with `known` properties, calling `field` for each.
+    fn object(
+        &mut self,
+        raw: &'a RawValue,
+        class_name: &'static str,
+        known: &[&str],
+        mut field: impl FnMut(&mut Self, &str, &'a RawValue) -> Result<(), BindError>,
+    ) -> Result<bool, BindError> {
+        let node = self.node(raw)?;
+        let entries = match node {
+            Node::Null => return Ok(false),
+            Node::Object(entries) => entries,
+            other => return Err(self.mismatched(class_name, raw, &other)),
+        };
+        for (name, value) in entries {
+            self.chain.push(Link::Property(class_name, name.clone()));
+            if !known.contains(&name.as_str()) {
+                let names: Vec<String> = known.iter().map(|k| format!("\"{k}\"")).collect();
+                let error = self.fail(
+                    class::UNRECOGNIZED_PROPERTY,
+                    value,
+                    format!(
+                        "Unrecognized field \"{name}\" (class {class_name}), not marked as \
+                         ignorable ({} known properties: {}])",
+                        known.len(),
+                        names.join(", ")
+                    ),
+                );
+                return Err(error);
+            }
+            field(self, &name, value)?;
+            self.chain.pop();
+        }
+        Ok(true)
+    }
+
+    /// Binds a list (`null` is `None`), each element with `element`.
+    fn list<T>(
+        &mut self,
+        raw: &'a RawValue,
+        element_class: &str,
+        mut element: impl FnMut(&mut Self, &'a RawValue) -> Result<Option<T>, BindError>,
+    ) -> Result<Option<Vec<Option<T>>>, BindError> {
+        let items = match self.node(raw)? {
+            Node::Null => return Ok(None),
+            Node::Array(items) => items,
+            other => {
+                let java_type = format!("java.util.ArrayList<{element_class}>");
+                return Err(self.mismatched(&java_type, raw, &other));
+            }
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (index, item) in items.into_iter().enumerate() {
+            self.chain.push(Link::Index(index));
+            out.push(element(self, item)?);
+            self.chain.pop();
+        }
+        Ok(Some(out))
+    }
+
+    /// A `String` property: scalars are coerced to text.
+    fn string(&self, raw: &'a RawValue) -> Result<Option<String>, BindError> {
+        match self.node(raw)? {
+            Node::Null => Ok(None),
+            Node::String(s) => Ok(Some(s)),
+            Node::Number(text) => Ok(Some(text.to_string())),
+            Node::Bool(b) => Ok(Some(b.to_string())),
+            other => Err(self.mismatched("java.lang.String", raw, &other)),
+        }
+    }
+
+    fn uuid(&self, raw: &'a RawValue) -> Result<Option<uuid::Uuid>, BindError> {
+        let text = match self.node(raw)? {
+            Node::Null => return Ok(None),
+            Node::String(s) if s.is_empty() => return Ok(None),
+            Node::String(s) => s,
+            other => return Err(self.mismatched("java.util.UUID", raw, &other)),
+        };
+        let dashes_ok = text.len() == 36 && [8, 13, 18, 23].iter().all(|&i| text.as_bytes().get(i) == Some(&b'-'));
+        if !dashes_ok {
+            return Err(self.invalid_format(
+                "java.util.UUID",
+                raw,
+                &text,
+                "UUID has to be represented by standard 36-char representation",
+            ));
+        }
+        match text.chars().find(|c| *c != '-' && !c.is_ascii_hexdigit()) {
+            Some(c) => Err(self.invalid_format(
+                "java.util.UUID",
+                raw,
+                &text,
+                &format!(
+                    "Non-hex character '{c}' (value 0x{:x}), not valid for UUID String",
+                    u32::from(c)
+                ),
+            )),
+            None => uuid::Uuid::parse_str(&text)
+                .map(Some)
+                .map_err(|e| self.invalid_format("java.util.UUID", raw, &text, &e.to_string())),
+        }
+    }
+
+    fn record_date(&self, raw: &'a RawValue) -> Result<Option<DateTime<Utc>>, BindError> {
+        let legacy = self.format == WireFormat::Legacy022;
+        let java_type = if legacy {
+            "org.joda.time.LocalDate"
+        } else {
+            "org.joda.time.DateTime"
+        };
+        match self.node(raw)? {
+            Node::Null => Ok(None),
+            Node::String(s) if s.trim().is_empty() => Ok(None),
+            Node::String(s) => {
+                let parsed = if legacy {
+                    dates::parse_local_date(s.trim()).map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+                } else {
+                    dates::parse_date_time(s.trim())
+                };
+                parsed
+                    .map(Some)
+                    .map_err(|message| self.fail(JSON_MAPPING, raw, message))
+            }
+            Node::Number(text) if is_integer(text) => text
+                .parse::<i64>()
+                .ok()
+                .and_then(DateTime::from_timestamp_millis)
+                .map(|at| {
+                    if legacy {
+                        at.date_naive().and_time(chrono::NaiveTime::MIN).and_utc()
+                    } else {
+                        at
+                    }
+                })
+                .map(Some)
+                .ok_or_else(|| {
+                    self.fail(
+                        INPUT_COERCION,
+                        raw,
+                        format!("Numeric value ({text}) out of range of long"),
+                    )
+                }),
+            other => Err(self.mismatched(java_type, raw, &other)),
+        }
+    }
+
+    fn amount(&self, raw: &'a RawValue) -> Result<Option<BoundAmount>, BindError> {
+        let legacy = self.format == WireFormat::Legacy022;
+        let java_type = if legacy {
+            "java.lang.Long"
+        } else {
+            "java.math.BigDecimal"
+        };
+        let (text, from_string) = match self.node(raw)? {
+            Node::Null => return Ok(None),
+            Node::String(s) if s.trim().is_empty() => return Ok(None),
+            Node::String(s) => (s.trim().to_string(), true),
+            Node::Number(text) => (text.to_string(), false),
+            other => return Err(self.mismatched(java_type, raw, &other)),
+        };
+        if legacy {
+            return self.legacy_amount(raw, &text, from_string).map(Some);
+        }
+        match parse_big_decimal(&text) {
+            Some(value) => Ok(Some(fit_column(value))),
+            // A JSON number Java reads but 96 bits cannot hold: far out of the column's range.
+            None if !from_string => Ok(Some(BoundAmount::OutOfRange)),
+            None => Err(self.invalid_format(java_type, raw, &text, "not a valid representation")),
+        }
+    }
+
+    /// 0.22 amounts are `Long`: fractions are truncated (Jackson's `ACCEPT_FLOAT_AS_INT`).
+    fn legacy_amount(&self, raw: &'a RawValue, text: &str, from_string: bool) -> Result<BoundAmount, BindError> {
+        if from_string && !is_integer(text) {
+            return Err(self.invalid_format("java.lang.Long", raw, text, "not a valid `java.lang.Long` value"));
+        }
+        let value = parse_big_decimal(text).map(|d| d.trunc());
+        match value.and_then(|d| i64::try_from(d).ok()) {
+            Some(long) => Ok(BoundAmount::Fits(Decimal::from(long))),
+            None if from_string => {
+                Err(self.invalid_format("java.lang.Long", raw, text, "not a valid `java.lang.Long` value"))
+            }
+            None => Err(self.fail(
+                INPUT_COERCION,
+                raw,
+                format!("Numeric value ({text}) out of range of long (-9223372036854775808 - 9223372036854775807)"),
+            )),
+        }
+    }
+
+    fn usage(&mut self, raw: &'a RawValue) -> Result<Option<BoundUsage>, BindError> {
+        let mut usage = BoundUsage::default();
+        let present = self.object(raw, USAGE_CLASS, &["recordDate", "amount"], |b, name, value| {
+            match name {
+                "recordDate" => usage.record_date = b.record_date(value)?,
+                _ => usage.amount = b.amount(value)?,
+            }
+            Ok(())
+        })?;
+        Ok(present.then_some(usage))
+    }
+
+    fn unit(&mut self, raw: &'a RawValue) -> Result<Option<BoundUnit>, BindError> {
+        let mut unit = BoundUnit::default();
+        let present = self.object(raw, UNIT_CLASS, &["unitType", "usageRecords"], |b, name, value| {
+            match name {
+                "unitType" => unit.unit_type = b.string(value)?,
+                _ => unit.records = b.list(value, USAGE_CLASS, |b, item| b.usage(item))?,
+            }
+            Ok(())
+        })?;
+        Ok(present.then_some(unit))
+    }
+
+    fn record(&mut self, raw: &'a RawValue) -> Result<Option<BoundRecord>, BindError> {
+        let mut record = BoundRecord::default();
+        let known = ["subscriptionId", "trackingId", "unitUsageRecords"];
+        let present = self.object(raw, RECORD_CLASS, &known, |b, name, value| {
+            match name {
+                "subscriptionId" => record.subscription_id = b.uuid(value)?,
+                "trackingId" => record.tracking_id = b.string(value)?,
+                _ => record.units = b.list(value, UNIT_CLASS, |b, item| b.unit(item))?,
+            }
+            Ok(())
+        })?;
+        Ok(present.then_some(record))
+    }
+}
+
+/// Reads a JSON number's text (or a decimal string) exactly; `None` when 96 bits cannot hold it.
+fn parse_big_decimal(text: &str) -> Option<Decimal> {
+    if text.contains(['e', 'E']) {
+        return Decimal::from_scientific(text).ok();
+    }
+    // Too many fraction digits for 96 bits: round them (the column keeps 9 anyway).
+    Decimal::from_str_exact(text)
+        .ok()
+        .or_else(|| text.parse::<Decimal>().ok())
+}
+
+/// What `decimal(18,9)` keeps: at most 9 integer digits, fractions rounded half away from zero
+/// to 9 digits (MySQL's rounding).
+fn fit_column(value: Decimal) -> BoundAmount {
+    let rounded = value.round_dp_with_strategy(9, RoundingStrategy::MidpointAwayFromZero);
+    if rounded.abs() >= Decimal::from(1_000_000_000) {
+        BoundAmount::OutOfRange
+    } else {
+        BoundAmount::Fits(rounded)
+    }
+}
+
+/// Binds `body` (already known to be non-blank): `Ok(None)` for the literal `null`.
+pub(crate) fn bind(body: &[u8], format: WireFormat) -> Result<Option<BoundRecord>, BindError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    // Like Jackson, read the first value and ignore whatever trails it.
+    let raw = <&RawValue>::deserialize(&mut deserializer).map_err(|e| {
+        let text = e.to_string();
+        let problem = text
+            .rsplit_once(" at line ")
+            .map_or(text.as_str(), |(problem, _)| problem);
+        BindError {
+            class_name: class::JSON_PARSE,
+            message: format!(
+                "Unexpected character: {problem}\n at [Source: {SOURCE}; line: {}, column: {}]",
+                e.line(),
+                e.column()
+            ),
+        }
+    })?;
+    let mut binder = Binder {
+        body,
+        chain: Vec::new(),
+        format,
+    };
+    binder.record(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bind_ok(body: &str) -> BoundRecord {
+        match bind(body.as_bytes(), WireFormat::V024) {
+            Ok(Some(record)) => record,
+            Ok(None) => panic!("null"),
+            Err(e) => panic!("{}: {}", e.class_name, e.message),
+        }
+    }
+
+    fn bind_err(body: &str) -> (String, String) {
+        match bind(body.as_bytes(), WireFormat::V024) {
+            Err(e) => (e.class_name.to_string(), e.message),
+            Ok(_) => panic!("bound {body}"),
+        }
+    }
+
+    const SUB: &str = "8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11";
+
+    #[test]
+    fn binds_exact_amounts_and_every_date_form() {
+        let body = format!(
+            r#"{{"subscriptionId":"{SUB}","trackingId":7,"unitUsageRecords":[{{"unitType":"a","usageRecords":[
+            {{"recordDate":"2013-08-01","amount":333333333.333333333}},
+            {{"recordDate":"2013-08-01T10:00:00+02:00","amount":"1.5"}},
+            {{"recordDate":1375338600000,"amount":1E-7}},
+            {{"recordDate":"","amount":""}}]}}]}} trailing"#
+        );
+        let record = bind_ok(&body);
+        assert_eq!(record.subscription_id.unwrap().to_string(), SUB);
+        assert_eq!(record.tracking_id.as_deref(), Some("7"));
+        let units = record.units.unwrap();
+        let records = units[0].as_ref().unwrap().records.as_ref().unwrap();
+        let amount = |i: usize| match records[i].as_ref().unwrap().amount {
+            Some(BoundAmount::Fits(d)) => d.to_string(),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(amount(0), "333333333.333333333");
+        assert_eq!(amount(1), "1.5");
+        assert_eq!(amount(2), "0.0000001");
+        assert_eq!(amount(3), "None");
+        let date = |i: usize| records[i].as_ref().unwrap().record_date.map(|d| d.to_rfc3339());
+        assert_eq!(date(0).unwrap(), "2013-08-01T00:00:00+00:00");
+        assert_eq!(date(1).unwrap(), "2013-08-01T08:00:00+00:00");
+        assert_eq!(date(2).unwrap(), "2013-08-01T06:30:00+00:00");
+        assert_eq!(date(3), None);
+    }
+
+    #[test]
+    fn column_range_and_rounding() {
+        assert!(matches!(
+            fit_column("999999999.999999999".parse().unwrap()),
+            BoundAmount::Fits(_)
+        ));
+        assert!(matches!(
+            fit_column("1000000000".parse().unwrap()),
+            BoundAmount::OutOfRange
+        ));
+        match fit_column("0.0000000005".parse().unwrap()) {
+            BoundAmount::Fits(d) => assert_eq!(d.to_string(), "0.000000001"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(parse_big_decimal("1e400"), None);
+    }
+
+    #[test]
+    fn jackson_errors() {
+        let (class, message) = bind_err(&format!(r#"{{"subscriptionId":"{SUB}","extra":1}}"#));
+        assert_eq!(class, class::UNRECOGNIZED_PROPERTY);
+        assert_eq!(
+            message,
+            format!(
+                "Unrecognized field \"extra\" (class {RECORD_CLASS}), not marked as ignorable \
+                 (3 known properties: \"subscriptionId\", \"trackingId\", \"unitUsageRecords\"])\n \
+                 at [Source: {SOURCE}; line: 1, column: 66] (through reference chain: \
+                 {RECORD_CLASS}[\"extra\"])"
+            )
+        );
+        let (class, message) = bind_err(r#"{"subscriptionId":"nope"}"#);
+        assert_eq!(class, class::INVALID_FORMAT);
+        assert!(
+            message.starts_with("Cannot deserialize value of type `java.util.UUID` from String \"nope\""),
+            "{message}"
+        );
+        let (class, _) = bind_err(r#"{"subscriptionId":12}"#);
+        assert_eq!(class, class::MISMATCHED_INPUT);
+        let (class, message) = bind_err(r#"{"subscriptionId": }"#);
+        assert_eq!(class, class::JSON_PARSE);
+        assert!(message.contains("line: 1, column: 20"), "{message}");
+        let (class, message) = bind_err(r#"{"unitUsageRecords":[{"usageRecords":[{"amount":true}]}]}"#);
+        assert_eq!(class, class::MISMATCHED_INPUT);
+        assert!(
+            message.ends_with(&format!(
+                "(through reference chain: {RECORD_CLASS}[\"unitUsageRecords\"]->java.util.ArrayList[0]->\
+                 {UNIT_CLASS}[\"usageRecords\"]->java.util.ArrayList[0]->{USAGE_CLASS}[\"amount\"])"
+            )),
+            "{message}"
+        );
+        let (class, message) = bind_err(r#"{"unitUsageRecords":[{"usageRecords":[{"recordDate":"2013-08-01x"}]}]}"#);
+        assert_eq!(class, JSON_MAPPING);
+        assert!(
+            message.starts_with(r#"Invalid format: "2013-08-01x" is malformed at "x""#),
+            "{message}"
+        );
+        let (class, _) = bind_err(r#"[]"#);
+        assert_eq!(class, class::MISMATCHED_INPUT);
+        let (class, _) = bind_err(r#"{"unitUsageRecords":{}}"#);
+        assert_eq!(class, class::MISMATCHED_INPUT);
+        let (class, _) = bind_err(r#"{"unitUsageRecords":[{"usageRecords":[{"amount":"abc"}]}]}"#);
+        assert_eq!(class, class::INVALID_FORMAT);
+    }
+
+    #[test]
+    fn null_is_no_record() {
+        assert!(matches!(bind(b"null", WireFormat::V024), Ok(None)));
+    }
+
+    #[test]
+    fn legacy_amounts_are_longs() {
+        let body = r#"{"unitUsageRecords":[{"usageRecords":[{"recordDate":"2013-08-01","amount":4.75}]}]}"#;
+        let record = match bind(body.as_bytes(), WireFormat::Legacy022) {
+            Ok(Some(r)) => r,
+            _ => panic!(),
+        };
+        let usage = record
+            .units
+            .unwrap()
+            .remove(0)
+            .unwrap()
+            .records
+            .unwrap()
+            .remove(0)
+            .unwrap();
+        assert!(matches!(usage.amount, Some(BoundAmount::Fits(d)) if d == Decimal::from(4)));
+        let bad = r#"{"unitUsageRecords":[{"usageRecords":[{"recordDate":"2013-08-01T00:00:00Z"}]}]}"#;
+        assert!(bind(bad.as_bytes(), WireFormat::Legacy022).is_err());
+    }
+}
