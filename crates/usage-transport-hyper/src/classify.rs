@@ -25,6 +25,9 @@ pub(crate) fn classify(error: &(dyn StdError + 'static)) -> TransportErrorKind {
         return TransportErrorKind::Connect;
     }
     for e in chain(error) {
+        if e.is::<ConnectTimedOut>() {
+            return TransportErrorKind::Connect;
+        }
         if let Some(kind) = e.downcast_ref::<TimedOut>().map(|_| TransportErrorKind::Timeout) {
             return kind;
         }
@@ -88,11 +91,45 @@ fn chain<'a>(error: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a (d
     })
 }
 
-/// A [`TransportError`] of the right kind, keeping `error` as its source.
+/// A [`TransportError`] of the right kind, keeping `error` as its source. Its message is the
+/// chain's messages joined (`client error (Connect): tcp connect error: Connection refused`),
+/// as hyper's top-level messages alone say little.
 pub(crate) fn transport_error(error: impl Into<Box<dyn StdError + Send + Sync>>) -> TransportError {
     let error = error.into();
     let kind = classify(&*error);
-    TransportError::with_source(kind, error)
+    let mut message = String::new();
+    let mut last = String::new();
+    for e in chain(&*error) {
+        let text = e.to_string();
+        if text.is_empty() || text == last || message.ends_with(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+        last = text;
+    }
+    TransportError::with_source(kind, Described { message, source: error })
+}
+
+/// An error with the message of its whole chain; its source is the original error.
+#[derive(Debug)]
+struct Described {
+    message: String,
+    source: Box<dyn StdError + Send + Sync>,
+}
+
+impl fmt::Display for Described {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl StdError for Described {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.source)
+    }
 }
 
 /// The transport's own per-request timeout fired.
@@ -112,6 +149,24 @@ impl fmt::Display for TimedOut {
 }
 
 impl StdError for TimedOut {}
+
+/// No connection (TCP and TLS) within the connect timeout.
+#[derive(Debug)]
+pub(crate) struct ConnectTimedOut {
+    pub(crate) after: Duration,
+}
+
+impl fmt::Display for ConnectTimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "no connection (TCP connect and TLS handshake) within the connect timeout of {:?}",
+            self.after
+        )
+    }
+}
+
+impl StdError for ConnectTimedOut {}
 
 /// The response body is larger than the transport accepts.
 #[derive(Debug)]
@@ -168,7 +223,7 @@ mod tests {
             assert_eq!(classify(&error), expected, "{kind:?}");
             let error = transport_error(error);
             assert_eq!(error.kind(), expected, "{kind:?}");
-            assert_eq!(error.message(), "wrapped");
+            assert_eq!(error.message(), "wrapped: boom");
             assert!(error.source().is_some(), "the chain is kept");
         }
     }

@@ -63,7 +63,7 @@
 //! | concern | behaviour |
 //! |---|---|
 //! | connections | HTTP/1.1 keep-alive pool; idle connections closed after the pool idle timeout (15 s); `TCP_NODELAY` |
-//! | timeouts | connect 10 s, whole request (body included) 10 s, as Kill Bill's Java client |
+//! | timeouts | connect (TCP and TLS handshake) 10 s, whole request (body included) 10 s, as Kill Bill's Java client |
 //! | response size | 4 MiB cap: `Content-Length` checked first, then counted while streaming |
 //! | redirects | never followed: a 3xx reaches the client as an API error |
 //! | TLS | rustls with the ring provider; certificates always verified; no switch turns that off |

@@ -2,7 +2,10 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,10 +18,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer as HyperTimer};
 use usage_core::{Transport, TransportError, TransportErrorKind};
 
-use crate::classify::{transport_error, TimedOut, TooLarge};
+use crate::classify::{transport_error, ConnectTimedOut, TimedOut, TooLarge};
 use crate::tls;
 
-/// The default connect timeout (TCP connect), as Kill Bill's Java client: 10 s.
+/// The default connect timeout (TCP connect and TLS handshake), as Kill Bill's Java client: 10 s.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default request timeout (connect, TLS, send, and the whole response read), as Kill
 /// Bill's Java client: 10 s.
@@ -32,7 +35,7 @@ pub const DEFAULT_POOL_MAX_IDLE_PER_HOST: usize = 16;
 /// The default cap on a response body: 4 MiB (a roll-up is a few hundred bytes per unit type).
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
-type HyperClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type HyperClient = Client<TimeoutConnector<HttpsConnector<HttpConnector>>, Full<Bytes>>;
 
 /// A [`Transport`] over hyper 1 and hyper-util's pooled client, with rustls for TLS.
 ///
@@ -255,9 +258,10 @@ impl fmt::Debug for HyperTransportBuilder {
 }
 
 impl HyperTransportBuilder {
-    /// How long to wait for the TCP connection (default [`DEFAULT_CONNECT_TIMEOUT`]). A
-    /// failure to connect in time is a [`Connect`](TransportErrorKind::Connect) error: nothing
-    /// was sent. The TLS handshake counts against the request timeout.
+    /// How long to wait for a new connection, TCP connect and TLS handshake together (default
+    /// [`DEFAULT_CONNECT_TIMEOUT`]). A failure to connect in time is a
+    /// [`Connect`](TransportErrorKind::Connect) error: nothing was sent. It runs inside the
+    /// request timeout, which bounds the whole exchange.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -358,6 +362,10 @@ impl HyperTransportBuilder {
         #[cfg(not(feature = "http2"))]
         let connector = https.enable_http1().wrap_connector(http);
 
+        let connector = TimeoutConnector {
+            inner: connector,
+            timeout: self.connect_timeout,
+        };
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(HyperTimer::new())
             .timer(HyperTimer::new())
@@ -415,5 +423,42 @@ impl fmt::Display for BuildError {
 impl StdError for BuildError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         self.source.as_deref().map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// Bounds the whole making of a connection (TCP connect and TLS handshake) by the connect
+/// timeout, so that a server that never finishes the handshake is a connect failure (nothing
+/// sent) rather than a request timeout.
+#[derive(Clone, Debug)]
+struct TimeoutConnector<C> {
+    inner: C,
+    timeout: Duration,
+}
+
+impl<C> tower::Service<http::Uri> for TimeoutConnector<C>
+where
+    C: tower::Service<http::Uri>,
+    C::Future: Send + 'static,
+    C::Error: Into<BoxError>,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<C::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, destination: http::Uri) -> Self::Future {
+        let after = self.timeout;
+        let connecting = self.inner.call(destination);
+        Box::pin(async move {
+            match tokio::time::timeout(after, connecting).await {
+                Ok(connected) => connected.map_err(Into::into),
+                Err(_elapsed) => Err(Box::new(ConnectTimedOut { after }) as BoxError),
+            }
+        })
     }
 }

@@ -233,6 +233,32 @@ where
     addr
 }
 
+/// Connections kept open by a silent server, with what it read of each.
+type Held = Arc<Mutex<Vec<(Vec<u8>, TcpStream)>>>;
+
+/// A server that accepts connections (reading the request head if `read` is set) and never
+/// answers.
+async fn silent_server(read: bool) -> (SocketAddr, Held) {
+    let held: Held = Arc::default();
+    let keep = held.clone();
+    let addr = raw_server(move |mut stream| {
+        let keep = keep.clone();
+        async move {
+            let head = if read { read_head(&mut stream).await } else { Vec::new() };
+            keep.lock().unwrap().push((head, stream));
+        }
+    })
+    .await;
+    (addr, held)
+}
+
+/// A GET that must fail, and how long it took.
+async fn timed_get(transport: &HyperTransport, url: &str) -> (TransportError, Duration) {
+    let started = Instant::now();
+    let error = transport.send(get_request(url)).await.unwrap_err();
+    (error, started.elapsed())
+}
+
 /// Reads up to the end of a request head.
 async fn read_head(stream: &mut TcpStream) -> Vec<u8> {
     let mut head = Vec::new();
@@ -376,6 +402,13 @@ async fn a_refused_connection_is_a_connect_error() {
         .find_map(|e| e.downcast_ref::<std::io::Error>())
         .expect("the io::Error is kept in the chain");
     assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+    assert!(
+        error
+            .message()
+            .starts_with("client error (Connect): tcp connect error: "),
+        "{}",
+        error.message()
+    );
 
     let client = client(&url, HyperTransport::new().unwrap());
     let error = client.get_all_usage(subscription(), window()).await.unwrap_err();
@@ -387,27 +420,12 @@ async fn a_refused_connection_is_a_connect_error() {
 
 #[tokio::test]
 async fn a_silent_server_times_out_within_the_request_timeout() {
-    let held = Arc::new(Mutex::new(Vec::new()));
-    let keep = held.clone();
-    let addr = raw_server(move |mut stream| {
-        let keep = keep.clone();
-        async move {
-            let head = read_head(&mut stream).await;
-            // Never answer; keep the socket open.
-            keep.lock().unwrap().push((head, stream));
-        }
-    })
-    .await;
+    let (addr, held) = silent_server(true).await;
     let transport = HyperTransport::builder()
         .request_timeout(Duration::from_millis(200))
         .build()
         .unwrap();
-    let started = Instant::now();
-    let error = transport
-        .send(get_request(&format!("http://{addr}")))
-        .await
-        .unwrap_err();
-    let elapsed = started.elapsed();
+    let (error, elapsed) = timed_get(&transport, &format!("http://{addr}")).await;
     assert_eq!(error.kind(), TransportErrorKind::Timeout, "{error:?}");
     assert!(error.may_have_reached_server());
     assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
@@ -434,6 +452,10 @@ async fn a_body_cut_short_is_io_or_incomplete() {
         matches!(error.kind(), TransportErrorKind::Incomplete | TransportErrorKind::Io),
         "{error:?}"
     );
+    assert_eq!(
+        error.message(),
+        "error reading a body from connection: end of file before message length reached"
+    );
     assert!(error.may_have_reached_server());
 }
 
@@ -446,6 +468,10 @@ async fn a_server_closing_without_answering_is_incomplete() {
     .await;
     let error = get_with_defaults(addr).await.unwrap_err();
     assert_eq!(error.kind(), TransportErrorKind::Incomplete, "{error:?}");
+    assert_eq!(
+        error.message(),
+        "client error (SendRequest): connection closed before message completed"
+    );
 }
 
 #[tokio::test]
@@ -657,6 +683,10 @@ async fn tls_with_an_added_root() {
         .unwrap_err();
     let transport_error = error.transport_error().expect("a transport error");
     assert_eq!(transport_error.kind(), TransportErrorKind::Connect, "{error:?}");
+    assert_eq!(
+        transport_error.message(),
+        "client error (Connect): invalid peer certificate: UnknownIssuer"
+    );
     let rustls_error = chain(transport_error)
         .find_map(|e| e.downcast_ref::<rustls::Error>())
         .expect("the rustls error is kept in the chain");
@@ -779,4 +809,151 @@ async fn secrets_never_show_in_debug_or_errors() {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
     }
+}
+
+#[tokio::test]
+async fn a_tls_handshake_that_never_finishes_is_a_connect_error() {
+    // Accept TCP, never answer the ClientHello.
+    let (addr, _held) = silent_server(false).await;
+    let transport = HyperTransport::builder()
+        .connect_timeout(Duration::from_millis(200))
+        .request_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let (error, elapsed) = timed_get(&transport, &format!("https://{addr}")).await;
+    assert_eq!(error.kind(), TransportErrorKind::Connect, "{error:?}");
+    assert!(!error.may_have_reached_server());
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    assert!(
+        chain(&error)
+            .any(|e| e.to_string()
+                == "no connection (TCP connect and TLS handshake) within the connect timeout of 200ms"),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_tcp_connect_that_never_completes_is_a_connect_error() {
+    // A listener whose accept queue is full and never drained: the kernel drops further SYNs,
+    // so a new connection hangs until the client gives up.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        match tokio::time::timeout(Duration::from_millis(100), TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => fillers.push(stream),
+            _ => break,
+        }
+    }
+    let transport = HyperTransport::builder()
+        .connect_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let error = transport
+        .send(get_request(&format!("http://{addr}")))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), TransportErrorKind::Connect, "{error:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    // It timed out (rather than being refused).
+    assert!(
+        chain(&error).any(|e| e.to_string().contains("within the connect timeout of 200ms")
+            || e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)),
+        "{error:?}"
+    );
+    drop(listener);
+}
+
+#[tokio::test]
+async fn a_lost_answer_to_a_post_is_retried_under_the_same_tracking_id() {
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let seen = attempts.clone();
+    let addr = raw_server(move |mut stream| {
+        let seen = seen.clone();
+        async move {
+            let mut request = read_head(&mut stream).await;
+            // The body follows the head (a few hundred bytes); read it all.
+            let length = String::from_utf8_lossy(&request)
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            let head_end = request.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            let mut buf = [0u8; 1024];
+            while request.len() < head_end + length {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let first = {
+                let mut seen = seen.lock().unwrap();
+                seen.push(request[head_end..].to_vec());
+                seen.len() == 1
+            };
+            if first {
+                // The server got the request, the answer is lost.
+                drop(stream);
+            } else {
+                let _ = stream
+                    .write_all(b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        }
+    })
+    .await;
+    let client = client_builder(format!("http://{addr}"))
+        .unwrap()
+        .user("admin", "password")
+        .tenant("bob", "lazar")
+        .retry_policy(RetryPolicy::default().initial_backoff(Duration::from_millis(10)))
+        .build()
+        .unwrap();
+    let day: UsageDate = "2013-08-01".parse().unwrap();
+    let record = SubscriptionUsageRecord::builder(subscription())
+        .record("gallons", day, 10)
+        .build()
+        .unwrap();
+    let outcome = client.record_usage(&record).await.unwrap();
+    assert_eq!(outcome.attempts, 2);
+    let bodies = attempts.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 2);
+    assert_eq!(bodies[0], bodies[1], "the retry resends the same body");
+    let body: serde_json::Value = serde_json::from_slice(&bodies[1]).unwrap();
+    assert_eq!(body["trackingId"], outcome.tracking_id.as_str());
+}
+
+#[tokio::test]
+async fn a_pooled_connection_closed_by_the_server_is_not_reused() {
+    // Answers one request per connection, then closes it without saying so.
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    let addr = raw_server(move |mut stream| {
+        count.fetch_add(1, Ordering::SeqCst);
+        async move {
+            read_head(&mut stream).await;
+            let body = rolled_up(SUBSCRIPTION);
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        }
+    })
+    .await;
+    let client = client(&format!("http://{addr}"), HyperTransport::new().unwrap());
+    for _ in 0..3 {
+        let usage = client.get_all_usage(subscription(), window()).await.unwrap();
+        assert_eq!(usage.subscription_id, subscription());
+        // Give the pool time to see the server's FIN.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
 }
