@@ -166,6 +166,14 @@ impl<'de> Deserialize<'de> for Amount {
 /// Parses the text of a JSON number (or a decimal string) exactly: plain or exponent notation,
 /// refusing (never rounding) values a [`Decimal`] cannot hold exactly.
 pub(crate) fn parse_decimal(text: &str) -> Result<Decimal, String> {
+    match parse_plain_decimal(text) {
+        Some(value) => Ok(value),
+        None => parse_decimal_general(text),
+    }
+}
+
+/// [`parse_decimal`] for every notation.
+fn parse_decimal_general(text: &str) -> Result<Decimal, String> {
     let (mantissa, exponent) = match text.find(['e', 'E']) {
         Some(at) => (&text[..at], Some(&text[at + 1..])),
         None => (text, None),
@@ -202,6 +210,9 @@ pub(crate) fn parse_decimal(text: &str) -> Result<Decimal, String> {
 /// Writes a decimal as a JSON number: integral values without a fraction (`10`), others with
 /// their significant digits only (`19.5`). Never a string, never through `f64`.
 pub(crate) fn serialize_decimal<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
+    if let Ok(mantissa) = u64::try_from(value.mantissa().unsigned_abs()) {
+        return serialize_small_decimal(mantissa, value.scale(), value.is_sign_negative(), serializer);
+    }
     if value.is_integer() {
         if let Ok(integer) = i64::try_from(value.trunc()) {
             return serializer.serialize_i64(integer);
@@ -211,21 +222,217 @@ pub(crate) fn serialize_decimal<S: Serializer>(value: &Decimal, serializer: S) -
     raw.serialize(serializer)
 }
 
-/// Reads a JSON number from its text (exactly), or a string holding a decimal number.
-pub(crate) fn deserialize_decimal<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
-    let raw = Box::<RawValue>::deserialize(deserializer)?;
-    let text = raw.get();
-    let number = if text.starts_with('"') {
-        serde_json::from_str::<String>(text).map_err(serde::de::Error::custom)?
-    } else if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
-        return parse_decimal(text).map_err(|reason| serde::de::Error::custom(format!("amount {text} {reason}")));
+/// The fast path of [`parse_decimal`]: plain notation (`-?digits(.digits)?`) with at most 19
+/// digits, which always fits a [`Decimal`] exactly. `None` sends anything else (exponents,
+/// signs other than a leading `-`, negative zero, longer numbers) to the general path, which
+/// gives the same value for every text this accepts.
+fn parse_plain_decimal(text: &str) -> Option<Decimal> {
+    let bytes = text.as_bytes();
+    let (negative, digits) = match bytes.split_first()? {
+        (b'-', rest) => (true, rest),
+        _ => (false, bytes),
+    };
+    let mut mantissa: u64 = 0;
+    let mut count = 0u32;
+    let mut scale = 0u32;
+    let mut point = false;
+    for &byte in digits {
+        match byte {
+            b'0'..=b'9' => {
+                if count == 19 {
+                    return None;
+                }
+                mantissa = mantissa * 10 + u64::from(byte - b'0');
+                count += 1;
+                scale += u32::from(point);
+            }
+            b'.' if !point && count > 0 => point = true,
+            _ => return None,
+        }
+    }
+    if count == 0 || (point && scale == 0) || (negative && mantissa == 0) {
+        return None;
+    }
+    // At most 19 digits, so the scale is at most 18 and the mantissa below 2^64.
+    Some(Decimal::from_parts(
+        mantissa as u32,
+        (mantissa >> 32) as u32,
+        0,
+        negative,
+        scale,
+    ))
+}
+
+/// [`serialize_decimal`] for a mantissa that fits a `u64` (every [`Amount`]): strips the
+/// trailing zeros and writes the digits on the stack, with no allocation.
+fn serialize_small_decimal<S: Serializer>(
+    mut mantissa: u64,
+    mut scale: u32,
+    negative: bool,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    while scale > 0 && mantissa % 10 == 0 {
+        mantissa /= 10;
+        scale -= 1;
+    }
+    if scale == 0 {
+        let integer = if negative {
+            0i64.checked_sub_unsigned(mantissa)
+        } else {
+            i64::try_from(mantissa).ok()
+        };
+        if let Some(integer) = integer {
+            return serializer.serialize_i64(integer);
+        }
+    }
+    // Sign, "0.", up to 28 zeros, up to 20 digits.
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (mantissa % 10) as u8;
+        mantissa /= 10;
+        if mantissa == 0 {
+            break;
+        }
+    }
+    let digits = &digits[start..];
+    let mut text = [0u8; 64];
+    let mut len = 0;
+    let mut push = |bytes: &[u8]| {
+        text[len..len + bytes.len()].copy_from_slice(bytes);
+        len += bytes.len();
+    };
+    if negative {
+        push(b"-");
+    }
+    let scale = scale as usize;
+    if scale >= digits.len() {
+        push(b"0.");
+        for _ in digits.len()..scale {
+            push(b"0");
+        }
+        push(digits);
+    } else if scale > 0 {
+        push(&digits[..digits.len() - scale]);
+        push(b".");
+        push(&digits[digits.len() - scale..]);
     } else {
-        return Err(serde::de::Error::custom(format!(
+        push(digits);
+    }
+    let text = std::str::from_utf8(&text[..len]).map_err(serde::ser::Error::custom)?;
+    serialize_raw_number(text, serializer)
+}
+
+/// serde_json's private marker for raw JSON text: [`RawValue`] serializes itself as a struct of
+/// this name with one string field of this name, which serde_json's serializers write out
+/// verbatim, and deserializes itself by asking for a newtype struct of this name, which
+/// serde_json's deserializers answer with a one-entry map holding the value's text.
+///
+/// Speaking that protocol here, exactly as [`RawValue`] does, writes a number this module
+/// formatted without building a `Box<RawValue>` (whose `from_string` parses the text again),
+/// and reads a number's text without allocating a `Box<RawValue>` for it. Every serializer and
+/// deserializer sees the same calls as with [`RawValue`]; the tests pin the JSON both ways.
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+
+/// Writes `text`, a valid JSON number, as it is: what `RawValue::serialize` does.
+fn serialize_raw_number<S: Serializer>(text: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct as _;
+    let mut raw = serializer.serialize_struct(RAW_VALUE_TOKEN, 1)?;
+    raw.serialize_field(RAW_VALUE_TOKEN, text)?;
+    raw.end()
+}
+
+/// Reads a JSON number from its text (exactly), or a string holding a decimal number.
+///
+/// The text is read as a `Box<RawValue>` would read it (see [`RAW_VALUE_TOKEN`]), but parsed
+/// where it lies instead of being copied into a box first.
+pub(crate) fn deserialize_decimal<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
+    deserializer.deserialize_newtype_struct(RAW_VALUE_TOKEN, RawDecimalVisitor)
+}
+
+/// The decimal of a value's raw JSON text: a number, or a string holding one.
+fn decimal_of_raw_text<E: serde::de::Error>(text: &str) -> Result<Decimal, E> {
+    let number = if text.starts_with('"') {
+        serde_json::from_str::<String>(text).map_err(E::custom)?
+    } else if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        return parse_decimal(text).map_err(|reason| E::custom(format!("amount {text} {reason}")));
+    } else {
+        return Err(E::custom(format!(
             "expected a decimal number, found {}",
             truncate(text)
         )));
     };
-    parse_decimal(number.trim()).map_err(|reason| serde::de::Error::custom(format!("amount {number:?} {reason}")))
+    parse_decimal(number.trim()).map_err(|reason| E::custom(format!("amount {number:?} {reason}")))
+}
+
+/// Receives the one-entry map of a raw value (the `Box<RawValue>` protocol).
+struct RawDecimalVisitor;
+
+impl<'de> serde::de::Visitor<'de> for RawDecimalVisitor {
+    type Value = Decimal;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // What `Box<RawValue>` says, so that errors read the same.
+        formatter.write_str("any valid JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Decimal, A::Error> {
+        if map.next_key::<RawValueKey>()?.is_none() {
+            return Err(serde::de::Error::invalid_type(serde::de::Unexpected::Map, &self));
+        }
+        map.next_value_seed(RawDecimalText)
+    }
+}
+
+/// The key of a raw value's map: the token itself.
+struct RawValueKey;
+
+impl<'de> Deserialize<'de> for RawValueKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+
+        impl serde::de::Visitor<'_> for KeyVisitor {
+            type Value = RawValueKey;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("raw value")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<RawValueKey, E> {
+                if key == RAW_VALUE_TOKEN {
+                    Ok(RawValueKey)
+                } else {
+                    Err(E::custom("unexpected raw value"))
+                }
+            }
+        }
+
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+/// The value of a raw value's map: the JSON text, parsed in place.
+struct RawDecimalText;
+
+impl<'de> serde::de::DeserializeSeed<'de> for RawDecimalText {
+    type Value = Decimal;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Decimal, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for RawDecimalText {
+    type Value = Decimal;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("raw value")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Decimal, E> {
+        decimal_of_raw_text(text)
+    }
 }
 
 fn truncate(text: &str) -> &str {
@@ -273,6 +480,202 @@ mod tests {
         assert!(err.to_string().contains("10 fraction digits"), "{err}");
         // Trailing zeros past the ninth digit are not significant.
         assert!(Amount::new("1.0000000000000".parse().unwrap()).is_ok());
+    }
+
+    /// What `serialize_decimal` wrote before its fast path: the reference.
+    fn reference_json(value: &Decimal) -> String {
+        if value.is_integer() {
+            if let Ok(integer) = i64::try_from(value.trunc()) {
+                return integer.to_string();
+            }
+        }
+        value.normalize().to_string()
+    }
+
+    fn same_decimal(a: &Decimal, b: &Decimal) -> bool {
+        a.mantissa() == b.mantissa() && a.scale() == b.scale() && a.is_sign_negative() == b.is_sign_negative()
+    }
+
+    #[test]
+    fn fast_paths_match_the_reference_on_edge_cases() {
+        for text in [
+            "0",
+            "-0",
+            "0.0",
+            "-0.000",
+            "1",
+            "-1",
+            "10",
+            "15.000000000",
+            "0.5",
+            "-0.5",
+            "0.000000001",
+            "-0.000000001",
+            "999999999.999999999",
+            "-999999999.999999999",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "18446744073709551615",
+            "18446744073709551616",
+            "9999999999999999999",
+            "1234567890123456789.5",
+            "00012.50",
+            "1.",
+            ".5",
+            "+5",
+            "1_000",
+            "1e3",
+            "1.00E-7",
+            "0E-9",
+            "",
+            "-",
+            "1.2.3",
+            "79228162514264337593543950335",
+            "7.9228162514264337593543950335",
+            "0.0000000000000000000000000001",
+            "-12345678901234567.89",
+        ] {
+            let fast = parse_decimal(text);
+            let general = parse_decimal_general(text);
+            match (&fast, &general) {
+                (Ok(a), Ok(b)) => assert!(same_decimal(a, b), "{text}: {a:?} vs {b:?}"),
+                (Err(_), Err(_)) => {}
+                _ => panic!("{text}: {fast:?} vs {general:?}"),
+            }
+            if let Ok(value) = general {
+                let json = serde_json::to_string(&RawDecimal(value)).unwrap();
+                assert_eq!(json, reference_json(&value), "{text}");
+                let negated = serde_json::to_string(&RawDecimal(-value)).unwrap();
+                assert_eq!(negated, reference_json(&-value), "-({text})");
+            }
+        }
+    }
+
+    /// What `deserialize_decimal` did before it read the text in place: the reference.
+    fn reference_deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        decimal_of_raw_text(raw.get())
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Ours {
+        #[serde(deserialize_with = "deserialize_decimal")]
+        #[allow(dead_code)]
+        amount: Decimal,
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Reference {
+        #[serde(deserialize_with = "reference_deserialize")]
+        #[allow(dead_code)]
+        amount: Decimal,
+    }
+
+    #[test]
+    fn reading_in_place_matches_reading_a_boxed_raw_value() {
+        for amount in [
+            "15.000000000",
+            "-0.5",
+            "0E-9",
+            "1.00E-7",
+            "1e400",
+            "\"12.25\"",
+            "\" 7 \"",
+            "\"x\"",
+            "true",
+            "null",
+            "[1]",
+            "{\"a\":1}",
+            "1234567890123456789012345678901",
+            "0.00000000000000000000000000001",
+        ] {
+            for body in [
+                format!(r#"{{"amount":{amount}}}"#),
+                format!("{{\n  \"amount\" : {amount} }}"),
+            ] {
+                let ours = serde_json::from_str::<Ours>(&body).map(|o| o.amount);
+                let reference = serde_json::from_str::<Reference>(&body).map(|r| r.amount);
+                assert_eq!(format!("{ours:?}"), format!("{reference:?}"), "{body}");
+                // From a reader, and from a `Value`, too.
+                let ours = serde_json::from_reader::<_, Ours>(body.as_bytes()).map(|o| o.amount);
+                let reference = serde_json::from_reader::<_, Reference>(body.as_bytes()).map(|r| r.amount);
+                assert_eq!(format!("{ours:?}"), format!("{reference:?}"), "{body}");
+                if let Ok(value) = serde_json::from_str::<serde_json::Value>(&body) {
+                    let ours = serde_json::from_value::<Ours>(value.clone()).map(|o| o.amount);
+                    let reference = serde_json::from_value::<Reference>(value.clone()).map(|r| r.amount);
+                    assert_eq!(format!("{ours:?}"), format!("{reference:?}"), "{body}");
+                    let ours = Ours::deserialize(&value).map(|o| o.amount);
+                    let reference = Reference::deserialize(&value).map(|r| r.amount);
+                    assert_eq!(format!("{ours:?}"), format!("{reference:?}"), "{body}");
+                }
+            }
+        }
+        // A deserializer that knows nothing of raw values refuses both the same way.
+        use serde::de::IntoDeserializer as _;
+        let ours = deserialize_decimal::<serde::de::value::StrDeserializer<'_, serde::de::value::Error>>(
+            "1.5".into_deserializer(),
+        );
+        let reference = reference_deserialize::<serde::de::value::StrDeserializer<'_, serde::de::value::Error>>(
+            "1.5".into_deserializer(),
+        );
+        assert_eq!(format!("{ours:?}"), format!("{reference:?}"));
+    }
+
+    /// Serializes through `serialize_decimal`.
+    struct RawDecimal(Decimal);
+
+    impl Serialize for RawDecimal {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serialize_decimal(&self.0, serializer)
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plain_parse_matches_the_general_parse(
+            negative in proptest::bool::ANY,
+            integer in "[0-9]{1,22}",
+            fraction in proptest::option::of("[0-9]{0,30}"),
+        ) {
+            let text = format!(
+                "{}{integer}{}",
+                if negative { "-" } else { "" },
+                fraction.map(|f| format!(".{f}")).unwrap_or_default()
+            );
+            let fast = parse_decimal(&text);
+            let general = parse_decimal_general(&text);
+            match (&fast, &general) {
+                (Ok(a), Ok(b)) => proptest::prop_assert!(same_decimal(a, b), "{}: {:?} vs {:?}", text, a, b),
+                (Err(_), Err(_)) => {}
+                _ => proptest::prop_assert!(false, "{}: {:?} vs {:?}", text, fast, general),
+            }
+        }
+
+        #[test]
+        fn serialization_matches_the_reference(
+            lo in proptest::num::u32::ANY,
+            mid in proptest::num::u32::ANY,
+            hi in proptest::prop_oneof![proptest::strategy::Just(0u32), proptest::num::u32::ANY],
+            negative in proptest::bool::ANY,
+            scale in 0u32..=28,
+            zeros in 0u32..=12,
+        ) {
+            let mut value = Decimal::from_parts(lo, mid, hi, negative, scale);
+            // Trailing zeros, as the server's scale-9 sums have them.
+            for _ in 0..zeros {
+                match value.checked_mul(Decimal::TEN) {
+                    Some(v) if v.scale() < 28 => {
+                        let mut v = v;
+                        if v.set_scale(v.scale() + 1).is_ok() { value = v; }
+                    }
+                    _ => break,
+                }
+            }
+            let json = serde_json::to_string(&RawDecimal(value)).unwrap();
+            proptest::prop_assert_eq!(json, reference_json(&value));
+        }
     }
 
     #[test]

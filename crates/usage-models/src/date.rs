@@ -52,67 +52,78 @@ impl UsageDate {
     }
 
     /// Writes the wire form into `buf` and returns it: `yyyy-MM-dd` or
-    /// `yyyy-MM-ddTHH:mm:ss.SSSZ`. Years outside `0..=9999` use chrono's extended form.
-    fn write_wire<'b>(&self, buf: &'b mut WireBuf) -> &'b str {
-        buf.len = 0;
+    /// `yyyy-MM-ddTHH:mm:ss.SSSZ`; `None` for years outside `0..=9999`, which use chrono's
+    /// extended form.
+    fn write_wire<'b>(&self, buf: &'b mut WireBuf) -> Option<&'b str> {
         match self {
-            UsageDate::Date(date) => buf.push_date(date.year(), date.month(), date.day()),
+            UsageDate::Date(date) => {
+                let year = date.year();
+                if !(0..=9999).contains(&year) {
+                    return None;
+                }
+                buf.set_date(year as u32, date.month(), date.day());
+                buf.as_str(10)
+            }
             UsageDate::Instant(at) => {
-                buf.push_date(at.year(), at.month(), at.day());
-                buf.push(b'T');
-                buf.push_digits(at.hour(), 2);
-                buf.push(b':');
-                buf.push_digits(at.minute(), 2);
-                buf.push(b':');
-                buf.push_digits(at.second(), 2);
-                buf.push(b'.');
-                buf.push_digits(at.timestamp_subsec_millis().min(999), 3);
-                buf.push(b'Z');
+                // The UTC fields, read once (each accessor of `DateTime` re-applies the offset).
+                let at = at.naive_utc();
+                let (date, time) = (at.date(), at.time());
+                let year = date.year();
+                if !(0..=9999).contains(&year) {
+                    return None;
+                }
+                buf.set_date(year as u32, date.month(), date.day());
+                buf.set_two(11, time.hour());
+                buf.set_two(14, time.minute());
+                buf.set_two(17, time.second());
+                // A leap second's nanoseconds run past 999 ms; the millis stay within 999.
+                let millis = (time.nanosecond() / 1_000_000).min(999);
+                buf.set_two(20, millis / 10);
+                buf.set_two(22, (millis % 10) * 10);
+                buf.bytes[23] = b'Z';
+                buf.as_str(24)
             }
         }
-        std::str::from_utf8(&buf.bytes[..buf.len]).unwrap_or_default()
     }
 }
 
-/// A fixed buffer for the wire form of a date (at most 24 bytes for years 0..=9999).
+/// A fixed buffer for the wire form of a date, laid out as `yyyy-MM-ddTHH:mm:ss.SSSZ`.
 struct WireBuf {
     bytes: [u8; 24],
-    len: usize,
 }
+
+/// `"00"` to `"99"`.
+const TWO_DIGITS: &[u8; 200] = b"\
+    0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
 
 impl WireBuf {
     fn new() -> Self {
-        WireBuf { bytes: [0; 24], len: 0 }
-    }
-
-    fn push(&mut self, byte: u8) {
-        self.bytes[self.len] = byte;
-        self.len += 1;
-    }
-
-    fn push_digits(&mut self, mut value: u32, width: usize) {
-        for i in (0..width).rev() {
-            self.bytes[self.len + i] = b'0' + (value % 10) as u8;
-            value /= 10;
+        WireBuf {
+            bytes: *b"0000-00-00T00:00:00.000Z",
         }
-        self.len += width;
     }
 
-    fn push_date(&mut self, year: i32, month: u32, day: u32) {
-        self.push_digits(year as u32, 4);
-        self.push(b'-');
-        self.push_digits(month, 2);
-        self.push(b'-');
-        self.push_digits(day, 2);
+    /// Writes `value` (below 100) as two digits at `at`.
+    fn set_two(&mut self, at: usize, value: u32) {
+        let value = value as usize % 100 * 2;
+        self.bytes[at..at + 2].copy_from_slice(&TWO_DIGITS[value..value + 2]);
     }
-}
 
-fn in_fixed_width_years(date: &UsageDate) -> bool {
-    let year = match date {
-        UsageDate::Date(d) => d.year(),
-        UsageDate::Instant(i) => i.year(),
-    };
-    (0..=9999).contains(&year)
+    /// Writes `yyyy-MM-dd` (a year in `0..=9999`) at the start.
+    fn set_date(&mut self, year: u32, month: u32, day: u32) {
+        self.set_two(0, year / 100);
+        self.set_two(2, year % 100);
+        self.set_two(5, month);
+        self.set_two(8, day);
+    }
+
+    fn as_str(&self, len: usize) -> Option<&str> {
+        std::str::from_utf8(&self.bytes[..len]).ok()
+    }
 }
 
 impl From<NaiveDate> for UsageDate {
@@ -145,13 +156,13 @@ impl Ord for UsageDate {
 
 impl fmt::Display for UsageDate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !in_fixed_width_years(self) {
-            return match self {
-                UsageDate::Date(d) => write!(f, "{}", d.format("%Y-%m-%d")),
-                UsageDate::Instant(i) => write!(f, "{}", i.format("%Y-%m-%dT%H:%M:%S%.3fZ")),
-            };
+        if let Some(wire) = self.write_wire(&mut WireBuf::new()) {
+            return f.write_str(wire);
         }
-        f.write_str(self.write_wire(&mut WireBuf::new()))
+        match self {
+            UsageDate::Date(d) => write!(f, "{}", d.format("%Y-%m-%d")),
+            UsageDate::Instant(i) => write!(f, "{}", i.format("%Y-%m-%dT%H:%M:%S%.3fZ")),
+        }
     }
 }
 
@@ -188,10 +199,9 @@ fn parse_usage_date(s: &str) -> Option<UsageDate> {
 
 impl Serialize for UsageDate {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if in_fixed_width_years(self) {
-            serializer.serialize_str(self.write_wire(&mut WireBuf::new()))
-        } else {
-            serializer.collect_str(self)
+        match self.write_wire(&mut WireBuf::new()) {
+            Some(wire) => serializer.serialize_str(wire),
+            None => serializer.collect_str(self),
         }
     }
 }
@@ -259,6 +269,29 @@ mod tests {
     fn date_is_midnight_utc() {
         assert_eq!(parse("2013-08-01").instant(), parse("2013-08-01T00:00:00Z").instant());
         assert!(parse("2013-08-01") < parse("2013-08-01T00:00:00.001Z"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fixed_width_writer_matches_chrono(millis in -62_167_219_200_000i64..=253_402_300_799_999, leap in 0u32..2) {
+            let mut at = DateTime::from_timestamp_millis(millis).unwrap();
+            if leap == 1 && at.second() == 59 {
+                // A leap second: chrono carries it as nanoseconds past one second.
+                at = at.with_nanosecond(1_000_000_000 + at.nanosecond() % 1_000_000_000).unwrap_or(at);
+            }
+            // The writer's rules, spelled with `format!` (a leap second stays at :59.999).
+            let expected = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                at.year(), at.month(), at.day(), at.hour(), at.minute(), at.second(),
+                at.timestamp_subsec_millis().min(999)
+            );
+            let instant = UsageDate::Instant(at);
+            proptest::prop_assert_eq!(instant.to_string(), expected.clone());
+            let json = serde_json::to_string(&instant).unwrap();
+            proptest::prop_assert_eq!(json, format!("\"{expected}\""));
+            let day = UsageDate::Date(at.date_naive());
+            proptest::prop_assert_eq!(day.to_string(), at.date_naive().format("%Y-%m-%d").to_string());
+        }
     }
 
     #[test]
