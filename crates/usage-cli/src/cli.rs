@@ -1,0 +1,1168 @@
+//! The `kb-usage` command line: arguments, the subcommands and their exit codes.
+
+use std::future::Future;
+use std::io::{IsTerminal, Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+use usage_core::{Error as ClientError, RequestOptions, RetryPolicy, UsageClient, UsageWindow};
+use usage_models::{Amount, SubscriptionId, SubscriptionUsageRecord, TrackingId, UnitType, UsageDate};
+use usage_transport_hyper::{HyperTransport, TokioTimer};
+
+use crate::import::{self, Chunk, Format, MAX_ROWS_PER_REQUEST};
+use crate::render;
+use crate::series::{self, Every, Point, Series};
+use crate::serve::{Faults, ServeConfig, Server};
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: another failure (cannot listen, cannot write a file).
+pub const EXIT_OTHER: u8 = 1;
+/// Exit code: invalid input (bad arguments, bad rows); nothing was sent. Clap's usage errors
+/// exit with 2 too.
+pub const EXIT_INVALID_INPUT: u8 = 2;
+/// Exit code: the server answered with an error.
+pub const EXIT_SERVER: u8 = 3;
+/// Exit code: the server could not be reached, or did not answer in time.
+pub const EXIT_TRANSPORT: u8 = 4;
+
+const ABOUT: &str = "Record, import, read and chart Kill Bill usage; serve an in-memory Kill Bill";
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  other failure (cannot listen, cannot write a file)
+  2  invalid input (bad arguments or rows); nothing was sent
+  3  the server answered with an error (Kill Bill's message and code are shown)
+  4  the server could not be reached or did not answer in time
+
+Connection settings come from the options or the environment: KILLBILL_URL, KILLBILL_USER,
+KILLBILL_PASSWORD, KILLBILL_API_KEY, KILLBILL_API_SECRET (prefer the environment for secrets:
+command lines are visible to other users).";
+
+/// `kb-usage`.
+#[derive(Debug, Parser)]
+#[command(name = "kb-usage", version, about = ABOUT, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Record one usage record (safe to retry: it always carries a tracking id)
+    #[command(after_help = RECORD_HELP)]
+    Record(RecordArgs),
+    /// Import usage from a CSV or JSON-lines file, safely re-runnable
+    #[command(after_help = IMPORT_HELP)]
+    Import(ImportArgs),
+    /// Show the usage of a subscription over a window, rolled up by unit type
+    #[command(after_help = GET_HELP)]
+    Get(GetArgs),
+    /// Show usage per day, week or month as a table with bars, JSON, CSV or an SVG chart
+    #[command(after_help = SERIES_HELP)]
+    Series(SeriesArgs),
+    /// Serve an in-memory Kill Bill (usage API) over HTTP, for tests and demos
+    #[command(after_help = SERVE_HELP)]
+    Serve(ServeArgs),
+}
+
+const RECORD_HELP: &str = "\
+Examples:
+  kb-usage record --subscription 8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11 --unit gallons --amount 10
+  kb-usage record --subscription 8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11 --unit gallons --amount 2.5 \\
+      --date 2013-08-01T06:30:00Z --tracking-id meter-7-2013-08-01
+
+The tracking id used is printed. Running the same command again with the same --tracking-id
+records nothing twice: the server refuses the duplicate and kb-usage says \"already recorded\".
+
+--output json prints {\"tracking_id\": string, \"already_recorded\": bool, \"attempts\": number}.";
+
+const IMPORT_HELP: &str = "\
+File format: a header line subscription_id,unit_type,record_date,amount[,tracking_id]
+(columns in any order), or JSON lines with the same field names (amount a number or a string).
+Dates are 2013-08-01 (midnight UTC) or ISO-8601 date-times (2013-08-01T06:30:00Z).
+
+Every row is checked first; each bad row is reported with its line number, and nothing is
+sent when any row is bad (unless --skip-invalid). Rows are grouped by subscription into
+requests of at most 1000 rows. Each request's tracking id is derived from its content, so
+running the same import again (after a crash, Ctrl-C or failures) records only what is
+missing: requests refused as duplicates are counted as \"already recorded\". Rows with their
+own tracking_id are sent together under that id.
+
+Examples:
+  kb-usage import usage-2013-08.csv
+  kb-usage import --dry-run usage.jsonl
+  zcat usage.csv.gz | kb-usage import --format csv --concurrency 8 -
+
+--output json prints {\"rows\", \"requests\", \"recorded_requests\", \"recorded_rows\",
+\"already_recorded_requests\", \"already_recorded_rows\", \"failed_requests\", \"failed_rows\",
+\"invalid_rows\", \"seconds\", \"rows_per_second\", \"dry_run\"} (numbers, and a bool).";
+
+const GET_HELP: &str = "\
+The window is half-open: [--from, --to). Usage recorded exactly at --to is NOT counted.
+Dates (2013-08-01) mean midnight UTC; date-times may carry an offset (2013-08-01T10:00:00+02:00).
+
+Examples:
+  kb-usage get --subscription 8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11 --from 2013-08-01 --to 2013-09-01
+  kb-usage get --subscription 8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11 --unit gallons \\
+      --from 2013-08-01T00:00:00Z --to 2013-08-01T12:00:00Z --output json
+
+--output json prints {\"subscription_id\": string, \"start\": string, \"end\": string,
+\"units\": [{\"unit_type\": string, \"amount\": exact decimal number}]} (units sorted by name).";
+
+const SERIES_HELP: &str = "\
+Each period is half-open, [start, next start); the last one ends at --to (excluded).
+One query per period, run concurrently (--concurrency).
+
+Examples:
+  kb-usage series --subscription 8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11 --unit gallons \\
+      --from 2013-08-01 --to 2013-09-01
+  kb-usage series --subscription 8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11 --from 2013-01-01 \\
+      --to 2014-01-01 --every month --svg usage-2013.svg
+
+--output json prints {\"subscription_id\": string, \"unit_type\": string or null, \"every\": string,
+\"periods\": [{\"start\": string, \"end\": string, \"units\": [{\"unit_type\": string, \"amount\": number}],
+\"total\": number}]}. --output csv prints period_start,period_end,unit_type,amount lines.";
+
+const SERVE_HELP: &str = "\
+The first line on stdout is exactly `listening on http://IP:PORT`, once the socket accepts.
+Without --user or --tenant, the user is admin:password and the tenant bob:lazar.
+`POST /emulator/subscriptions` with {\"subscriptionId\": \"<uuid>\"} (authenticated like the usage
+API) creates a subscription in the caller's tenant.
+
+--faults RATE injects, with probability RATE per request (seeded by --seed): 503 with
+Retry-After: 0, 429, a connection closed before handling, or a request handled (usage stored!)
+and then its connection closed without an answer. Admin routes are never faulted.
+
+Examples:
+  kb-usage serve --listen 127.0.0.1:0 --subscription 8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11
+  kb-usage serve --auto-provision --log --faults 0.2 --seed 7";
+
+/// Where the server is and who we are.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Connection")]
+struct Connection {
+    /// Kill Bill's base URL
+    #[arg(long, env = "KILLBILL_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// User name (HTTP Basic auth)
+    #[arg(long, env = "KILLBILL_USER", default_value = "admin")]
+    user: String,
+    /// Password [default: the Kill Bill demo password]
+    #[arg(
+        long,
+        env = "KILLBILL_PASSWORD",
+        default_value = "password",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    password: String,
+    /// Tenant API key
+    #[arg(long, env = "KILLBILL_API_KEY", default_value = "bob")]
+    api_key: String,
+    /// Tenant API secret [default: the Kill Bill demo secret]
+    #[arg(
+        long,
+        env = "KILLBILL_API_SECRET",
+        default_value = "lazar",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    api_secret: String,
+    /// Give up on a call after this many seconds (all retries included)
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_timeout)]
+    timeout: Duration,
+    /// Retries of a failed call (connection failures, 429, 502, 503, 504), each safe
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=20))]
+    retries: u32,
+    /// X-Request-Id sent with each request (imports append -<request number>)
+    #[arg(long, value_name = "ID")]
+    request_id: Option<String>,
+}
+
+/// Audit headers of the POSTs.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Audit")]
+struct Audit {
+    /// X-Killbill-CreatedBy (at most 50 characters) [default: killbill-usage]
+    #[arg(long, value_name = "NAME")]
+    created_by: Option<String>,
+    /// X-Killbill-Reason
+    #[arg(long)]
+    reason: Option<String>,
+    /// X-Killbill-Comment
+    #[arg(long)]
+    comment: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct RecordArgs {
+    /// The subscription (a UUID)
+    #[arg(long, value_name = "ID")]
+    subscription: String,
+    /// The unit type (e.g. gallons)
+    #[arg(long, value_name = "TYPE")]
+    unit: String,
+    /// The amount: an exact decimal (at most 9 integer and 9 fraction digits)
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    amount: String,
+    /// When the usage happened: 2013-08-01 or an ISO-8601 date-time [default: now]
+    #[arg(long, value_name = "D")]
+    date: Option<String>,
+    /// The tracking id (at most 128 characters) [default: a random one, printed]
+    #[arg(long, value_name = "T")]
+    tracking_id: Option<String>,
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    output: TextOrJson,
+    #[command(flatten)]
+    audit: Audit,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// The file to import, or - for stdin
+    #[arg(value_name = "FILE")]
+    file: String,
+    /// The file's format [default: by extension: .csv, .jsonl/.ndjson/.json]
+    #[arg(long, value_enum)]
+    format: Option<FileFormat>,
+    /// Import the valid rows even if some are invalid (they are still reported)
+    #[arg(long)]
+    skip_invalid: bool,
+    /// Check the file and plan the requests; send nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Requests in flight at once
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    concurrency: u16,
+    /// The namespace of the derived tracking ids: imports under another prefix never
+    /// collide with this one
+    #[arg(long, value_name = "TEXT", default_value = "kbu")]
+    id_prefix: String,
+    /// Output format of the summary
+    #[arg(long, value_enum, default_value = "text")]
+    output: TextOrJson,
+    #[command(flatten)]
+    audit: Audit,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+/// What to read: a subscription, maybe one unit type, and a half-open window.
+#[derive(Debug, Args)]
+struct Query {
+    /// The subscription (a UUID)
+    #[arg(long, value_name = "ID")]
+    subscription: String,
+    /// Only this unit type [default: every unit type]
+    #[arg(long, value_name = "TYPE")]
+    unit: Option<String>,
+    /// Start of the window, included (a date or a date-time)
+    #[arg(long, value_name = "D")]
+    from: String,
+    /// End of the window, EXCLUDED: the window is half-open [from, to)
+    #[arg(long, value_name = "D")]
+    to: String,
+}
+
+/// A checked [`Query`].
+struct Checked {
+    subscription: SubscriptionId,
+    unit: Option<UnitType>,
+    from: UsageDate,
+    to: UsageDate,
+}
+
+impl Query {
+    fn check(&self) -> Result<Checked, Failure> {
+        Ok(Checked {
+            subscription: subscription_arg(&self.subscription)?,
+            unit: self.unit.as_deref().map(unit_arg).transpose()?,
+            from: date_arg("--from", &self.from)?,
+            to: date_arg("--to", &self.to)?,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+struct GetArgs {
+    #[command(flatten)]
+    query: Query,
+    /// Output format
+    #[arg(long, value_enum, default_value = "table")]
+    output: TableOrJson,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+#[derive(Debug, Args)]
+struct SeriesArgs {
+    #[command(flatten)]
+    query: Query,
+    /// Length of a period
+    #[arg(long, value_enum, default_value = "day")]
+    every: Every,
+    /// Output format
+    #[arg(long, value_enum, default_value = "table")]
+    output: SeriesOutput,
+    /// Also write a bar chart to this SVG file
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    /// Queries in flight at once
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    concurrency: u16,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// A user, NAME:PASSWORD (repeatable) [default: admin:password]
+    #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = parse_pair, hide_default_value = true)]
+    users: Vec<(String, String)>,
+    /// A tenant, KEY:SECRET (repeatable) [default: bob:lazar]
+    #[arg(long = "tenant", value_name = "KEY:SECRET", value_parser = parse_pair)]
+    tenants: Vec<(String, String)>,
+    /// Create this subscription in the first tenant (repeatable)
+    #[arg(long = "subscription", value_name = "UUID")]
+    subscriptions: Vec<uuid::Uuid>,
+    /// Create unknown subscriptions on first use instead of answering 404
+    #[arg(long)]
+    auto_provision: bool,
+    /// Speak Kill Bill 0.22: dates without time, integer amounts
+    #[arg(long = "legacy-0-22")]
+    legacy_0_22: bool,
+    /// Log each request on stderr: method, path, status, duration (never credentials)
+    #[arg(long)]
+    log: bool,
+    /// Inject a fault into this fraction of requests (0 to 1)
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    faults: Option<f64>,
+    /// Seed of the fault RNG
+    #[arg(long, value_name = "N", requires = "faults", default_value_t = 0)]
+    seed: u64,
+    /// Largest request body accepted, in bytes (413 past it)
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Seconds a client may take to send a request's headers
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_timeout)]
+    header_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TextOrJson {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TableOrJson {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SeriesOutput {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FileFormat {
+    Csv,
+    Jsonl,
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !seconds.is_finite() || seconds <= 0.0 || seconds > 86_400.0 {
+        return Err("must be more than 0 and at most 86400 seconds".to_string());
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
+    if !(0.0..=1.0).contains(&rate) {
+        return Err("must be between 0 and 1".to_string());
+    }
+    Ok(rate)
+}
+
+fn parse_pair(text: &str) -> Result<(String, String), String> {
+    match text.split_once(':') {
+        Some((name, secret)) if !name.is_empty() => Ok((name.to_string(), secret.to_string())),
+        // Never echo the value: it holds a secret.
+        _ => Err("expected NAME:SECRET with a non-empty name".to_string()),
+    }
+}
+
+/// Why a command failed, and so its exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// Invalid input; nothing was sent (exit 2).
+    Input(String),
+    /// The server answered with an error (exit 3).
+    Server(String),
+    /// The server could not be reached or did not answer in time (exit 4).
+    Transport(String),
+    /// Anything else (exit 1).
+    Other(String),
+}
+
+impl Failure {
+    /// The exit code.
+    pub fn code(&self) -> u8 {
+        match self {
+            Failure::Input(_) => EXIT_INVALID_INPUT,
+            Failure::Server(_) => EXIT_SERVER,
+            Failure::Transport(_) => EXIT_TRANSPORT,
+            Failure::Other(_) => EXIT_OTHER,
+        }
+    }
+
+    /// The message for people.
+    pub fn message(&self) -> &str {
+        match self {
+            Failure::Input(m) | Failure::Server(m) | Failure::Transport(m) | Failure::Other(m) => m,
+        }
+    }
+
+    /// Classifies a client error.
+    pub fn from_client(error: &ClientError) -> Failure {
+        match error {
+            ClientError::InvalidInput(e) => Failure::Input(format!("invalid input, nothing was sent: {e}")),
+            ClientError::Transport(e) => Failure::Transport(format!("cannot reach the server: {e}")),
+            ClientError::DeadlineExceeded { deadline, attempts } => Failure::Transport(format!(
+                "no answer within {:.1} s ({attempts} attempt{})",
+                deadline.as_secs_f64(),
+                if *attempts == 1 { "" } else { "s" }
+            )),
+            ClientError::Api(e) if e.status.as_u16() == 401 && e.kill_bill.is_none() => Failure::Server(format!(
+                "Kill Bill answered {}: wrong or missing credentials (check --user/--password and \
+                 --api-key/--api-secret)",
+                e.status
+            )),
+            ClientError::Api(e) => Failure::Server(e.to_string()),
+            other => Failure::Server(other.to_string()),
+        }
+    }
+}
+
+fn input(message: impl Into<String>) -> Failure {
+    Failure::Input(message.into())
+}
+
+/// Writes to stdout, ignoring a closed pipe (`kb-usage ... | head`).
+fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
+
+/// Runs `kb-usage` with the process's arguments and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    ExitCode::from(run(cli))
+}
+
+/// Runs a parsed command line; returns the exit code (errors are printed on stderr).
+pub fn run(cli: Cli) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return EXIT_OTHER;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Record(args) => record(args).await,
+            Command::Import(args) => import_file(args).await,
+            Command::Get(args) => get(args).await,
+            Command::Series(args) => series_cmd(args).await,
+            Command::Serve(args) => serve(args).await,
+        }
+    });
+    match result {
+        Ok(()) => EXIT_OK,
+        Err(failure) => {
+            eprintln!("error: {}", failure.message());
+            failure.code()
+        }
+    }
+}
+
+fn client(connection: &Connection, audit: Option<&Audit>, concurrency: usize) -> Result<UsageClient, Failure> {
+    let timeout = connection.timeout;
+    let transport = HyperTransport::builder()
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .request_timeout(timeout)
+        .pool_max_idle_per_host(concurrency.max(1))
+        .build()
+        .map_err(|e| Failure::Other(format!("cannot set up HTTP: {e}")))?;
+    let mut builder = UsageClient::builder(connection.url.as_str())
+        .user(connection.user.as_str(), connection.password.as_str())
+        .tenant(connection.api_key.as_str(), connection.api_secret.as_str())
+        .transport(transport)
+        .timer(TokioTimer)
+        .retry_policy(
+            RetryPolicy::default()
+                .max_attempts(connection.retries + 1)
+                .deadline(timeout),
+        );
+    if let Some(created_by) = audit.and_then(|a| a.created_by.as_deref()) {
+        builder = builder.created_by(created_by);
+    }
+    builder.build().map_err(|e| match e {
+        ClientError::InvalidInput(e) => input(format!("{}: {}", option_of(e.field()), e.reason())),
+        other => Failure::from_client(&other),
+    })
+}
+
+/// The command-line option behind a client field.
+fn option_of(field: &str) -> String {
+    match field {
+        "baseUrl" => "--url".to_string(),
+        "user" => "--user".to_string(),
+        "password" => "--password".to_string(),
+        "X-Killbill-ApiKey" => "--api-key".to_string(),
+        "X-Killbill-ApiSecret" => "--api-secret".to_string(),
+        "X-Killbill-CreatedBy" => "--created-by".to_string(),
+        "X-Killbill-Reason" => "--reason".to_string(),
+        "X-Killbill-Comment" => "--comment".to_string(),
+        "X-Request-Id" => "--request-id".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn options(connection: &Connection, audit: Option<&Audit>, suffix: Option<usize>) -> RequestOptions {
+    let mut options = RequestOptions::new();
+    if let Some(audit) = audit {
+        if let Some(created_by) = &audit.created_by {
+            options = options.created_by(created_by.as_str());
+        }
+        if let Some(reason) = &audit.reason {
+            options = options.reason(reason.as_str());
+        }
+        if let Some(comment) = &audit.comment {
+            options = options.comment(comment.as_str());
+        }
+    }
+    if let Some(id) = &connection.request_id {
+        options = options.request_id(match suffix {
+            Some(n) => format!("{id}-{n}"),
+            None => id.clone(),
+        });
+    }
+    options
+}
+
+fn subscription_arg(text: &str) -> Result<SubscriptionId, Failure> {
+    text.parse().map_err(|_| {
+        input(format!(
+            "--subscription {text:?} is not a UUID (8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11)"
+        ))
+    })
+}
+
+fn date_arg(option: &str, text: &str) -> Result<UsageDate, Failure> {
+    text.parse().map_err(|_| {
+        input(format!(
+            "{option} {text:?} is neither a date (2013-08-01) nor an ISO-8601 date-time (2013-08-01T06:30:00Z)"
+        ))
+    })
+}
+
+fn unit_arg(text: &str) -> Result<UnitType, Failure> {
+    UnitType::new(text).map_err(|e| input(format!("--unit {}", e.reason())))
+}
+
+#[derive(Serialize)]
+struct RecordJson<'a> {
+    tracking_id: &'a str,
+    already_recorded: bool,
+    attempts: u32,
+}
+
+async fn record(args: RecordArgs) -> Result<(), Failure> {
+    let subscription = subscription_arg(&args.subscription)?;
+    let unit = unit_arg(&args.unit)?;
+    let amount: Amount = args
+        .amount
+        .parse()
+        .map_err(|e: usage_models::ValidationError| input(format!("--amount {}", e.reason())))?;
+    let date = match &args.date {
+        Some(text) => date_arg("--date", text)?,
+        None => UsageDate::now(),
+    };
+    let tracking_id = match &args.tracking_id {
+        Some(text) => TrackingId::new(text.as_str()).map_err(|e| input(format!("--tracking-id {}", e.reason())))?,
+        None => TrackingId::random(),
+    };
+    let record = SubscriptionUsageRecord::builder(subscription)
+        .tracking_id(tracking_id.as_str())
+        .record(unit.as_str(), date, amount)
+        .build()
+        .map_err(|e| input(e.to_string()))?;
+    let client = client(&args.connection, Some(&args.audit), 1)?;
+    let options = options(&args.connection, Some(&args.audit), None);
+    let (already, attempts) = match client.record_usage(&record).options(options).await {
+        Ok(outcome) => (outcome.already_recorded, outcome.attempts),
+        Err(e) if e.is_duplicate_tracking_id() => (true, 1),
+        Err(e) => return Err(Failure::from_client(&e)),
+    };
+    match args.output {
+        TextOrJson::Json => {
+            let json = RecordJson {
+                tracking_id: tracking_id.as_str(),
+                already_recorded: already,
+                attempts,
+            };
+            out(&format!("{}\n", serde_json::to_string(&json).unwrap_or_default()));
+        }
+        TextOrJson::Text if already => out(&format!(
+            "already recorded: usage under tracking id {tracking_id} was recorded before; nothing was counted twice\n"
+        )),
+        TextOrJson::Text => out(&format!(
+            "recorded {} {} for subscription {subscription} at {date} (tracking id {tracking_id}{})\n",
+            render::amount_text(amount.value()),
+            unit,
+            if attempts > 1 {
+                format!(", {attempts} attempts")
+            } else {
+                String::new()
+            }
+        )),
+    }
+    Ok(())
+}
+
+async fn get(args: GetArgs) -> Result<(), Failure> {
+    let Checked {
+        subscription,
+        unit,
+        from,
+        to,
+    } = args.query.check()?;
+    let window = UsageWindow::new(from, to).map_err(|_| input(format!("--to ({to}) is before --from ({from})")))?;
+    let client = client(&args.connection, None, 1)?;
+    let options = options(&args.connection, None, None);
+    let usage = match &unit {
+        Some(unit) => client.get_usage(subscription, unit, window).options(options).await,
+        None => client.get_all_usage(subscription, window).options(options).await,
+    }
+    .map_err(|e| Failure::from_client(&e))?;
+    match args.output {
+        TableOrJson::Table => out(&render::rollup_table(&usage)),
+        TableOrJson::Json => out(&format!("{}\n", render::rollup_json(&usage))),
+    }
+    Ok(())
+}
+
+/// Runs `work` on every item with at most `concurrency` in flight; results in item order.
+async fn bounded<T, R, F, Fut>(items: Vec<T>, concurrency: usize, work: F) -> Vec<R>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(usize, T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+{
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let work = Arc::new(work);
+    let mut tasks = tokio::task::JoinSet::new();
+    let count = items.len();
+    for (index, item) in items.into_iter().enumerate() {
+        let Ok(permit) = semaphore.clone().acquire_owned().await else {
+            break;
+        };
+        let work = work.clone();
+        tasks.spawn(async move {
+            let result = work(index, item).await;
+            drop(permit);
+            (index, result)
+        });
+    }
+    let mut results: Vec<Option<R>> = (0..count).map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((index, result)) = joined {
+            results[index] = Some(result);
+        }
+    }
+    results.into_iter().flatten().collect()
+}
+
+async fn series_cmd(args: SeriesArgs) -> Result<(), Failure> {
+    let Checked {
+        subscription,
+        unit,
+        from,
+        to,
+    } = args.query.check()?;
+    let periods = series::periods(from, to, args.every, 2_000).map_err(input)?;
+    let concurrency = usize::from(args.concurrency);
+    let client = client(&args.connection, None, concurrency)?;
+    let connection = Arc::new(args.connection.clone());
+    let unit_for_tasks = unit.clone();
+    let results = bounded(periods.clone(), concurrency, move |index, period: series::Period| {
+        let client = client.clone();
+        let unit = unit_for_tasks.clone();
+        let connection = connection.clone();
+        async move {
+            let window =
+                UsageWindow::new(period.start, period.end).map_err(|e| input(format!("period {index}: {e}")))?;
+            let options = options(&connection, None, Some(index));
+            let usage = match &unit {
+                Some(unit) => client.get_usage(subscription, unit, window).options(options).await,
+                None => client.get_all_usage(subscription, window).options(options).await,
+            }
+            .map_err(|e| Failure::from_client(&e))?;
+            let mut units: Vec<(String, usage_models::Decimal)> = usage
+                .rolled_up_units
+                .iter()
+                .map(|u| (u.unit_type.to_string(), u.amount))
+                .collect();
+            units.sort();
+            Ok::<Point, Failure>(Point { period, units })
+        }
+    })
+    .await;
+    if results.len() != periods.len() {
+        return Err(Failure::Other("a query task failed".to_string()));
+    }
+    let points = results.into_iter().collect::<Result<Vec<Point>, Failure>>()?;
+    let series = Series {
+        subscription_id: subscription.to_string(),
+        unit_type: unit.map(|u| u.to_string()),
+        every: args.every,
+        points,
+    };
+    if let Some(path) = &args.svg {
+        std::fs::write(path, series.to_svg())
+            .map_err(|e| Failure::Other(format!("cannot write {}: {e}", path.display())))?;
+        eprintln!("wrote {}", path.display());
+    }
+    match args.output {
+        SeriesOutput::Table => out(&series.to_table(40)),
+        SeriesOutput::Json => out(&format!("{}\n", series.to_json())),
+        SeriesOutput::Csv => out(&series.to_csv()),
+    }
+    Ok(())
+}
+
+/// What happened to one request of an import.
+enum ChunkResult {
+    Recorded,
+    AlreadyRecorded,
+    Failed(Failure),
+    Skipped,
+}
+
+/// The summary of an import (`--output json`).
+#[derive(Debug, Default, Serialize)]
+struct ImportSummary {
+    rows: u64,
+    requests: u64,
+    recorded_requests: u64,
+    recorded_rows: u64,
+    already_recorded_requests: u64,
+    already_recorded_rows: u64,
+    failed_requests: u64,
+    failed_rows: u64,
+    invalid_rows: u64,
+    seconds: f64,
+    rows_per_second: f64,
+    dry_run: bool,
+}
+
+impl ImportSummary {
+    fn text(&self, source: &str) -> String {
+        let mut text = format!(
+            "{}{source}: {} rows in {} requests\n",
+            if self.dry_run { "dry run of " } else { "import of " },
+            self.rows,
+            self.requests
+        );
+        if self.dry_run {
+            text.push_str("  nothing sent (--dry-run)\n");
+        } else {
+            text.push_str(&format!(
+                "  recorded:          {} rows in {} requests\n",
+                self.recorded_rows, self.recorded_requests
+            ));
+            text.push_str(&format!(
+                "  already recorded:  {} rows in {} requests (refused as duplicates: recorded before)\n",
+                self.already_recorded_rows, self.already_recorded_requests
+            ));
+            text.push_str(&format!(
+                "  failed:            {} rows in {} requests\n",
+                self.failed_rows, self.failed_requests
+            ));
+        }
+        if self.invalid_rows > 0 {
+            text.push_str(&format!("  invalid rows skipped: {}\n", self.invalid_rows));
+        }
+        if !self.dry_run {
+            text.push_str(&format!(
+                "  time: {:.3} s, {:.0} rows/s\n",
+                self.seconds, self.rows_per_second
+            ));
+        }
+        text
+    }
+}
+
+fn read_input(file: &str) -> Result<Vec<u8>, Failure> {
+    let mut bytes = Vec::new();
+    if file == "-" {
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
+            .map_err(|e| input(format!("cannot read stdin: {e}")))?;
+    } else {
+        let mut opened = std::fs::File::open(file).map_err(|e| input(format!("cannot open {file}: {e}")))?;
+        opened
+            .read_to_end(&mut bytes)
+            .map_err(|e| input(format!("cannot read {file}: {e}")))?;
+    }
+    Ok(bytes)
+}
+
+/// Shows progress: a bar on a terminal, a line every few seconds otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    done: Arc<AtomicU64>,
+    ticker: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(total: u64) -> Progress {
+        let done = Arc::new(AtomicU64::new(0));
+        if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new(total);
+            let style = indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} rows  {per_sec}  ETA {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            return Progress {
+                bar: Some(bar),
+                done,
+                ticker: None,
+            };
+        }
+        let seen = done.clone();
+        let started = Instant::now();
+        let ticker = tokio::spawn(async move {
+            let mut interval = tokio::time::interval(Duration::from_secs(2));
+            interval.tick().await;
+            loop {
+                interval.tick().await;
+                let rows = seen.load(Ordering::Relaxed);
+                let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+                eprintln!(
+                    "progress: {rows}/{total} rows ({:.0} rows/s, {:.1} s)",
+                    rows as f64 / elapsed,
+                    elapsed
+                );
+            }
+        });
+        Progress {
+            bar: None,
+            done,
+            ticker: Some(ticker),
+        }
+    }
+
+    fn add(&self, rows: u64) {
+        self.done.fetch_add(rows, Ordering::Relaxed);
+        if let Some(bar) = &self.bar {
+            bar.inc(rows);
+        }
+    }
+
+    fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+        if let Some(ticker) = self.ticker {
+            ticker.abort();
+        }
+    }
+}
+
+async fn import_file(args: ImportArgs) -> Result<(), Failure> {
+    let format = match (args.format, Format::from_path(&args.file)) {
+        (Some(FileFormat::Csv), _) => Format::Csv,
+        (Some(FileFormat::Jsonl), _) => Format::JsonLines,
+        (None, Some(format)) => format,
+        (None, None) if args.file == "-" => return Err(input("give --format csv or --format jsonl to read stdin")),
+        (None, None) => {
+            return Err(input(format!(
+                "cannot tell the format of {} from its extension: give --format csv or --format jsonl",
+                args.file
+            )))
+        }
+    };
+    let bytes = read_input(&args.file)?;
+    let parsed = import::parse(bytes.as_slice(), format);
+    drop(bytes);
+    let source = if args.file == "-" { "stdin" } else { args.file.as_str() };
+    for error in &parsed.errors {
+        eprintln!("{source}: {error}");
+    }
+    let invalid = parsed.errors.len() as u64;
+    if invalid > 0 && (!args.skip_invalid || parsed.errors.iter().any(|e| e.line <= 1)) {
+        return Err(input(format!(
+            "{invalid} invalid row{} in {source}; nothing was sent (fix {}, or pass --skip-invalid)",
+            if invalid == 1 { "" } else { "s" },
+            if invalid == 1 { "it" } else { "them" }
+        )));
+    }
+    let chunks = import::plan(&parsed.rows, &args.id_prefix, MAX_ROWS_PER_REQUEST).map_err(|errors| {
+        for error in &errors {
+            eprintln!("{source}: {error}");
+        }
+        input(format!("{} problem(s) in {source}; nothing was sent", errors.len()))
+    })?;
+    let mut summary = ImportSummary {
+        rows: parsed.rows.len() as u64,
+        requests: chunks.len() as u64,
+        invalid_rows: invalid,
+        dry_run: args.dry_run,
+        ..ImportSummary::default()
+    };
+    drop(parsed);
+    if args.dry_run {
+        print_summary(&summary, args.output, source);
+        return Ok(());
+    }
+    let concurrency = usize::from(args.concurrency);
+    let client = client(&args.connection, Some(&args.audit), concurrency)?;
+    let progress = Arc::new(Progress::start(summary.rows));
+    let stop = Arc::new(AtomicBool::new(false));
+    let connection = Arc::new(args.connection.clone());
+    let audit = Arc::new(args.audit.clone());
+    let sizes: Vec<u64> = chunks.iter().map(|c| c.rows as u64).collect();
+    let started = Instant::now();
+    let results = {
+        let progress = progress.clone();
+        bounded(chunks, concurrency, move |index, chunk: Chunk| {
+            let client = client.clone();
+            let progress = progress.clone();
+            let stop = stop.clone();
+            let connection = connection.clone();
+            let audit = audit.clone();
+            async move {
+                if stop.load(Ordering::Relaxed) {
+                    return ChunkResult::Skipped;
+                }
+                let options = options(&connection, Some(&audit), Some(index));
+                let result = match client.record_usage(&chunk.record).options(options).await {
+                    Ok(outcome) if outcome.already_recorded => ChunkResult::AlreadyRecorded,
+                    Ok(_) => ChunkResult::Recorded,
+                    Err(e) if e.is_duplicate_tracking_id() => ChunkResult::AlreadyRecorded,
+                    Err(e) => {
+                        if e.is_unauthorized() || e.is_invalid_input() {
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                        let failure = Failure::from_client(&e);
+                        let message = format!(
+                            "request {} (line {}, tracking id {}): {}",
+                            index + 1,
+                            chunk.first_line,
+                            chunk.tracking_id(),
+                            failure.message()
+                        );
+                        ChunkResult::Failed(match failure {
+                            Failure::Transport(_) => Failure::Transport(message),
+                            Failure::Input(_) => Failure::Input(message),
+                            _ => Failure::Server(message),
+                        })
+                    }
+                };
+                progress.add(chunk.rows as u64);
+                result
+            }
+        })
+        .await
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    if let Ok(progress) = Arc::try_unwrap(progress) {
+        progress.finish();
+    }
+    let mut first_failure: Option<Failure> = None;
+    let mut skipped = 0u64;
+    let mut reported = 0;
+    for (index, result) in results.into_iter().enumerate() {
+        let rows = sizes.get(index).copied().unwrap_or(0);
+        match result {
+            ChunkResult::Recorded => {
+                summary.recorded_requests += 1;
+                summary.recorded_rows += rows;
+            }
+            ChunkResult::AlreadyRecorded => {
+                summary.already_recorded_requests += 1;
+                summary.already_recorded_rows += rows;
+            }
+            ChunkResult::Failed(failure) => {
+                summary.failed_requests += 1;
+                summary.failed_rows += rows;
+                if reported < 20 {
+                    eprintln!("{source}: {}", failure.message());
+                    reported += 1;
+                }
+                first_failure.get_or_insert(failure);
+            }
+            ChunkResult::Skipped => {
+                summary.failed_requests += 1;
+                summary.failed_rows += rows;
+                skipped += 1;
+            }
+        }
+    }
+    summary.seconds = seconds;
+    summary.rows_per_second = if seconds > 0.0 {
+        (summary.recorded_rows + summary.already_recorded_rows) as f64 / seconds
+    } else {
+        0.0
+    };
+    print_summary(&summary, args.output, source);
+    match first_failure {
+        None => Ok(()),
+        Some(failure) => {
+            if reported < summary.failed_requests as usize - skipped as usize {
+                eprintln!(
+                    "{source}: ... and {} more failed requests",
+                    summary.failed_requests as usize - skipped as usize - reported
+                );
+            }
+            if skipped > 0 {
+                eprintln!("{source}: {skipped} requests not sent after a failure that would repeat");
+            }
+            let message = format!(
+                "{} of {} requests failed; run the same command again to send only what is missing (first failure: {})",
+                summary.failed_requests,
+                summary.requests,
+                failure.message()
+            );
+            Err(match failure {
+                Failure::Transport(_) => Failure::Transport(message),
+                Failure::Input(_) => Failure::Input(message),
+                Failure::Other(_) => Failure::Other(message),
+                Failure::Server(_) => Failure::Server(message),
+            })
+        }
+    }
+}
+
+fn print_summary(summary: &ImportSummary, output: TextOrJson, source: &str) {
+    match output {
+        TextOrJson::Text => out(&summary.text(source)),
+        TextOrJson::Json => out(&format!("{}\n", serde_json::to_string(summary).unwrap_or_default())),
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), Failure> {
+    let mut config = ServeConfig::new(args.listen);
+    config.users = args.users;
+    config.tenants = args.tenants;
+    config.subscriptions = args.subscriptions;
+    config.auto_provision = args.auto_provision;
+    config.legacy_0_22 = args.legacy_0_22;
+    config.log = args.log;
+    config.faults = args.faults.map(|rate| Faults { rate, seed: args.seed });
+    config.max_body_bytes = args.max_body_bytes;
+    config.header_read_timeout = args.header_timeout;
+    let server = Server::bind(config.clone())
+        .await
+        .map_err(|e| Failure::Other(format!("cannot listen on {}: {e}", args.listen)))?;
+    out(&format!("listening on http://{}\n", server.local_addr()));
+    let user_names: Vec<String> = config.effective_users().into_iter().map(|(name, _)| name).collect();
+    let tenant_keys: Vec<String> = config.effective_tenants().into_iter().map(|(key, _)| key).collect();
+    eprintln!(
+        "users: {}; tenants: {}; subscriptions: {}{}{}{}",
+        user_names.join(", "),
+        tenant_keys.join(", "),
+        config.subscriptions.len(),
+        if config.auto_provision { "; auto-provision" } else { "" },
+        if config.legacy_0_22 {
+            "; Kill Bill 0.22 wire format"
+        } else {
+            ""
+        },
+        match config.faults {
+            Some(f) => format!("; faults {} (seed {})", f.rate, f.seed),
+            None => String::new(),
+        }
+    );
+    let stats = server.stats();
+    server
+        .run_until(shutdown_signal())
+        .await
+        .map_err(|e| Failure::Other(format!("server failed: {e}")))?;
+    eprintln!("stopped: {stats}");
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn pairs_and_rates() {
+        assert_eq!(parse_pair("a:b:c").unwrap(), ("a".to_string(), "b:c".to_string()));
+        assert!(parse_pair("secret-without-colon").unwrap_err().contains("NAME:SECRET"));
+        assert!(!parse_pair("secret-without-colon")
+            .unwrap_err()
+            .contains("secret-without"));
+        assert!(parse_rate("1.5").is_err());
+        assert!(parse_timeout("inf").is_err());
+        assert_eq!(parse_timeout("1.5").unwrap(), Duration::from_millis(1500));
+    }
+}

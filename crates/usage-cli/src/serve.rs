@@ -1,0 +1,477 @@
+//! `kb-usage serve`: the in-memory Kill Bill emulator over HTTP/1.1, with optional fault
+//! injection, usable in-process by tests and benchmarks.
+//!
+//! ```no_run
+//! use usage_cli::serve::{ServeConfig, Server};
+//!
+//! # #[tokio::main] async fn main() -> std::io::Result<()> {
+//! let server = Server::bind(ServeConfig::new("127.0.0.1:0".parse().unwrap())).await?;
+//! println!("listening on http://{}", server.local_addr());
+//! server.run_until(async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+//!
+//! Robustness: request bodies over [`ServeConfig::max_body_bytes`] get 413, a client that
+//! does not send its headers within [`ServeConfig::header_read_timeout`] is cut off, a body
+//! that does not arrive within [`ServeConfig::body_read_timeout`] gets 408, malformed HTTP
+//! gets 400 (from hyper), and nothing a client sends stops the server.
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use usage_models::SubscriptionId;
+use usage_transport_memory::{EmulatorError, InMemoryKillBill, NewSubscription, WireFormat};
+
+/// The path prefix of the emulator's admin routes, which faults never touch.
+pub const ADMIN_PREFIX: &str = "/emulator/";
+
+/// Anything that answers buffered requests: the emulator, or a stand-in in tests.
+pub trait Handler: Send + Sync + 'static {
+    /// Answers one request.
+    fn handle(&self, request: Request<Bytes>) -> Response<Bytes>;
+}
+
+impl<F> Handler for F
+where
+    F: Fn(Request<Bytes>) -> Response<Bytes> + Send + Sync + 'static,
+{
+    fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
+        self(request)
+    }
+}
+
+impl Handler for InMemoryKillBill {
+    fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
+        InMemoryKillBill::handle(self, request)
+    }
+}
+
+/// The emulator `config` describes: its users and tenants (the defaults when none are given),
+/// its subscriptions (in the first tenant), auto-provisioning and wire format.
+pub fn build_emulator(config: &ServeConfig) -> Result<InMemoryKillBill, EmulatorError> {
+    let mut builder = InMemoryKillBill::builder()
+        .without_default_credentials()
+        .auto_provision(config.auto_provision)
+        .wire_format(if config.legacy_0_22 {
+            WireFormat::Legacy022
+        } else {
+            WireFormat::V024
+        });
+    for (name, password) in config.effective_users() {
+        builder = builder.user(name, password);
+    }
+    for (key, secret) in config.effective_tenants() {
+        builder = builder.tenant(key, secret);
+    }
+    let emulator = builder.build();
+    for id in &config.subscriptions {
+        emulator.add_subscription(NewSubscription::new().id(SubscriptionId::new(*id)))?;
+    }
+    Ok(emulator)
+}
+
+/// Fault injection: with probability `rate` per request (admin routes excepted), one of the
+/// [`FaultKind`]s, drawn from an RNG seeded with `seed`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Faults {
+    /// The probability of a fault per request, in `[0, 1]`.
+    pub rate: f64,
+    /// The seed of the RNG (the same seed gives the same draws for the same request order).
+    pub seed: u64,
+}
+
+/// The faults `serve` injects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// 503 with `Retry-After: 0`, before handling.
+    Unavailable,
+    /// 429 with `Retry-After: 0`, before handling.
+    TooManyRequests,
+    /// The connection is closed without an answer, before handling.
+    CloseBeforeHandling,
+    /// The request is handled (a POST is stored!) and then the connection is closed without
+    /// an answer: naive retries count such usage twice.
+    CloseAfterHandling,
+}
+
+impl FaultKind {
+    const ALL: [FaultKind; 4] = [
+        FaultKind::Unavailable,
+        FaultKind::TooManyRequests,
+        FaultKind::CloseBeforeHandling,
+        FaultKind::CloseAfterHandling,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            FaultKind::Unavailable => "503",
+            FaultKind::TooManyRequests => "429",
+            FaultKind::CloseBeforeHandling => "close-before",
+            FaultKind::CloseAfterHandling => "close-after",
+        }
+    }
+}
+
+/// How the server is set up.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Where to listen (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Users as `(name, password)`; empty means `admin:password`.
+    pub users: Vec<(String, String)>,
+    /// Tenants as `(api key, api secret)`; empty means `bob:lazar`.
+    pub tenants: Vec<(String, String)>,
+    /// Subscriptions to create in the first tenant.
+    pub subscriptions: Vec<uuid::Uuid>,
+    /// Create unknown subscriptions on first use instead of answering 404.
+    pub auto_provision: bool,
+    /// Speak Kill Bill 0.22 (dates without time, integer amounts).
+    pub legacy_0_22: bool,
+    /// Write a line per request on stderr (method, path, status, duration; never credentials).
+    pub log: bool,
+    /// Fault injection.
+    pub faults: Option<Faults>,
+    /// The largest request body accepted (413 past it).
+    pub max_body_bytes: usize,
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's body (408 past it).
+    pub body_read_timeout: Duration,
+    /// How long shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
+}
+
+impl ServeConfig {
+    /// The defaults, listening on `listen`: 16 MiB bodies, 10 s for headers, 30 s for bodies.
+    pub fn new(listen: SocketAddr) -> Self {
+        ServeConfig {
+            listen,
+            users: Vec::new(),
+            tenants: Vec::new(),
+            subscriptions: Vec::new(),
+            auto_provision: false,
+            legacy_0_22: false,
+            log: false,
+            faults: None,
+            max_body_bytes: 16 * 1024 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+
+    /// The users, with the default when none was given.
+    pub fn effective_users(&self) -> Vec<(String, String)> {
+        if self.users.is_empty() {
+            vec![("admin".to_string(), "password".to_string())]
+        } else {
+            self.users.clone()
+        }
+    }
+
+    /// The tenants, with the default when none was given.
+    pub fn effective_tenants(&self) -> Vec<(String, String)> {
+        if self.tenants.is_empty() {
+            vec![("bob".to_string(), "lazar".to_string())]
+        } else {
+            self.tenants.clone()
+        }
+    }
+}
+
+/// Counters of a running server.
+#[derive(Debug, Default)]
+pub struct Stats {
+    requests: AtomicU64,
+    faults: [AtomicU64; 4],
+}
+
+impl Stats {
+    /// Requests received (faulted ones included).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// How many faults of `kind` were injected.
+    pub fn faults(&self, kind: FaultKind) -> u64 {
+        let index = FaultKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        self.faults[index].load(Ordering::Relaxed)
+    }
+
+    /// All faults injected.
+    pub fn total_faults(&self) -> u64 {
+        FaultKind::ALL.iter().map(|kind| self.faults(*kind)).sum()
+    }
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} requests, faults:", self.requests())?;
+        for kind in FaultKind::ALL {
+            write!(f, " {}={}", kind.name(), self.faults(kind))?;
+        }
+        Ok(())
+    }
+}
+
+struct Shared {
+    handler: Arc<dyn Handler>,
+    config: ServeConfig,
+    rng: Option<Mutex<fastrand::Rng>>,
+    stats: Arc<Stats>,
+}
+
+impl Shared {
+    fn draw_fault(&self) -> Option<FaultKind> {
+        let (faults, rng) = (self.config.faults?, self.rng.as_ref()?);
+        let mut rng = rng.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if rng.f64() >= faults.rate {
+            return None;
+        }
+        let kind = FaultKind::ALL[rng.usize(0..FaultKind::ALL.len())];
+        drop(rng);
+        let index = FaultKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        self.stats.faults[index].fetch_add(1, Ordering::Relaxed);
+        Some(kind)
+    }
+}
+
+/// The server: bound, not yet serving.
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    emulator: Option<InMemoryKillBill>,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.listener.local_addr().ok())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The connection is dropped without an answer (a fault, or the client went away).
+#[derive(Debug)]
+struct Dropped;
+
+impl fmt::Display for Dropped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("connection dropped without an answer")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+impl Server {
+    /// Builds the emulator from `config` and binds its address.
+    pub async fn bind(config: ServeConfig) -> std::io::Result<Server> {
+        let emulator = build_emulator(&config).map_err(std::io::Error::other)?;
+        let mut server = Server::bind_with(config, Arc::new(emulator.clone())).await?;
+        server.emulator = Some(emulator);
+        Ok(server)
+    }
+
+    /// Binds `config.listen` with another handler (the emulator's settings in `config` are
+    /// not used).
+    pub async fn bind_with(config: ServeConfig, handler: Arc<dyn Handler>) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let rng = config
+            .faults
+            .map(|faults| Mutex::new(fastrand::Rng::with_seed(faults.seed)));
+        Ok(Server {
+            listener,
+            shared: Arc::new(Shared {
+                handler,
+                config,
+                rng,
+                stats: Arc::new(Stats::default()),
+            }),
+            emulator: None,
+        })
+    }
+
+    /// The address it listens on (with the port picked when 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.shared.config.listen)
+    }
+
+    /// The emulator, when [`bind`](Self::bind) built it.
+    pub fn emulator(&self) -> Option<&InMemoryKillBill> {
+        self.emulator.as_ref()
+    }
+
+    /// The counters (requests, faults), live.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.shared.stats.clone()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets requests in flight
+    /// finish (up to the grace period) and returns.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                accepted = self.listener.accept() => accepted,
+                () = &mut shutdown => break,
+            };
+            let (stream, _peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off a little, keep serving.
+                    if self.shared.config.log {
+                        eprintln!("accept failed: {e}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let shared = self.shared.clone();
+            let service = hyper::service::service_fn(move |request| {
+                let shared = shared.clone();
+                async move { answer(request, shared).await }
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(self.shared.config.header_read_timeout)
+                .keep_alive(true);
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            let connection = graceful.watch(connection);
+            let log = self.shared.config.log;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    if log && !is_dropped(&e) {
+                        eprintln!("connection ended: {e}");
+                    }
+                }
+            });
+        }
+        drop(self.listener);
+        let grace = self.shared.config.shutdown_grace;
+        let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
+        Ok(())
+    }
+}
+
+fn is_dropped(error: &hyper::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.is::<Dropped>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(format!("{text}\n"))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn retry_later(status: StatusCode) -> Response<Full<Bytes>> {
+    let mut response = plain(status, "fault injected by kb-usage serve: retry later");
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("0"));
+    response
+}
+
+async fn answer(request: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<Full<Bytes>>, Dropped> {
+    let started = Instant::now();
+    shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let fault = if path.starts_with(ADMIN_PREFIX) {
+        None
+    } else {
+        shared.draw_fault()
+    };
+    let log = |status: &str| {
+        if shared.config.log {
+            eprintln!(
+                "{} {method} {path} {status} {:.1}ms",
+                chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                started.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+    };
+    let result = respond(request, &shared, fault).await;
+    match &result {
+        Ok(response) => log(response.status().as_str()),
+        Err(_) => log(&format!(
+            "closed-without-answer{}",
+            fault.map(|f| format!(" (fault {})", f.name())).unwrap_or_default()
+        )),
+    }
+    if fault.is_some() && shared.config.log {
+        if let Ok(response) = &result {
+            eprintln!("  (fault injected: {})", response.status());
+        }
+    }
+    result
+}
+
+async fn respond(
+    request: Request<Incoming>,
+    shared: &Shared,
+    fault: Option<FaultKind>,
+) -> Result<Response<Full<Bytes>>, Dropped> {
+    match fault {
+        Some(FaultKind::Unavailable) => return Ok(retry_later(StatusCode::SERVICE_UNAVAILABLE)),
+        Some(FaultKind::TooManyRequests) => return Ok(retry_later(StatusCode::TOO_MANY_REQUESTS)),
+        Some(FaultKind::CloseBeforeHandling) => return Err(Dropped),
+        _ => {}
+    }
+    let max = shared.config.max_body_bytes;
+    let too_large = || {
+        let mut response = plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body larger than {max} bytes"),
+        );
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max as u64) {
+        return Ok(too_large());
+    }
+    let (parts, body) = request.into_parts();
+    let collected = tokio::time::timeout(shared.config.body_read_timeout, Limited::new(body, max).collect()).await;
+    let body = match collected {
+        Err(_elapsed) => return Ok(plain(StatusCode::REQUEST_TIMEOUT, "request body too slow")),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => return Ok(too_large()),
+        Ok(Err(_)) => return Err(Dropped),
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    let request = Request::from_parts(parts, body);
+    let response = shared.handler.handle(request);
+    if fault == Some(FaultKind::CloseAfterHandling) {
+        return Err(Dropped);
+    }
+    Ok(response.map(Full::new))
+}
