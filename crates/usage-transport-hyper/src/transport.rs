@@ -52,7 +52,25 @@ type HyperClient = Client<TimeoutConnector<HttpsConnector<HttpConnector>>, Full<
 ///
 /// Cloning is cheap and clones share the connection pool. Use it from inside a tokio runtime
 /// with I/O and time enabled (`enable_all`), current-thread or multi-thread; its futures are
-/// `Send`. `Debug` shows the settings only (a transport never holds credentials).
+/// `Send`. Each connection is driven by a task on the runtime that opened it, so a connection
+/// ends with its runtime (the pool then opens a new one). `Debug` shows the settings only (a
+/// transport never holds credentials).
+///
+/// # Errors
+///
+/// | what happened | [`TransportErrorKind`] |
+/// |---|---|
+/// | refused, DNS failure, TLS handshake failed (untrusted certificate), no connection within the connect timeout | `Connect`: nothing was sent |
+/// | no whole response within the request timeout | `Timeout` |
+/// | connection reset, broken pipe | `Io` |
+/// | connection closed before the whole response (a stale pooled connection, a body cut short) | `Incomplete` |
+/// | relative or non-HTTP URI, credentials in the URI, `http://` when [https-only](HyperTransportBuilder::https_only) | `InvalidRequest`: nothing was sent |
+/// | body over the cap | `ResponseTooLarge` |
+/// | a response hyper cannot parse; no tokio runtime | `Other` |
+///
+/// The message joins the messages of the whole chain
+/// (`client error (Connect): invalid peer certificate: UnknownIssuer`); the source chain
+/// keeps the original errors (hyper-util's, hyper's, `std::io::Error`, rustls').
 ///
 /// ```
 /// use std::time::Duration;
@@ -185,6 +203,13 @@ impl HyperTransport {
 #[async_trait::async_trait]
 impl Transport for HyperTransport {
     async fn send(&self, request: Request<Bytes>) -> Result<Response<Bytes>, TransportError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            // Rather than tokio's panic.
+            return Err(TransportError::new(
+                TransportErrorKind::Other,
+                "HyperTransport must be used inside a tokio runtime (with I/O and time enabled)",
+            ));
+        }
         let request = self.prepare(request)?;
         let timeout = self.settings.request_timeout;
         match tokio::time::timeout(timeout, self.exchange(request)).await {
