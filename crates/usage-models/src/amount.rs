@@ -232,35 +232,57 @@ fn parse_plain_decimal(text: &str) -> Option<Decimal> {
         (b'-', rest) => (true, rest),
         _ => (false, bytes),
     };
-    let mut mantissa: u64 = 0;
-    let mut count = 0u32;
-    let mut scale = 0u32;
-    let mut point = false;
-    for &byte in digits {
-        match byte {
-            b'0'..=b'9' => {
-                if count == 19 {
-                    return None;
-                }
-                mantissa = mantissa * 10 + u64::from(byte - b'0');
-                count += 1;
-                scale += u32::from(point);
-            }
-            b'.' if !point && count > 0 => point = true,
-            _ => return None,
-        }
-    }
-    if count == 0 || (point && scale == 0) || (negative && mantissa == 0) {
+    let (integer, fraction) = match digits.iter().position(|&b| b == b'.') {
+        Some(at) if at + 1 < digits.len() => (&digits[..at], &digits[at + 1..]),
+        Some(_) => return None,
+        None => (digits, &digits[digits.len()..]),
+    };
+    if integer.is_empty() || integer.len() + fraction.len() > 19 {
         return None;
     }
-    // At most 19 digits, so the scale is at most 18 and the mantissa below 2^64.
+    // A second point in the fraction is not a digit: refused there.
+    let mantissa = accumulate_digits(accumulate_digits(0, integer)?, fraction)?;
+    if negative && mantissa == 0 {
+        return None;
+    }
+    // At most 19 digits: the mantissa is below 2^64 and the scale at most 18.
     Some(Decimal::from_parts(
         mantissa as u32,
         (mantissa >> 32) as u32,
         0,
         negative,
-        scale,
+        fraction.len() as u32,
     ))
+}
+
+/// `mantissa` followed by the decimal `digits` (the caller keeps the total within 19 digits),
+/// eight at a time where it can; `None` if one of them is not an ASCII digit.
+fn accumulate_digits(mut mantissa: u64, mut digits: &[u8]) -> Option<u64> {
+    const ZEROS: u64 = u64::from_le_bytes(*b"00000000");
+    const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const PLUS_SIX: u64 = 0x0606_0606_0606_0606;
+    while let Some((chunk, rest)) = digits.split_first_chunk::<8>() {
+        let chunk = u64::from_le_bytes(*chunk);
+        // Every byte is 0x30..=0x39: its high nibble is 3, and still 3 after adding 6.
+        if chunk & HIGH_NIBBLES != ZEROS || chunk.wrapping_add(PLUS_SIX) & HIGH_NIBBLES != ZEROS {
+            return None;
+        }
+        // Eight digit values, first digit in the lowest byte, combined pairwise.
+        let values = chunk - ZEROS;
+        let pairs = (values * 10 + (values >> 8)) & 0x00FF_00FF_00FF_00FF;
+        let quads = (pairs * 100 + (pairs >> 16)) & 0x0000_FFFF_0000_FFFF;
+        let eight = (quads * 10_000 + (quads >> 32)) & 0xFFFF_FFFF;
+        mantissa = mantissa * 100_000_000 + eight;
+        digits = rest;
+    }
+    for &byte in digits {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        mantissa = mantissa * 10 + u64::from(digit);
+    }
+    Some(mantissa)
 }
 
 /// [`serialize_decimal`] for a mantissa that fits a `u64` (every [`Amount`]): strips the
@@ -621,6 +643,34 @@ mod tests {
             "1.5".into_deserializer(),
         );
         assert_eq!(format!("{ours:?}"), format!("{reference:?}"));
+    }
+
+    #[test]
+    fn eight_digits_at_a_time() {
+        for digits in [
+            "12345678",
+            "00000000",
+            "99999999",
+            "1234567890123456789",
+            "0000000000000000001",
+            "9",
+        ] {
+            assert_eq!(
+                accumulate_digits(0, digits.as_bytes()),
+                digits.parse::<u64>().ok(),
+                "{digits}"
+            );
+        }
+        for bad in [
+            "1234567/",
+            "1234567:",
+            "12.45678",
+            "a2345678",
+            "123456789012345/",
+            " 1234567",
+        ] {
+            assert_eq!(accumulate_digits(0, bad.as_bytes()), None, "{bad}");
+        }
     }
 
     /// Serializes through `serialize_decimal`.
