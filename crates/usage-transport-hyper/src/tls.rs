@@ -110,6 +110,32 @@ mod tests {
         );
     }
 
+    #[test]
+    fn reads_pem_bundles_and_der() {
+        let first = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let second = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        // A key block among the certificates is skipped.
+        let bundle = format!(
+            "{}{}{}",
+            first.signing_key.serialize_pem(),
+            first.cert.pem(),
+            second.cert.pem()
+        );
+        let parsed = parse_certificates(bundle.as_bytes()).unwrap();
+        assert_eq!(parsed, vec![first.cert.der().clone(), second.cert.der().clone()]);
+        let der = parse_certificates(first.cert.der()).unwrap();
+        assert_eq!(der, vec![first.cert.der().clone()]);
+
+        let extra = [bundle.into_bytes(), first.cert.der().to_vec()];
+        let roots = Roots {
+            webpki: false,
+            native: false,
+            extra: &extra,
+        };
+        let (_config, count) = client_config(&roots).unwrap();
+        assert_eq!(count, 3, "two from the bundle, one DER (the same certificate again)");
+    }
+
     #[cfg(feature = "webpki-roots")]
     #[test]
     fn webpki_roots_are_trusted_by_default() {

@@ -487,3 +487,44 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_timeouts_are_refused() {
+        let error = HyperTransport::builder()
+            .request_timeout(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert_eq!(error.to_string(), "request_timeout must be greater than zero");
+        let error = HyperTransport::builder()
+            .connect_timeout(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert_eq!(error.to_string(), "connect_timeout must be greater than zero");
+        let error = HyperTransport::builder()
+            .pool_idle_timeout(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert_eq!(error.to_string(), "pool_idle_timeout must be greater than zero");
+    }
+
+    #[test]
+    fn defaults() {
+        let transport = HyperTransport::new().unwrap();
+        assert_eq!(transport.connect_timeout(), Duration::from_secs(10));
+        assert_eq!(transport.request_timeout(), Duration::from_secs(10));
+        assert_eq!(transport.pool_idle_timeout(), Duration::from_secs(15));
+        assert_eq!(transport.max_response_bytes(), 4 * 1024 * 1024);
+        let debug = format!("{transport:?}");
+        assert!(
+            debug.starts_with(
+                "HyperTransport { connect_timeout: 10s, request_timeout: 10s, pool_idle_timeout: 15s, \
+                 pool_max_idle_per_host: 16, max_response_bytes: 4194304, https_only: false, root_certificates: "
+            ),
+            "{debug}"
+        );
+    }
+}
