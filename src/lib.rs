@@ -5,26 +5,63 @@
 //!
 //! - [`models`] (`usage-models`): the JSON types, exact decimals and dates;
 //! - [`core`] (`usage-core`): sans-IO operations, typed errors, the [`Transport`] trait and the
-//!   [`UsageClient`].
+//!   [`UsageClient`] with safe retries and deadlines;
+//! - [`hyper`] (`usage-transport-hyper`, feature `hyper`): the production transport, and
+//!   [`client_builder`], a client for a URL in one call;
+//! - [`memory`] (`usage-transport-memory`, feature `test-util`): an in-memory Kill Bill
+//!   emulator, a scripted mock and an instant timer, for tests with no network;
+//! - [`tower`] (feature `tower`): tower interop both ways.
 //!
 //! ```
-//! use killbill_usage::{models::SubscriptionUsageRecord, models::SubscriptionId, UsageWindow};
+//! # #[cfg(feature = "hyper")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use killbill_usage::models::{SubscriptionId, SubscriptionUsageRecord};
+//! use killbill_usage::UsageWindow;
 //!
-//! let window = UsageWindow::parse("2013-08-01", "2013-09-01").unwrap();
+//! let client = killbill_usage::client_builder("https://billing.example.com")?
+//!     .user("admin", "password")
+//!     .tenant("bob", "lazar")
+//!     .build()?;
+//! let window = UsageWindow::parse("2013-08-01", "2013-09-01")?;
 //! let record = SubscriptionUsageRecord::builder(SubscriptionId::random())
+//!     .tracking_id("meter-7-2013-08-01")
 //!     .record("gallons", window.start(), 10)
-//!     .build()
-//!     .unwrap();
-//! assert_eq!(record.record_count(), 1);
+//!     .build()?;
+//! // client.record_usage(&record).await?; and client.get_usage(...).await?
+//! # let _ = (client, record);
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "hyper"))]
+//! # fn main() {}
 //! ```
+//!
+//! ## Features
+//!
+//! | feature | default | what it does |
+//! |---|---|---|
+//! | `hyper` | on | [`hyper`]: the hyper 1 transport with rustls (ring) and the web PKI roots; [`client_builder`] |
+//! | `tracing` | on | a `tracing` span per call and events per attempt, never with credentials |
+//! | `native-roots` | off | the operating system's TLS roots too |
+//! | `http2` | off | HTTP/2 over TLS |
+//! | `test-util` | off | [`memory`]: the emulator, the mock and the instant timer (enable it in `[dev-dependencies]`) |
+//! | `tower` | off | [`tower`]: `tower::Service` clients as transports and transports as services |
+//!
+//! With no default features, the facade is the models and the sans-IO core: bring your own
+//! [`Transport`].
 
 #[cfg(feature = "tower")]
 pub mod tower;
 
 pub use usage_core as core;
 pub use usage_models as models;
+#[cfg(feature = "hyper")]
+pub use usage_transport_hyper as hyper;
+#[cfg(feature = "test-util")]
+pub use usage_transport_memory as memory;
 
 pub use usage_core::{
     Error, RecordOutcome, RequestOptions, RetryPolicy, Transport, TransportError, TransportErrorKind, UsageClient,
     UsageWindow,
 };
+#[cfg(feature = "hyper")]
+pub use usage_transport_hyper::client_builder;

@@ -92,6 +92,34 @@ impl Credentials {
         ok.into()
     }
 
+    /// Adds a user, or sets the password of the user with that name.
+    pub(crate) fn set_user(&mut self, name: String, password: Secret) {
+        match self.users.iter_mut().find(|u| u.name == name) {
+            Some(user) => user.password = password,
+            None => self.users.push(User { name, password }),
+        }
+    }
+
+    /// Adds a tenant, or sets the secret of the tenant with that key (keeping its id and so its
+    /// subscriptions); returns the tenant id.
+    pub(crate) fn set_tenant(&mut self, api_key: String, api_secret: Secret) -> Uuid {
+        match self.tenants.iter_mut().find(|t| t.api_key == api_key) {
+            Some(tenant) => {
+                tenant.api_secret = api_secret;
+                tenant.id
+            }
+            None => {
+                let id = Uuid::new_v4();
+                self.tenants.push(Tenant {
+                    id,
+                    api_key,
+                    api_secret,
+                });
+                id
+            }
+        }
+    }
+
     /// The tenant with `api_key`.
     pub(crate) fn tenant(&self, api_key: &str) -> Option<&Tenant> {
         self.tenants.iter().find(|t| t.api_key == api_key)

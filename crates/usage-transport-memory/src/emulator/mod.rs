@@ -30,7 +30,7 @@ use usage_models::{KillBillError, SubscriptionId};
 use uuid::Uuid;
 
 use crate::java::kill_bill_sum_string;
-use auth::{Credentials, Tenant, User};
+use auth::{Credentials, Tenant};
 use bind::{BoundAmount, BoundRecord};
 pub use faults::Fault;
 use respond::{class, empty, illegal_argument, simple_error, ErrorStyle};
@@ -227,22 +227,15 @@ pub struct InMemoryKillBillBuilder {
 }
 
 impl InMemoryKillBillBuilder {
-    /// Adds a user (HTTP Basic auth).
+    /// Adds a user (HTTP Basic auth), or sets the password of the user with that name.
     pub fn user(mut self, name: impl Into<String>, password: impl Into<Secret>) -> Self {
-        self.credentials.users.push(User {
-            name: name.into(),
-            password: password.into(),
-        });
+        self.credentials.set_user(name.into(), password.into());
         self
     }
 
-    /// Adds a tenant with a random tenant id.
+    /// Adds a tenant with a random tenant id, or sets the secret of the tenant with that key.
     pub fn tenant(mut self, api_key: impl Into<String>, api_secret: impl Into<Secret>) -> Self {
-        self.credentials.tenants.push(Tenant {
-            id: Uuid::new_v4(),
-            api_key: api_key.into(),
-            api_secret: api_secret.into(),
-        });
+        self.credentials.set_tenant(api_key.into(), api_secret.into());
         self
     }
 
@@ -474,23 +467,14 @@ impl InMemoryKillBill {
         self.inner.format
     }
 
-    /// Adds a user.
+    /// Adds a user, or sets the password of the user with that name.
     pub fn add_user(&self, name: impl Into<String>, password: impl Into<Secret>) {
-        write(&self.inner.credentials).users.push(User {
-            name: name.into(),
-            password: password.into(),
-        });
+        write(&self.inner.credentials).set_user(name.into(), password.into());
     }
 
-    /// Adds a tenant and returns its tenant id.
+    /// Adds a tenant, or sets the secret of the tenant with that key; returns its tenant id.
     pub fn add_tenant(&self, api_key: impl Into<String>, api_secret: impl Into<Secret>) -> Uuid {
-        let id = Uuid::new_v4();
-        write(&self.inner.credentials).tenants.push(Tenant {
-            id,
-            api_key: api_key.into(),
-            api_secret: api_secret.into(),
-        });
-        id
+        write(&self.inner.credentials).set_tenant(api_key.into(), api_secret.into())
     }
 
     /// The tenant id of the tenant with `api_key`.
