@@ -404,4 +404,33 @@ mod tests {
             r#"Invalid format: "2013-08" is too short"#
         );
     }
+
+    mod properties {
+        use super::*;
+        use chrono::{FixedOffset, TimeZone};
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any text gets an instant or one of Joda's two messages, never a panic.
+            #[test]
+            fn any_text_is_parsed_or_refused_with_a_joda_message(text in "\\PC{0,40}") {
+                match parse_date_time(&text) {
+                    Ok(_) => {}
+                    Err(message) => prop_assert!(
+                        message.starts_with("Invalid format: \"") || message.starts_with("Cannot parse \""),
+                        "{}", message
+                    ),
+                }
+            }
+
+            /// Every ISO-8601 date-time with an offset reads back as the same instant.
+            #[test]
+            fn offsets_are_converted_to_utc(millis in 0i64..4_102_444_800_000, offset_minutes in -18 * 60i32..=18 * 60) {
+                let offset = FixedOffset::east_opt(offset_minutes * 60).unwrap();
+                let instant = Utc.timestamp_millis_opt(millis).unwrap();
+                let text = instant.with_timezone(&offset).format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string();
+                prop_assert_eq!(parse_date_time(&text).unwrap(), instant, "{}", text);
+            }
+        }
+    }
 }
