@@ -565,22 +565,27 @@ impl MockTransport {
                 None => Reply::status(200).produce(),
             };
         }
-        let rules: Vec<String> = state
-            .rules
-            .iter()
-            .enumerate()
-            .map(|(index, rule)| rule.describe(index))
-            .collect();
-        let rules = if rules.is_empty() {
-            "(none)".to_string()
-        } else {
-            rules.join("\n  ")
+        let list = |available: bool| {
+            let rules: Vec<String> = state
+                .rules
+                .iter()
+                .enumerate()
+                .filter(|(_, rule)| rule.available() == available)
+                .map(|(index, rule)| rule.describe(index))
+                .collect();
+            if rules.is_empty() {
+                "(none)".to_string()
+            } else {
+                rules.join("\n  ")
+            }
         };
         Err(TransportError::new(
             TransportErrorKind::Other,
             format!(
-                "MockTransport: no rule matches the request\n  {}\nrules:\n  {rules}",
-                captured.describe()
+                "MockTransport: no rule matches the request\n  {}\nremaining rules:\n  {}\nused-up rules:\n  {}",
+                captured.describe(),
+                list(true),
+                list(false)
             ),
         ))
     }

@@ -240,7 +240,25 @@ async fn an_unmatched_request_is_a_transport_error_naming_the_request_and_the_ru
     // With no rules at all.
     let empty = MockTransport::new();
     let error = empty.respond(Raw::get("/z").build()).unwrap_err();
-    assert!(error.message().ends_with("rules:\n  (none)"), "{}", error.message());
+    assert!(
+        error
+            .message()
+            .ends_with("remaining rules:\n  (none)\nused-up rules:\n  (none)"),
+        "{}",
+        error.message()
+    );
+    // Used-up rules are listed apart.
+    let once = MockTransport::new();
+    once.expect(Rule::get("/z").reply(Reply::status(204)));
+    once.respond(Raw::get("/z").build()).unwrap();
+    let error = once.respond(Raw::get("/z").build()).unwrap_err();
+    assert!(
+        error
+            .message()
+            .ends_with("remaining rules:\n  (none)\nused-up rules:\n  #1 GET /z -> [204] (used 1 of 1 time(s))"),
+        "{}",
+        error.message()
+    );
 }
 
 #[tokio::test]
