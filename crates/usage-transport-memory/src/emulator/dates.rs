@@ -11,7 +11,7 @@
 //! offset        = 'Z' | ('+' | '-') HH [[':'] mm [[':'] ss]]
 //! ```
 //!
-//! Numbers take 1 or 2 digits (the year up to 9, with a sign), so `2013-08-1` is read. Week
+//! `T` and `Z` may be lowercase. Numbers take 1 or 2 digits (the year up to 9, with a sign), so `2013-08-1` is read. Week
 //! dates (`2013-W31-4`) are not supported. Values out of range give Joda's
 //! `Cannot parse "...": Value 13 for monthOfYear must be in the range [1,12]`.
 
@@ -157,7 +157,7 @@ fn time_element(c: &Cursor<'_>, pos: usize, f: &mut Fields) -> usize {
 /// `'Z' | ('+' | '-') HH [[':'] mm [[':'] ss]]` from `pos` (optional).
 fn offset(c: &Cursor<'_>, pos: usize, f: &mut Fields) -> usize {
     let sign = match c.at(pos) {
-        Some('Z') => return pos + 1,
+        Some('Z' | 'z') => return pos + 1,
         Some('+') => 1,
         Some('-') => -1,
         _ => return pos,
@@ -236,7 +236,8 @@ pub(crate) fn parse_date_time(text: &str) -> Result<DateTime<Utc>, DateError> {
     let chars: Vec<char> = text.chars().collect();
     let c = Cursor { chars: &chars };
     let mut f = Fields::default();
-    let end = if c.at(0) == Some('T') {
+    let is_t = |at: usize| matches!(c.at(at), Some('T' | 't'));
+    let end = if is_t(0) {
         f.year = 1970;
         let time_end = time_element(&c, 1, &mut f);
         if time_end == 1 {
@@ -245,7 +246,7 @@ pub(crate) fn parse_date_time(text: &str) -> Result<DateTime<Utc>, DateError> {
         offset(&c, time_end, &mut f)
     } else {
         let date_end = date_element(&c, 0, &mut f).map_err(|pos| invalid(text, pos))?;
-        if c.at(date_end) == Some('T') {
+        if is_t(date_end) {
             let time_end = time_element(&c, date_end + 1, &mut f);
             offset(&c, time_end, &mut f)
         } else {
@@ -338,6 +339,7 @@ mod tests {
             ("2013-01-01T13:15:46,5", "2013-01-01T13:15:46.500Z"),
             ("2013-01-01T10.5", "2013-01-01T10:30:00.000Z"),
             ("2013-08-01TZ", "2013-08-01T00:00:00.000Z"),
+            ("2013-08-01t10:00z", "2013-08-01T10:00:00.000Z"),
             ("T10:00", "1970-01-01T10:00:00.000Z"),
             ("2012-02-29", "2012-02-29T00:00:00.000Z"),
         ] {
