@@ -51,7 +51,13 @@ fn row2_empty_or_malformed_dates_are_joda_errors() {
         ),
         ("", "2013-09-01", r#"Invalid format: """#),
         ("2013-08-01", "", r#"Invalid format: """#),
-        ("2013-08-01", "tomorrow", r#"Invalid format: "tomorrow""#),
+        ("2013-08-01", "next week", r#"Invalid format: "next week""#),
+        // Joda reads a leading `T` (any case) as a time-only value.
+        (
+            "2013-08-01",
+            "tomorrow",
+            r#"Invalid format: "tomorrow" is malformed at "omorrow""#,
+        ),
         (
             "2013-08-",
             "2013-09-01",
@@ -63,9 +69,11 @@ fn row2_empty_or_malformed_dates_are_joda_errors() {
             r#"Cannot parse "2013-13-01": Value 13 for monthOfYear must be in the range [1,12]"#,
         ),
     ] {
-        let start_q = percent_encoding::utf8_percent_encode(start, percent_encoding::NON_ALPHANUMERIC);
+        let encode = |s| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC);
         let response = Raw::get(&format!(
-            "/1.0/kb/usages/{sub}/gallons?startDate={start_q}&endDate={end}"
+            "/1.0/kb/usages/{sub}/gallons?startDate={}&endDate={}",
+            encode(start),
+            encode(end)
         ))
         .send(&kb);
         assert_eq!(response.status(), 400, "{start} {end}");
