@@ -245,6 +245,10 @@ struct ImportArgs {
     /// Requests in flight at once
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     concurrency: u16,
+    /// Rows per request, at most 1000 (keep it the same when running an import again: the
+    /// derived tracking ids depend on it)
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    rows_per_request: u16,
     /// The namespace of the derived tracking ids: imports under another prefix never
     /// collide with this one
     #[arg(long, value_name = "TEXT", default_value = "kbu")]
@@ -331,11 +335,11 @@ struct ServeArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// A user, NAME:PASSWORD (repeatable) [default: admin:password]
-    #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = parse_pair, hide_default_value = true)]
-    users: Vec<(String, String)>,
+    #[arg(long = "user", value_name = "NAME:PASSWORD")]
+    users: Vec<String>,
     /// A tenant, KEY:SECRET (repeatable) [default: bob:lazar]
-    #[arg(long = "tenant", value_name = "KEY:SECRET", value_parser = parse_pair)]
-    tenants: Vec<(String, String)>,
+    #[arg(long = "tenant", value_name = "KEY:SECRET")]
+    tenants: Vec<String>,
     /// Create this subscription in the first tenant (repeatable)
     #[arg(long = "subscription", value_name = "UUID")]
     subscriptions: Vec<uuid::Uuid>,
@@ -936,7 +940,12 @@ async fn import_file(args: ImportArgs) -> Result<(), Failure> {
             if invalid == 1 { "it" } else { "them" }
         )));
     }
-    let chunks = import::plan(&parsed.rows, &args.id_prefix, MAX_ROWS_PER_REQUEST).map_err(|errors| {
+    let chunks = import::plan(
+        &parsed.rows,
+        &args.id_prefix,
+        usize::from(args.rows_per_request).min(MAX_ROWS_PER_REQUEST),
+    )
+    .map_err(|errors| {
         for error in &errors {
             eprintln!("{source}: {error}");
         }
@@ -1082,8 +1091,15 @@ fn print_summary(summary: &ImportSummary, output: TextOrJson, source: &str) {
 
 async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let mut config = ServeConfig::new(args.listen);
-    config.users = args.users;
-    config.tenants = args.tenants;
+    // Checked here rather than by clap, whose errors echo the value (and so the secret).
+    let pairs = |option: &str, values: &[String]| {
+        values
+            .iter()
+            .map(|value| parse_pair(value).map_err(|e| input(format!("{option}: {e}"))))
+            .collect::<Result<Vec<_>, Failure>>()
+    };
+    config.users = pairs("--user", &args.users)?;
+    config.tenants = pairs("--tenant", &args.tenants)?;
     config.subscriptions = args.subscriptions;
     config.auto_provision = args.auto_provision;
     config.legacy_0_22 = args.legacy_0_22;

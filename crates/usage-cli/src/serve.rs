@@ -105,7 +105,8 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    const ALL: [FaultKind; 4] = [
+    /// Every kind, in the order of [`Stats`]' counters.
+    pub const ALL: [FaultKind; 4] = [
         FaultKind::Unavailable,
         FaultKind::TooManyRequests,
         FaultKind::CloseBeforeHandling,

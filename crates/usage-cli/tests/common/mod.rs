@@ -1,0 +1,242 @@
+//! Shared helpers of the integration tests: an in-process server, the binary, temp files.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use usage_cli::serve::{ServeConfig, Server, Stats};
+use usage_models::Decimal;
+use usage_transport_memory::InMemoryKillBill;
+
+/// The emulator served over loopback on a runtime of its own, stopped on drop.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub emulator: InMemoryKillBill,
+    pub stats: Arc<Stats>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub fn start(config: ServeConfig) -> TestServer {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let server = Server::bind(config).await.expect("bind");
+                let emulator = server.emulator().expect("emulator").clone();
+                ready_tx
+                    .send((server.local_addr(), emulator, server.stats()))
+                    .expect("ready");
+                server
+                    .run_until(async {
+                        let _ = stop_rx.await;
+                    })
+                    .await
+                    .expect("serve");
+            });
+        });
+        let (addr, emulator, stats) = ready_rx.recv_timeout(Duration::from_secs(30)).expect("server ready");
+        TestServer {
+            addr,
+            emulator,
+            stats,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn with_subscriptions(subscriptions: &[&str]) -> TestServer {
+        let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
+        config.subscriptions = subscriptions.iter().map(|s| s.parse().unwrap()).collect();
+        TestServer::start(config)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// What a run of the binary did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `kb-usage` against `url` with `args`.
+pub fn kb(url: &str, args: &[&str]) -> Run {
+    kb_with_stdin(url, args, None)
+}
+
+/// Runs `kb-usage` with the whitespace-separated arguments of `line`.
+pub fn kbs(url: &str, line: &str) -> Run {
+    kb(url, &line.split_whitespace().collect::<Vec<_>>())
+}
+
+pub fn kb_with_stdin(url: &str, args: &[&str], stdin: Option<&[u8]>) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kb-usage"));
+    command
+        .args(args)
+        .env("KILLBILL_URL", url)
+        .env_remove("KILLBILL_USER")
+        .env_remove("KILLBILL_PASSWORD")
+        .env_remove("KILLBILL_API_KEY")
+        .env_remove("KILLBILL_API_SECRET")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn kb-usage");
+    if let Some(bytes) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(bytes).expect("write stdin");
+    }
+    let output = child.wait_with_output().expect("kb-usage output");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A file in the temp dir, removed on drop.
+pub struct TempFile(pub PathBuf);
+
+impl TempFile {
+    pub fn new(name: &str, content: &[u8]) -> TempFile {
+        let unique = format!("kb-usage-test-{}-{}-{name}", std::process::id(), fastrand::u64(..));
+        let path = std::env::temp_dir().join(unique);
+        std::fs::write(&path, content).expect("write temp file");
+        TempFile(path)
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[derive(Deserialize)]
+struct RollupUnit {
+    unit_type: String,
+    amount: Box<RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Rollup {
+    units: Vec<RollupUnit>,
+}
+
+/// The server's roll-up through `kb-usage get --output json`: exact sums by unit type.
+pub fn rollup(url: &str, subscription: &str, from: &str, to: &str) -> Vec<(String, Decimal)> {
+    let args = [
+        "get",
+        "--subscription",
+        subscription,
+        "--from",
+        from,
+        "--to",
+        to,
+        "--output",
+        "json",
+    ];
+    let run = kb(url, &args);
+    assert_eq!(run.code, 0, "get failed: {run:?}");
+    let rollup: Rollup = serde_json::from_str(&run.stdout).expect("get json");
+    rollup
+        .units
+        .into_iter()
+        .map(|u| (u.unit_type, Decimal::from_str(u.amount.get()).expect("decimal")))
+        .collect()
+}
+
+/// The sum of one unit in a roll-up (zero when absent).
+pub fn amount_of(rollup: &[(String, Decimal)], unit: &str) -> Decimal {
+    rollup
+        .iter()
+        .find(|(u, _)| u == unit)
+        .map(|(_, a)| *a)
+        .unwrap_or_default()
+}
+
+/// `kb-usage get` over August 2013, with `extra` arguments.
+pub fn get_august(url: &str, subscription: &str, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "get",
+        "--subscription",
+        subscription,
+        "--from",
+        "2013-08-01",
+        "--to",
+        "2013-09-01",
+    ];
+    args.extend_from_slice(extra);
+    kb(url, &args)
+}
+
+/// The server's sum of `unit` for `subscription` over August 2013.
+pub fn august(url: &str, subscription: &str, unit: &str) -> Decimal {
+    amount_of(&rollup(url, subscription, "2013-08-01", "2013-09-01"), unit)
+}
+
+/// Sends raw bytes on a new connection and reads until the server closes it.
+pub fn raw_http(addr: SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    stream.write_all(request).expect("write");
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// The status code of a raw HTTP response.
+pub fn status_of(response: &str) -> u16 {
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Random amounts with up to 3 decimals, as text, and their exact sum.
+pub fn random_amounts(rng: &mut fastrand::Rng, n: usize) -> (Vec<String>, Decimal) {
+    let mut sum = Decimal::ZERO;
+    let amounts: Vec<String> = (0..n)
+        .map(|_| {
+            let text = format!("{}.{:03}", rng.u32(0..10_000), rng.u32(0..1000));
+            sum += Decimal::from_str(&text).expect("decimal");
+            text
+        })
+        .collect();
+    (amounts, sum)
+}
