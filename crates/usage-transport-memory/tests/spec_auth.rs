@@ -174,3 +174,26 @@ fn error_bodies_have_every_key_in_order_with_nulls() {
         r#"{"className":"org.killbill.billing.util.callcontext.InternalCallContextFactory$ObjectDoesNotExist","code":null,"message":"Object id=8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11 type=SUBSCRIPTION doesn't exist!","causeClassName":null,"causeMessage":null,"stackTrace":[]}"#
     );
 }
+
+#[test]
+fn setting_an_existing_user_or_tenant_replaces_its_secret() {
+    let kb = InMemoryKillBill::builder()
+        .user("admin", "new-password")
+        .tenant("bob", "new-secret")
+        .build();
+    let bob = kb.tenant_id("bob").unwrap();
+    let path = get_path(&kb);
+    assert_eq!(Raw::get(&path).send(&kb).status(), 401, "old credentials");
+    let with_new = || {
+        Raw::get(&path)
+            .header("authorization", &basic("admin:new-password"))
+            .header("x-killbill-apisecret", "new-secret")
+    };
+    assert_eq!(with_new().send(&kb).status(), 200);
+    assert_eq!(kb.add_tenant("bob", "newer"), bob, "same tenant, same id");
+    assert_eq!(with_new().send(&kb).status(), 401);
+    assert_eq!(
+        with_new().header("x-killbill-apisecret", "newer").send(&kb).status(),
+        200
+    );
+}
