@@ -123,8 +123,9 @@ impl FaultKind {
     }
 }
 
-/// How the server is set up.
-#[derive(Clone, Debug)]
+/// How the server is set up. `Debug` shows user names and API keys, never passwords or
+/// secrets.
+#[derive(Clone)]
 pub struct ServeConfig {
     /// Where to listen (port 0 picks a free port).
     pub listen: SocketAddr,
@@ -150,6 +151,31 @@ pub struct ServeConfig {
     pub body_read_timeout: Duration,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
+}
+
+impl fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = |pairs: &[(String, String)]| {
+            pairs
+                .iter()
+                .map(|(name, _)| format!("{name}:[redacted]"))
+                .collect::<Vec<_>>()
+        };
+        f.debug_struct("ServeConfig")
+            .field("listen", &self.listen)
+            .field("users", &names(&self.users))
+            .field("tenants", &names(&self.tenants))
+            .field("subscriptions", &self.subscriptions)
+            .field("auto_provision", &self.auto_provision)
+            .field("legacy_0_22", &self.legacy_0_22)
+            .field("log", &self.log)
+            .field("faults", &self.faults)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("body_read_timeout", &self.body_read_timeout)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .finish()
+    }
 }
 
 impl ServeConfig {
