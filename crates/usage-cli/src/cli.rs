@@ -31,6 +31,8 @@ pub const EXIT_INVALID_INPUT: u8 = 2;
 pub const EXIT_SERVER: u8 = 3;
 /// Exit code: the server could not be reached, or did not answer in time.
 pub const EXIT_TRANSPORT: u8 = 4;
+/// Exit code: an import stopped by Ctrl-C or SIGTERM (after the requests in flight finished).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 const ABOUT: &str = "Record, import, read and chart Kill Bill usage; serve an in-memory Kill Bill";
 
@@ -41,6 +43,7 @@ Exit codes:
   2  invalid input (bad arguments or rows); nothing was sent
   3  the server answered with an error (Kill Bill's message and code are shown)
   4  the server could not be reached or did not answer in time
+  130  an import interrupted by Ctrl-C (run it again to finish it)
 
 Connection settings come from the options or the environment: KILLBILL_URL, KILLBILL_USER,
 KILLBILL_PASSWORD, KILLBILL_API_KEY, KILLBILL_API_SECRET (prefer the environment for secrets:
@@ -103,7 +106,7 @@ Examples:
 
 --output json prints {\"rows\", \"requests\", \"recorded_requests\", \"recorded_rows\",
 \"already_recorded_requests\", \"already_recorded_rows\", \"failed_requests\", \"failed_rows\",
-\"invalid_rows\", \"seconds\", \"rows_per_second\", \"dry_run\"} (numbers, and a bool).";
+\"not_sent_requests\", \"not_sent_rows\", \"invalid_rows\", \"seconds\", \"rows_per_second\", \"dry_run\"} (numbers, and a bool).";
 
 const GET_HELP: &str = "\
 The window is half-open: [--from, --to). Usage recorded exactly at --to is NOT counted.
@@ -428,6 +431,8 @@ pub enum Failure {
     Transport(String),
     /// Anything else (exit 1).
     Other(String),
+    /// Stopped by Ctrl-C or SIGTERM (exit 130).
+    Interrupted(String),
 }
 
 impl Failure {
@@ -438,13 +443,18 @@ impl Failure {
             Failure::Server(_) => EXIT_SERVER,
             Failure::Transport(_) => EXIT_TRANSPORT,
             Failure::Other(_) => EXIT_OTHER,
+            Failure::Interrupted(_) => EXIT_INTERRUPTED,
         }
     }
 
     /// The message for people.
     pub fn message(&self) -> &str {
         match self {
-            Failure::Input(m) | Failure::Server(m) | Failure::Transport(m) | Failure::Other(m) => m,
+            Failure::Input(m)
+            | Failure::Server(m)
+            | Failure::Transport(m)
+            | Failure::Other(m)
+            | Failure::Interrupted(m) => m,
         }
     }
 
@@ -789,6 +799,8 @@ struct ImportSummary {
     already_recorded_rows: u64,
     failed_requests: u64,
     failed_rows: u64,
+    not_sent_requests: u64,
+    not_sent_rows: u64,
     invalid_rows: u64,
     seconds: f64,
     rows_per_second: f64,
@@ -818,6 +830,12 @@ impl ImportSummary {
                 "  failed:            {} rows in {} requests\n",
                 self.failed_rows, self.failed_requests
             ));
+            if self.not_sent_requests > 0 {
+                text.push_str(&format!(
+                    "  not sent:          {} rows in {} requests\n",
+                    self.not_sent_rows, self.not_sent_requests
+                ));
+            }
         }
         if self.invalid_rows > 0 {
             text.push_str(&format!("  invalid rows skipped: {}\n", self.invalid_rows));
@@ -967,6 +985,22 @@ async fn import_file(args: ImportArgs) -> Result<(), Failure> {
     let client = client(&args.connection, Some(&args.audit), concurrency)?;
     let progress = Arc::new(Progress::start(summary.rows));
     let stop = Arc::new(AtomicBool::new(false));
+    // Ctrl-C: send nothing more, let the requests in flight finish, then say what is missing.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let stop = stop.clone();
+        let interrupted = interrupted.clone();
+        // Registered now, before anything is sent, so that no Ctrl-C is missed.
+        let mut signals = Interrupts::register();
+        tokio::spawn(async move {
+            signals.next().await;
+            interrupted.store(true, Ordering::Relaxed);
+            stop.store(true, Ordering::Relaxed);
+            eprintln!("interrupted: finishing the requests in flight (Ctrl-C again to quit now)");
+            signals.next().await;
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        })
+    };
     let connection = Arc::new(args.connection.clone());
     let audit = Arc::new(args.audit.clone());
     let sizes: Vec<u64> = chunks.iter().map(|c| c.rows as u64).collect();
@@ -1014,6 +1048,7 @@ async fn import_file(args: ImportArgs) -> Result<(), Failure> {
         .await
     };
     let seconds = started.elapsed().as_secs_f64();
+    watcher.abort();
     if let Ok(progress) = Arc::try_unwrap(progress) {
         progress.finish();
     }
@@ -1041,8 +1076,8 @@ async fn import_file(args: ImportArgs) -> Result<(), Failure> {
                 first_failure.get_or_insert(failure);
             }
             ChunkResult::Skipped => {
-                summary.failed_requests += 1;
-                summary.failed_rows += rows;
+                summary.not_sent_requests += 1;
+                summary.not_sent_rows += rows;
                 skipped += 1;
             }
         }
@@ -1054,32 +1089,35 @@ async fn import_file(args: ImportArgs) -> Result<(), Failure> {
         0.0
     };
     print_summary(&summary, args.output, source);
-    match first_failure {
-        None => Ok(()),
-        Some(failure) => {
-            if reported < summary.failed_requests as usize - skipped as usize {
-                eprintln!(
-                    "{source}: ... and {} more failed requests",
-                    summary.failed_requests as usize - skipped as usize - reported
-                );
-            }
-            if skipped > 0 {
-                eprintln!("{source}: {skipped} requests not sent after a failure that would repeat");
-            }
-            let message = format!(
-                "{} of {} requests failed; run the same command again to send only what is missing (first failure: {})",
-                summary.failed_requests,
-                summary.requests,
-                failure.message()
-            );
-            Err(match failure {
-                Failure::Transport(_) => Failure::Transport(message),
-                Failure::Input(_) => Failure::Input(message),
-                Failure::Other(_) => Failure::Other(message),
-                Failure::Server(_) => Failure::Server(message),
-            })
-        }
+    if interrupted.load(Ordering::Relaxed) {
+        return Err(Failure::Interrupted(format!(
+            "interrupted: {} of {} requests not sent; run the same command again to send only what is missing",
+            summary.not_sent_requests + summary.failed_requests,
+            summary.requests
+        )));
     }
+    let Some(failure) = first_failure else {
+        return Ok(());
+    };
+    let failed = summary.failed_requests as usize;
+    if reported < failed {
+        eprintln!("{source}: ... and {} more failed requests", failed - reported);
+    }
+    if skipped > 0 {
+        eprintln!("{source}: {skipped} requests not sent after a failure that would repeat");
+    }
+    let message = format!(
+        "{} of {} requests failed; run the same command again to send only what is missing (first failure: {})",
+        summary.failed_requests + summary.not_sent_requests,
+        summary.requests,
+        failure.message()
+    );
+    Err(match failure {
+        Failure::Transport(_) => Failure::Transport(message),
+        Failure::Input(_) => Failure::Input(message),
+        Failure::Server(_) => Failure::Server(message),
+        Failure::Other(_) | Failure::Interrupted(_) => Failure::Other(message),
+    })
 }
 
 fn print_summary(summary: &ImportSummary, output: TextOrJson, source: &str) {
@@ -1136,6 +1174,42 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::Other(format!("server failed: {e}")))?;
     eprintln!("stopped: {stats}");
     Ok(())
+}
+
+/// Ctrl-C (and SIGTERM) as a stream, registered when created.
+struct Interrupts {
+    #[cfg(unix)]
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Interrupts {
+    fn register() -> Interrupts {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let signals = signal(SignalKind::interrupt())
+                .and_then(|interrupt| Ok((interrupt, signal(SignalKind::terminate())?)))
+                .ok();
+            Interrupts { signals }
+        }
+        #[cfg(not(unix))]
+        {
+            Interrupts {}
+        }
+    }
+
+    /// Completes on the next Ctrl-C or SIGTERM.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some((interrupt, terminate)) = &mut self.signals {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -276,8 +276,8 @@ impl Series {
     /// period labelled with its start below and its amount above.
     pub fn to_svg(&self) -> String {
         let n = self.points.len().max(1);
-        let (left, right, top, bottom) = (80.0, 20.0, 50.0, 90.0);
-        let plot_w = (n as f64 * 40.0).clamp(400.0, 1600.0);
+        let (left, right, top, bottom) = (80.0, 20.0, 70.0, 90.0);
+        let plot_w = (n as f64 * 40.0).clamp(560.0, 1600.0);
         let plot_h = 300.0;
         let width = left + plot_w + right;
         let height = top + plot_h + bottom;
@@ -295,17 +295,25 @@ impl Series {
             r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
         );
         let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-        let title = format!(
-            "Usage of subscription {} – {} per {}",
-            self.subscription_id,
-            self.bar_label(),
-            self.every.name()
-        );
+        let title = format!("Usage per {}: {}", self.every.name(), self.bar_label());
         let _ = writeln!(
             svg,
             r#"<text x="{}" y="24" font-size="16" text-anchor="middle">{}</text>"#,
             width / 2.0,
             escape(&title)
+        );
+        let subtitle = match (self.points.first(), self.points.last()) {
+            (Some(first), Some(last)) => format!(
+                "subscription {}, from {} to {} (excluded)",
+                self.subscription_id, first.period.start, last.period.end
+            ),
+            _ => format!("subscription {}", self.subscription_id),
+        };
+        let _ = writeln!(
+            svg,
+            r##"<text x="{}" y="44" font-size="12" fill="#555" text-anchor="middle">{}</text>"##,
+            width / 2.0,
+            escape(&subtitle)
         );
         // Y axis with five ticks.
         let _ = writeln!(

@@ -460,3 +460,71 @@ fn faults_of_every_kind_are_injected() {
         assert!(stats.faults(kind) > 0, "{kind:?} never drawn");
     }
 }
+
+#[test]
+fn ctrl_c_stops_an_import_cleanly_and_a_rerun_finishes_it() {
+    let server = TestServer::with_subscriptions(&[SUB]);
+    let url = server.url();
+    let mut rng = fastrand::Rng::with_seed(21);
+    let (amounts, sum) = random_amounts(&mut rng, 3_000);
+    let mut text = String::from("subscription_id,unit_type,record_date,amount\n");
+    for (i, amount) in amounts.iter().enumerate() {
+        text.push_str(&format!("{SUB},gallons,2013-08-{:02},{amount}\n", 1 + i % 28));
+    }
+    let file = TempFile::new("interrupted.csv", text.as_bytes());
+    let args = [
+        "import",
+        file.path(),
+        "--rows-per-request",
+        "1",
+        "--concurrency",
+        "1",
+        "--output",
+        "json",
+    ];
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kb-usage"))
+        .args(args)
+        .env("KILLBILL_URL", &url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the first rows are stored, Ctrl-C.
+    for _ in 0..6_000 {
+        if server.emulator.row_count() > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stored = server.emulator.row_count();
+    println!(
+        "Ctrl-C with {stored} of 3000 rows stored: exit {:?}",
+        output.status.code()
+    );
+    match output.status.code() {
+        Some(130) => {
+            let json: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+            assert!(json["not_sent_requests"].as_u64().unwrap() > 0, "{json}");
+            assert_eq!(json["recorded_rows"].as_u64().unwrap() as usize, stored, "{json}");
+            assert!(stderr.contains("run the same command again"), "{stderr}");
+        }
+        // The import finished before the signal arrived: nothing to check about stopping.
+        Some(0) => assert_eq!(stored, 3_000),
+        other => panic!("exit {other:?}: {stderr}"),
+    }
+    let rerun = kb(&url, &args);
+    assert_eq!(rerun.code, 0, "{rerun:?}");
+    let json = summary(&rerun);
+    assert_eq!(json["already_recorded_rows"].as_u64().unwrap() as usize, stored);
+    assert_eq!(august(&url, SUB, "gallons"), sum);
+    assert_eq!(server.emulator.row_count(), 3_000);
+}
