@@ -190,6 +190,18 @@ fn parse_usage_date(s: &str) -> Option<UsageDate> {
     if let Ok(at) = DateTime::parse_from_rfc3339(s) {
         return Some(UsageDate::Instant(at.with_timezone(&Utc)));
     }
+    // ISO-8601 forms RFC 3339 leaves out, which Kill Bill reads too: offsets without a colon
+    // (`+0200`) and date-times without seconds (`2013-08-01T06:30Z`).
+    let zoned = match s.strip_suffix(['Z', 'z']) {
+        Some(local) => std::borrow::Cow::Owned(format!("{local}+0000")),
+        None => std::borrow::Cow::Borrowed(s),
+    };
+    if let Some(at) = ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z"]
+        .iter()
+        .find_map(|format| DateTime::parse_from_str(&zoned, format).ok())
+    {
+        return Some(UsageDate::Instant(at.with_timezone(&Utc)));
+    }
     // Zone-less date-times (with or without seconds and fraction) are UTC, as on the server.
     ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
         .iter()
@@ -259,6 +271,11 @@ mod tests {
             "2013-08-01T08:00:00.000Z"
         );
         assert_eq!(parse("2013-01-01T13:15:46").to_string(), "2013-01-01T13:15:46.000Z");
+        assert_eq!(
+            parse("2013-08-01T10:00:00+0200").to_string(),
+            "2013-08-01T08:00:00.000Z"
+        );
+        assert_eq!(parse("2013-08-01T06:30Z").to_string(), "2013-08-01T06:30:00.000Z");
         let millis: UsageDate = serde_json::from_str("1375338600000").unwrap();
         assert_eq!(millis.to_string(), "2013-08-01T06:30:00.000Z");
         assert!("2013-08-01x".parse::<UsageDate>().is_err());
