@@ -285,8 +285,9 @@ impl Series {
         let max = totals.iter().copied().fold(Decimal::ZERO, Decimal::max);
         let min = totals.iter().copied().fold(Decimal::ZERO, Decimal::min);
         let to_f = |d: Decimal| d.to_string().parse::<f64>().unwrap_or(0.0);
-        let (max_f, min_f) = (to_f(max), to_f(min));
-        let span = if max_f - min_f > 0.0 { max_f - min_f } else { 1.0 };
+        let ticks = nice_ticks(to_f(min), to_f(max));
+        let (min_f, max_f) = (ticks[0], ticks[ticks.len() - 1]);
+        let span = max_f - min_f;
         let y_of = |v: f64| top + plot_h * (max_f - v) / span;
         let zero_y = y_of(0.0);
         let mut svg = String::new();
@@ -315,14 +316,13 @@ impl Series {
             width / 2.0,
             escape(&subtitle)
         );
-        // Y axis with five ticks.
+        // Y axis with round ticks.
         let _ = writeln!(
             svg,
             r##"<line x1="{left}" y1="{top}" x2="{left}" y2="{}" stroke="#333"/>"##,
             top + plot_h
         );
-        for i in 0..=4 {
-            let value = min_f + span * f64::from(i) / 4.0;
+        for value in ticks.iter().copied() {
             let y = y_of(value);
             let _ = writeln!(
                 svg,
@@ -361,13 +361,14 @@ impl Series {
                 escape(&point.period.start.to_string()),
                 escape(&amount_text(*total))
             );
-            if n <= 40 {
+            let label = amount_text(*total);
+            if label.len() as f64 * 6.0 <= slot {
                 let _ = writeln!(
                     svg,
                     r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10">{}</text>"#,
                     x + bar_w / 2.0,
                     y - 4.0,
-                    escape(&amount_text(*total))
+                    escape(&label)
                 );
             }
             if i % label_every == 0 {
@@ -450,12 +451,41 @@ pub fn bar(value: Decimal, max: Decimal, width: usize) -> String {
     out
 }
 
+/// Round tick values (steps of 1, 2, 2.5 or 5 times a power of ten) from at most `min` to at
+/// least `max`, zero included, at least two of them.
+fn nice_ticks(min: f64, max: f64) -> Vec<f64> {
+    let (min, max) = (min.min(0.0), max.max(0.0));
+    let range = if max - min > 0.0 { max - min } else { 1.0 };
+    let raw = range / 5.0;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * magnitude)
+        .find(|step| *step >= raw)
+        .unwrap_or(10.0 * magnitude);
+    let first = (min / step).floor() as i64;
+    let last = ((max / step).ceil() as i64).max(first + 1);
+    (first..=last).map(|i| i as f64 * step).collect()
+}
+
+/// A tick value, short: `2.5M`, `750k`, `12`, `0.25`.
 fn tick_label(value: f64) -> String {
-    if value.abs() >= 100.0 || value.fract().abs() < 1e-9 {
-        format!("{value:.0}")
+    let trim = |text: String| {
+        if text.contains('.') {
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            text
+        }
+    };
+    let abs = value.abs();
+    if abs >= 1e9 {
+        format!("{}G", trim(format!("{:.2}", value / 1e9)))
+    } else if abs >= 1e6 {
+        format!("{}M", trim(format!("{:.2}", value / 1e6)))
+    } else if abs >= 1e4 {
+        format!("{}k", trim(format!("{:.2}", value / 1e3)))
     } else {
-        let text = format!("{value:.2}");
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
+        trim(format!("{value:.3}"))
     }
 }
 
@@ -550,6 +580,19 @@ mod tests {
         assert_eq!(svg.matches("<rect x=").count(), 3);
         assert!(svg.contains(">2013-08-02<"));
         assert!(svg.contains(">12<"));
+    }
+
+    #[test]
+    fn ticks_are_round() {
+        assert_eq!(nice_ticks(0.0, 4_074_033.689), [0.0, 1e6, 2e6, 3e6, 4e6, 5e6]);
+        assert_eq!(nice_ticks(0.0, 12.0), [0.0, 2.5, 5.0, 7.5, 10.0, 12.5]);
+        assert_eq!(nice_ticks(-3.0, 10.0), [-5.0, 0.0, 5.0, 10.0]);
+        assert_eq!(nice_ticks(0.0, 0.0), [0.0, 0.2]);
+        let labels: Vec<String> = [0.0, 2.5e6, 75_000.0, 12.0, 0.25]
+            .iter()
+            .map(|v| tick_label(*v))
+            .collect();
+        assert_eq!(labels, ["0", "2.5M", "75k", "12", "0.25"]);
     }
 
     #[test]
