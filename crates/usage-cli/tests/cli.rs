@@ -528,3 +528,75 @@ fn ctrl_c_stops_an_import_cleanly_and_a_rerun_finishes_it() {
     assert_eq!(august(&url, SUB, "gallons"), sum);
     assert_eq!(server.emulator.row_count(), 3_000);
 }
+
+#[test]
+fn tenants_unknown_subscriptions_and_the_legacy_wire_format() {
+    let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
+    config.subscriptions = vec![SUB.parse().unwrap()];
+    config.tenants = vec![("bob".into(), "lazar".into()), ("acme".into(), "acme-secret".into())];
+    config.users = vec![("ops".into(), "ops-password".into())];
+    config.legacy_0_22 = true;
+    let server = TestServer::start(config);
+    let url = server.url();
+    let ops = "--user ops --password ops-password";
+
+    // A file naming a subscription that does not exist: the other one is recorded, the
+    // failure says which line and which request, exit 3.
+    let text = format!(
+        "subscription_id,unit_type,record_date,amount\n{SUB},gallons,2013-08-01,2.5\n{SUB2},gallons,2013-08-01,1\n"
+    );
+    let file = TempFile::new("unknown.csv", text.as_bytes());
+    let run = kbs(&url, &format!("import {} {ops}", file.path()));
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(run.stderr.contains("line 3"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("Object id={SUB2} type=SUBSCRIPTION doesn't exist!")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout.contains("recorded:          1 rows in 1 requests"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("failed:            1 rows in 1 requests"),
+        "{}",
+        run.stdout
+    );
+
+    // Kill Bill 0.22 stores integers (the fraction is dropped) and answers with dates.
+    let get = kbs(
+        &url,
+        &format!("get --subscription {SUB} --from 2013-08-01 --to 2013-09-01 {ops}"),
+    );
+    assert_eq!(get.code, 0, "{get:?}");
+    assert!(
+        get.stdout.contains("window        [2013-08-01, 2013-09-01)"),
+        "{}",
+        get.stdout
+    );
+    assert!(get.stdout.ends_with("gallons         2\n"), "{}", get.stdout);
+
+    // Another tenant does not see it: Kill Bill's 500, shown plainly.
+    let other = kbs(
+        &url,
+        &format!(
+            "get --subscription {SUB} --from 2013-08-01 --to 2013-09-01 {ops} --api-key acme --api-secret acme-secret"
+        ),
+    );
+    assert_eq!(other.code, 3, "{other:?}");
+    assert!(
+        other.stderr.contains("500") && other.stderr.contains("doesn't belong to tenant"),
+        "{}",
+        other.stderr
+    );
+    // The default user is gone when users are given.
+    let default_user = kbs(
+        &url,
+        &format!("get --subscription {SUB} --from 2013-08-01 --to 2013-09-01"),
+    );
+    assert_eq!(default_user.code, 3);
+    assert!(default_user.stderr.contains("401"), "{default_user:?}");
+}
