@@ -53,6 +53,9 @@ command lines are visible to other users).";
 #[derive(Debug, Parser)]
 #[command(name = "kb-usage", version, about = ABOUT, after_help = EXIT_CODES)]
 pub struct Cli {
+    /// Show each attempt, retry and wait of the client on stderr (-vv: more); never credentials
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -498,6 +501,19 @@ pub fn main() -> ExitCode {
 
 /// Runs a parsed command line; returns the exit code (errors are printed on stderr).
 pub fn run(cli: Cli) -> u8 {
+    if cli.verbose > 0 {
+        let filter = if cli.verbose == 1 {
+            "usage_core=info"
+        } else {
+            "usage_core=debug,usage_transport_hyper=debug"
+        };
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

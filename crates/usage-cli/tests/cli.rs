@@ -57,8 +57,14 @@ fn record_then_get() {
     assert_eq!(again.code, 0, "{again:?}");
     let json: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
     assert_eq!(json["already_recorded"], true);
-    let text = kb(&url, &args[..args.len() - 2]);
+    let text = kb(&url, &[&["-vv"], &args[..args.len() - 2]].concat());
     assert!(text.stdout.starts_with("already recorded"), "{text:?}");
+    // -vv shows the client's events, never a credential.
+    assert!(text.stderr.contains("record_usage"), "{text:?}");
+    assert!(
+        !text.stderr.contains("lazar") && !text.stderr.contains("password"),
+        "{text:?}"
+    );
 
     // Half-open windows, as Kill Bill's boundary case.
     assert_eq!(
