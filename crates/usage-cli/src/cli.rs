@@ -38,11 +38,11 @@ const ABOUT: &str = "Record, import, read and chart Kill Bill usage; serve an in
 
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  success
-  1  other failure (cannot listen, cannot write a file)
-  2  invalid input (bad arguments or rows); nothing was sent
-  3  the server answered with an error (Kill Bill's message and code are shown)
-  4  the server could not be reached or did not answer in time
+    0  success
+    1  other failure (cannot listen, cannot write a file)
+    2  invalid input (bad arguments or rows); nothing was sent
+    3  the server answered with an error (Kill Bill's message and code are shown)
+    4  the server could not be reached or did not answer in time
   130  an import interrupted by Ctrl-C (run it again to finish it)
 
 Connection settings come from the options or the environment: KILLBILL_URL, KILLBILL_USER,
@@ -101,6 +101,10 @@ requests of at most 1000 rows. Each request's tracking id is derived from its co
 running the same import again (after a crash, Ctrl-C or failures) records only what is
 missing: requests refused as duplicates are counted as \"already recorded\". Rows with their
 own tracking_id are sent together under that id.
+
+Re-runs are safe for the SAME file with the same --rows-per-request and --id-prefix. A file
+that was changed (rows appended, fixed, removed) cuts into other requests, whose new tracking
+ids the server cannot recognize: import new or fixed rows as a file of their own.
 
 Examples:
   kb-usage import usage-2013-08.csv
@@ -242,7 +246,8 @@ struct ImportArgs {
     /// The file's format [default: by extension: .csv, .jsonl/.ndjson/.json]
     #[arg(long, value_enum)]
     format: Option<FileFormat>,
-    /// Import the valid rows even if some are invalid (they are still reported)
+    /// Import the valid rows even if some are invalid (they are still reported; import the
+    /// fixed rows later as a file of their own)
     #[arg(long)]
     skip_invalid: bool,
     /// Check the file and plan the requests; send nothing
