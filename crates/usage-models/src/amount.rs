@@ -293,8 +293,12 @@ fn serialize_small_decimal<S: Serializer>(
     negative: bool,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    while scale > 0 && mantissa % 10 == 0 {
-        mantissa /= 10;
+    while scale > 0 {
+        let tenth = mantissa / 10;
+        if tenth * 10 != mantissa {
+            break;
+        }
+        mantissa = tenth;
         scale -= 1;
     }
     if scale == 0 {

@@ -184,6 +184,9 @@ impl FromStr for UsageDate {
 
 fn parse_usage_date(s: &str) -> Option<UsageDate> {
     let s = s.trim();
+    if let Some(date) = parse_wire_form(s) {
+        return Some(date);
+    }
     if !s.contains('T') && !s.contains(' ') {
         return NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(UsageDate::Date);
     }
@@ -207,6 +210,44 @@ fn parse_usage_date(s: &str) -> Option<UsageDate> {
         .iter()
         .find_map(|format| NaiveDateTime::parse_from_str(s, format).ok())
         .map(|naive| UsageDate::Instant(Utc.from_utc_datetime(&naive)))
+}
+
+/// The fast path of [`parse_usage_date`]: exactly the two forms this crate writes and
+/// servers answer with (`2013-08-01`, `2013-08-01T06:30:00.000Z`), with a valid date and time.
+/// `None` sends anything else (other forms, leap seconds, invalid dates) to the general path,
+/// which reads these two forms to the same value.
+fn parse_wire_form(s: &str) -> Option<UsageDate> {
+    let b = s.as_bytes();
+    let date = match b.len() {
+        10 | 24 if b[4] == b'-' && b[7] == b'-' => {
+            NaiveDate::from_ymd_opt(digits(&b[0..4])? as i32, digits(&b[5..7])?, digits(&b[8..10])?)?
+        }
+        _ => return None,
+    };
+    if b.len() == 10 {
+        return Some(UsageDate::Date(date));
+    }
+    if b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'.' || b[23] != b'Z' {
+        return None;
+    }
+    let time = chrono::NaiveTime::from_hms_milli_opt(
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+        digits(&b[20..23])?,
+    )?;
+    if time.second() > 59 || time.nanosecond() >= 1_000_000_000 {
+        return None;
+    }
+    Some(UsageDate::Instant(Utc.from_utc_datetime(&date.and_time(time))))
+}
+
+/// The value of a run of ASCII digits.
+fn digits(bytes: &[u8]) -> Option<u32> {
+    bytes.iter().try_fold(0u32, |value, &byte| {
+        let digit = byte.wrapping_sub(b'0');
+        (digit <= 9).then(|| value * 10 + u32::from(digit))
+    })
 }
 
 impl Serialize for UsageDate {
@@ -280,6 +321,72 @@ mod tests {
         assert_eq!(millis.to_string(), "2013-08-01T06:30:00.000Z");
         assert!("2013-08-01x".parse::<UsageDate>().is_err());
         assert!(serde_json::from_str::<UsageDate>("true").is_err());
+    }
+
+    /// What `parse_usage_date` did before its fast path: the reference.
+    fn reference_parse(s: &str) -> Option<UsageDate> {
+        let s = s.trim();
+        if !s.contains('T') && !s.contains(' ') {
+            return NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(UsageDate::Date);
+        }
+        if let Ok(at) = DateTime::parse_from_rfc3339(s) {
+            return Some(UsageDate::Instant(at.with_timezone(&Utc)));
+        }
+        ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
+            .iter()
+            .find_map(|format| NaiveDateTime::parse_from_str(s, format).ok())
+            .map(|naive| UsageDate::Instant(Utc.from_utc_datetime(&naive)))
+    }
+
+    #[test]
+    fn wire_form_fast_path_matches_the_general_parse() {
+        for s in [
+            "2013-08-01",
+            "0000-01-01",
+            "9999-12-31",
+            "2013-02-29",
+            "2012-02-29",
+            "2013-13-01",
+            "2013-00-10",
+            "2013-08-00",
+            "2013-08-1",
+            "2013-08-01T06:30:00.000Z",
+            "2013-08-01T23:59:59.999Z",
+            "2013-08-01T24:00:00.000Z",
+            "2013-08-01T23:60:00.000Z",
+            "2016-12-31T23:59:60.000Z",
+            "2013-08-01T06:30:00.000z",
+            "2013-08-01t06:30:00.000Z",
+            "2013-08-01T06:30:00,000Z",
+            "2013-08-01T06:30:00.0000",
+            "2013-08-01 06:30:00.000Z",
+            "2013-08-01T06:30:00.00+0Z",
+            "+013-08-01",
+            "-013-08-01",
+            "2013-08-01T06:30:00.-00Z",
+            "2013/08/01",
+            "  2013-08-01  ",
+        ] {
+            assert_eq!(s.parse::<UsageDate>().ok(), reference_parse(s), "{s}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn wire_forms_read_back(millis in -62_167_219_200_000i64..=253_402_300_799_999) {
+            let at = UsageDate::Instant(DateTime::from_timestamp_millis(millis).unwrap());
+            let wire = at.to_string();
+            proptest::prop_assert_eq!(wire.parse::<UsageDate>().ok(), reference_parse(&wire));
+            proptest::prop_assert_eq!(wire.parse::<UsageDate>().ok(), Some(at));
+            let day = UsageDate::Date(DateTime::from_timestamp_millis(millis).unwrap().date_naive());
+            let wire = day.to_string();
+            proptest::prop_assert_eq!(wire.parse::<UsageDate>().ok(), reference_parse(&wire));
+        }
+
+        #[test]
+        fn any_24_bytes_parse_as_before(s in "[0-9T:.Z+-]{10}|[0-9T:.Z+-]{24}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z") {
+            proptest::prop_assert_eq!(s.parse::<UsageDate>().ok(), reference_parse(&s));
+        }
     }
 
     #[test]
