@@ -169,6 +169,9 @@ pub fn rollup(url: &str, subscription: &str, from: &str, to: &str) -> Vec<(Strin
         to,
         "--output",
         "json",
+        // Enough retries to read through a server that injects faults.
+        "--retries",
+        "20",
     ];
     let run = kb(url, &args);
     assert_eq!(run.code, 0, "get failed: {run:?}");
