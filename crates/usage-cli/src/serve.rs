@@ -404,6 +404,21 @@ fn is_dropped(error: &hyper::Error) -> bool {
     false
 }
 
+/// A body hyper could not decode (a bad chunk size or chunk framing), as opposed to one the
+/// client cut short: hyper reports it as an `InvalidInput` I/O error.
+fn is_malformed_body(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::InvalidInput)
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
 fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(format!("{text}\n"))));
     *response.status_mut() = status;
@@ -492,6 +507,13 @@ async fn respond(
     let body = match collected {
         Err(_elapsed) => return Ok(plain(StatusCode::REQUEST_TIMEOUT, "request body too slow")),
         Ok(Err(e)) if e.is::<LengthLimitError>() => return Ok(too_large()),
+        Ok(Err(e)) if is_malformed_body(&*e) => {
+            let mut response = plain(StatusCode::BAD_REQUEST, "malformed request body");
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return Ok(response);
+        }
         Ok(Err(_)) => return Err(Dropped),
         Ok(Ok(collected)) => collected.to_bytes(),
     };
