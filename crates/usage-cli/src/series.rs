@@ -272,31 +272,49 @@ impl Series {
         serde_json::to_string_pretty(&json).unwrap_or_default()
     }
 
-    /// A bar chart as a standalone SVG document: a title, a y axis with ticks, one bar per
-    /// period labelled with its start below and its amount above.
+    /// A bar chart as a standalone SVG document: a title, a y axis on round ticks, one bar
+    /// per period and unit type (grouped side by side, with a legend when there are several
+    /// unit types), each labelled with its amount where it fits, and the period starts below.
     pub fn to_svg(&self) -> String {
+        const PALETTE: [&str; 8] = [
+            "#4a78c2", "#e07b39", "#3f9e5a", "#c2463e", "#8c62b3", "#8a6d3b", "#d46aa8", "#6b7b8c",
+        ];
+        let columns = self.columns();
+        let k = columns.len().max(1);
         let n = self.points.len().max(1);
         let (left, right, top, bottom) = (80.0, 20.0, 70.0, 90.0);
-        let plot_w = (n as f64 * 40.0).clamp(560.0, 1600.0);
+        let plot_w = (n as f64 * 16.0 * k as f64 + n as f64 * 24.0).clamp(560.0, 1600.0);
         let plot_h = 300.0;
         let width = left + plot_w + right;
         let height = top + plot_h + bottom;
-        let totals: Vec<Decimal> = self.points.iter().map(Point::total).collect();
-        let max = totals.iter().copied().fold(Decimal::ZERO, Decimal::max);
-        let min = totals.iter().copied().fold(Decimal::ZERO, Decimal::min);
         let to_f = |d: Decimal| d.to_string().parse::<f64>().unwrap_or(0.0);
+        let values: Vec<Vec<Decimal>> = self
+            .points
+            .iter()
+            .map(|point| columns.iter().map(|unit| point.amount_of(unit)).collect())
+            .collect();
+        let all = values.iter().flatten().copied();
+        let (min, max) = all.fold((Decimal::ZERO, Decimal::ZERO), |(lo, hi), v| (lo.min(v), hi.max(v)));
         let ticks = nice_ticks(to_f(min), to_f(max));
         let (min_f, max_f) = (ticks[0], ticks[ticks.len() - 1]);
         let span = max_f - min_f;
         let y_of = |v: f64| top + plot_h * (max_f - v) / span;
         let zero_y = y_of(0.0);
+        let axis_label = match columns.as_slice() {
+            [unit] => unit.clone(),
+            [] => "amount (no usage in the window)".to_string(),
+            _ => "amount".to_string(),
+        };
         let mut svg = String::new();
         let _ = writeln!(
             svg,
             r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
         );
         let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-        let title = format!("Usage per {}: {}", self.every.name(), self.bar_label());
+        let title = match columns.as_slice() {
+            [unit] => format!("Usage per {}: {unit}", self.every.name()),
+            _ => format!("Usage per {}, by unit type", self.every.name()),
+        };
         let _ = writeln!(
             svg,
             r#"<text x="{}" y="24" font-size="16" text-anchor="middle">{}</text>"#,
@@ -345,39 +363,70 @@ impl Series {
             left + plot_w
         );
         let slot = plot_w / n as f64;
+        let bar_w = slot * 0.8 / k as f64;
         let label_every = (n as f64 / 25.0).ceil().max(1.0) as usize;
-        for (i, (point, total)) in self.points.iter().zip(&totals).enumerate() {
-            let value = to_f(*total);
-            let x = left + slot * i as f64 + slot * 0.15;
-            let bar_w = slot * 0.7;
-            let (y, h) = if value >= 0.0 {
-                (y_of(value), zero_y - y_of(value))
-            } else {
-                (zero_y, y_of(value) - zero_y)
-            };
-            let _ = writeln!(
-                svg,
-                r##"<rect x="{x:.1}" y="{y:.1}" width="{bar_w:.1}" height="{h:.1}" fill="#4a78c2"><title>{}: {}</title></rect>"##,
-                escape(&point.period.start.to_string()),
-                escape(&amount_text(*total))
-            );
-            let label = amount_text(*total);
-            if label.len() as f64 * 6.0 <= slot {
-                let _ = writeln!(
-                    svg,
-                    r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10">{}</text>"#,
-                    x + bar_w / 2.0,
-                    y - 4.0,
-                    escape(&label)
-                );
+        // Amounts above the bars only if every one of them fits (the tooltips have them all).
+        let widest = values
+            .iter()
+            .flatten()
+            .map(|a| amount_text(*a).len())
+            .max()
+            .unwrap_or(0);
+        let show_amounts = widest as f64 * 6.0 <= bar_w;
+        for (i, (point, amounts)) in self.points.iter().zip(&values).enumerate() {
+            let group_x = left + slot * i as f64 + slot * 0.1;
+            for (j, (unit, amount)) in columns.iter().zip(amounts).enumerate() {
+                let x = group_x + bar_w * j as f64;
+                let value = to_f(*amount);
+                let (y, h) = if value >= 0.0 {
+                    (y_of(value), zero_y - y_of(value))
+                } else {
+                    (zero_y, y_of(value) - zero_y)
+                };
+                if !amount.is_zero() {
+                    let _ = writeln!(
+                        svg,
+                        r#"<rect class="bar" x="{x:.1}" y="{y:.1}" width="{:.1}" height="{h:.1}" fill="{}"><title>{} {}: {}</title></rect>"#,
+                        (bar_w * 0.9).max(1.0),
+                        PALETTE[j % PALETTE.len()],
+                        escape(&point.period.start.to_string()),
+                        escape(unit),
+                        escape(&amount_text(*amount))
+                    );
+                }
+                let label = amount_text(*amount);
+                if show_amounts && (k == 1 || !amount.is_zero()) {
+                    let label_y = if value >= 0.0 { y - 4.0 } else { y + h + 12.0 };
+                    let _ = writeln!(
+                        svg,
+                        r#"<text x="{:.1}" y="{label_y:.1}" text-anchor="middle" font-size="10">{}</text>"#,
+                        x + bar_w * 0.45,
+                        escape(&label)
+                    );
+                }
             }
             if i % label_every == 0 {
-                let lx = x + bar_w / 2.0;
+                let lx = left + slot * i as f64 + slot / 2.0;
                 let ly = top + plot_h + 14.0;
                 let _ = writeln!(
                     svg,
                     r#"<text x="{lx:.1}" y="{ly:.1}" text-anchor="end" font-size="10" transform="rotate(-45 {lx:.1} {ly:.1})">{}</text>"#,
                     escape(&short_label(point.period.start))
+                );
+            }
+        }
+        // A legend when there are several unit types.
+        if columns.len() > 1 {
+            for (j, unit) in columns.iter().enumerate() {
+                let y = top + 4.0 + 16.0 * j as f64;
+                let x = left + plot_w - 150.0;
+                let _ = writeln!(
+                    svg,
+                    r#"<rect class="legend" x="{x:.1}" y="{y:.1}" width="10" height="10" fill="{}"/><text x="{:.1}" y="{:.1}">{}</text>"#,
+                    PALETTE[j % PALETTE.len()],
+                    x + 14.0,
+                    y + 9.0,
+                    escape(unit)
                 );
             }
         }
@@ -401,7 +450,7 @@ impl Series {
             r#"<text x="16" y="{}" text-anchor="middle" transform="rotate(-90 16 {})">{}</text>"#,
             top + plot_h / 2.0,
             top + plot_h / 2.0,
-            escape(&self.bar_label())
+            escape(&axis_label)
         );
         svg.push_str("</svg>\n");
         svg
@@ -577,9 +626,13 @@ mod tests {
         let svg = s.to_svg();
         assert!(svg.starts_with("<svg"));
         assert!(svg.trim_end().ends_with("</svg>"));
-        assert_eq!(svg.matches("<rect x=").count(), 3);
+        // Day 1: gallons 10 and liters 2; day 2: gallons 5; day 3: nothing.
+        assert_eq!(svg.matches(r#"class="bar""#).count(), 3);
+        assert_eq!(svg.matches(r#"class="legend""#).count(), 2);
         assert!(svg.contains(">2013-08-02<"));
-        assert!(svg.contains(">12<"));
+        assert!(svg.contains(">liters<"));
+        assert!(svg.contains("<title>2013-08-01 liters: 2</title>"));
+        assert!(svg.contains("Usage per day, by unit type"));
     }
 
     #[test]

@@ -423,8 +423,14 @@ fn series_as_table_json_csv_and_svg() {
     assert_eq!(run.code, 0, "{run:?}");
     let chart = std::fs::read_to_string(&svg.0).unwrap();
     assert!(chart.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
-    assert_eq!(chart.matches("<rect x=").count(), 3, "one bar per day");
-    assert!(chart.contains(">7.5<") && chart.contains(">2013-08-02<"));
+    // Gallons on the 1st and 2nd, liters on the 2nd; nothing on the 3rd.
+    assert_eq!(
+        chart.matches(r#"class="bar""#).count(),
+        3,
+        "one bar per unit and day with usage"
+    );
+    assert!(chart.contains(">2.5<") && chart.contains(">2013-08-02<"));
+    assert!(chart.contains("<title>2013-08-02 gallons: 5</title>"));
     assert!(chart.trim_end().ends_with("</svg>"));
 }
 
