@@ -711,8 +711,9 @@ async fn get(args: GetArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Runs `work` on every item with at most `concurrency` in flight; results in item order.
-async fn bounded<T, R, F, Fut>(items: Vec<T>, concurrency: usize, work: F) -> Vec<R>
+/// Runs `work` on every item with at most `concurrency` in flight; results in item order,
+/// `None` for a task that did not finish (it panicked).
+async fn bounded<T, R, F, Fut>(items: Vec<T>, concurrency: usize, work: F) -> Vec<Option<R>>
 where
     T: Send + 'static,
     R: Send + 'static,
@@ -740,7 +741,7 @@ where
             results[index] = Some(result);
         }
     }
-    results.into_iter().flatten().collect()
+    results
 }
 
 async fn series_cmd(args: SeriesArgs) -> Result<(), Failure> {
@@ -778,10 +779,10 @@ async fn series_cmd(args: SeriesArgs) -> Result<(), Failure> {
         }
     })
     .await;
-    if results.len() != periods.len() {
-        return Err(Failure::Other("a query task failed".to_string()));
-    }
-    let points = results.into_iter().collect::<Result<Vec<Point>, Failure>>()?;
+    let points = results
+        .into_iter()
+        .map(|result| result.unwrap_or_else(|| Err(Failure::Other("a query did not finish".to_string()))))
+        .collect::<Result<Vec<Point>, Failure>>()?;
     let series = Series {
         subscription_id: subscription.to_string(),
         unit_type: unit.map(|u| u.to_string()),
@@ -1084,6 +1085,12 @@ async fn import_file(args: ImportArgs) -> Result<(), Failure> {
     let mut reported = 0;
     for (index, result) in results.into_iter().enumerate() {
         let rows = sizes.get(index).copied().unwrap_or(0);
+        let result = result.unwrap_or_else(|| {
+            ChunkResult::Failed(Failure::Other(format!(
+                "request {}: did not finish; run the same command again",
+                index + 1
+            )))
+        });
         match result {
             ChunkResult::Recorded => {
                 summary.recorded_requests += 1;
