@@ -13,14 +13,17 @@
 //!
 //! Robustness: request bodies over [`ServeConfig::max_body_bytes`] get 413, a client that
 //! does not send its headers within [`ServeConfig::header_read_timeout`] is cut off, a body
-//! that does not arrive within [`ServeConfig::body_read_timeout`] gets 408, malformed HTTP
-//! gets 400 (from hyper), and nothing a client sends stops the server.
+//! that does not arrive within [`ServeConfig::body_read_timeout`] gets 408, a client that does
+//! not read its answers is cut off once a write has stalled for [`ServeConfig::write_timeout`],
+//! malformed HTTP gets 400 (from hyper), and nothing a client sends stops the server.
 
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -28,7 +31,8 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use usage_models::SubscriptionId;
 use usage_transport_memory::{EmulatorError, InMemoryKillBill, NewSubscription, WireFormat};
 
@@ -149,6 +153,9 @@ pub struct ServeConfig {
     pub header_read_timeout: Duration,
     /// How long a client may take to send a request's body (408 past it).
     pub body_read_timeout: Duration,
+    /// How long a write to a client may make no progress (a client that sends requests but
+    /// does not read the answers) before its connection is closed.
+    pub write_timeout: Duration,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
 }
@@ -173,13 +180,15 @@ impl fmt::Debug for ServeConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("header_read_timeout", &self.header_read_timeout)
             .field("body_read_timeout", &self.body_read_timeout)
+            .field("write_timeout", &self.write_timeout)
             .field("shutdown_grace", &self.shutdown_grace)
             .finish()
     }
 }
 
 impl ServeConfig {
-    /// The defaults, listening on `listen`: 16 MiB bodies, 10 s for headers, 30 s for bodies.
+    /// The defaults, listening on `listen`: 16 MiB bodies, 10 s for headers, 30 s for bodies,
+    /// 30 s for a stalled write.
     pub fn new(listen: SocketAddr) -> Self {
         ServeConfig {
             listen,
@@ -193,6 +202,7 @@ impl ServeConfig {
             max_body_bytes: 16 * 1024 * 1024,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(5),
         }
     }
@@ -375,6 +385,11 @@ impl Server {
                 .timer(TokioTimer::new())
                 .header_read_timeout(self.shared.config.header_read_timeout)
                 .keep_alive(true);
+            let stream = WriteDeadline {
+                stream,
+                timeout: self.shared.config.write_timeout,
+                stalled: None,
+            };
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             let connection = graceful.watch(connection);
             let log = self.shared.config.log;
@@ -390,6 +405,73 @@ impl Server {
         let grace = self.shared.config.shutdown_grace;
         let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
         Ok(())
+    }
+}
+
+/// A connection's stream whose writes fail with `TimedOut` once they have made no progress for
+/// `timeout`: a client that sends requests but never reads the answers is cut off instead of
+/// holding its connection forever (hyper has no write timeout of its own).
+struct WriteDeadline {
+    stream: TcpStream,
+    timeout: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl WriteDeadline {
+    fn guard<T>(&mut self, cx: &mut Context<'_>, polled: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let timeout = self.timeout;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client has not read its answers",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncRead for WriteDeadline {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for WriteDeadline {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.guard(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.guard(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_flush(cx);
+        this.guard(cx, polled)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
 

@@ -239,14 +239,10 @@ fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd").count()
 }
 
-/// The TCP connections of `port` this process holds, from `/proc/net/tcp` and its descriptors:
-/// the server's ends (local port `port`, any state but LISTEN, so one the client closed and
-/// the server has not yet is still counted) and the clients' ends (remote port `port`,
-/// established). Ones still in the listen backlog are no descriptors yet: the server's ends
-/// are what it accepted and has not let go of.
-fn connection_ends(port: u16) -> (usize, usize) {
+/// This process's TCP sockets, from `/proc/net/tcp` and its descriptors: local port, remote
+/// port, state (`01` established, `0A` listening, ...).
+fn tcp_sockets() -> Vec<(u16, u16, String)> {
     let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
-    let port = format!(":{port:04X}");
     let mine: std::collections::HashSet<String> = std::fs::read_dir("/proc/self/fd")
         .expect("/proc/self/fd")
         .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
@@ -255,19 +251,32 @@ fn connection_ends(port: u16) -> (usize, usize) {
             Some(target.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
         })
         .collect();
-    let (mut server, mut client) = (0, 0);
-    for line in table.lines().skip(1) {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.len() <= 9 || !mine.contains(fields[9]) {
-            continue;
-        }
-        let (local, remote, state) = (fields[1], fields[2], fields[3]);
-        if local.ends_with(&port) && state != "0A" {
-            server += 1;
-        } else if remote.ends_with(&port) && state == "01" {
-            client += 1;
-        }
-    }
+    let port = |address: &str| u16::from_str_radix(address.rsplit(':').next().unwrap_or(""), 16).unwrap_or(0);
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.len() > 9 && mine.contains(fields[9]))
+                .then(|| (port(fields[1]), port(fields[2]), fields[3].to_string()))
+        })
+        .collect()
+}
+
+/// The TCP connections of `port` this process holds: the server's ends (local port `port`, any
+/// state but LISTEN, so one the client closed and the server has not yet is still counted) and
+/// the clients' ends (remote port `port`, established). Ones still in the listen backlog are no
+/// descriptors yet: the server's ends are what it accepted and has not let go of.
+fn connection_ends(port: u16) -> (usize, usize) {
+    let sockets = tcp_sockets();
+    let server = sockets
+        .iter()
+        .filter(|(local, _, state)| *local == port && state != "0A")
+        .count();
+    let client = sockets
+        .iter()
+        .filter(|(_, remote, state)| *remote == port && state == "01")
+        .count();
     (server, client)
 }
 
@@ -1057,4 +1066,66 @@ fn the_emulator_keeps_one_row_per_tracking_id_under_64_concurrent_tasks() {
 #[ignore = "bigger load: run with --ignored --nocapture (release recommended)"]
 fn the_emulator_keeps_one_row_per_tracking_id_under_256_concurrent_tasks() {
     emulator_under_concurrent_tasks(256, 1_000);
+}
+
+/// The server's end of the connection from `client_port` to `port` is still open.
+fn server_end_open(port: u16, client_port: u16) -> bool {
+    tcp_sockets()
+        .iter()
+        .any(|(local, remote, _)| *local == port && *remote == client_port)
+}
+
+#[test]
+fn a_client_that_does_not_read_its_answers_is_cut_off() {
+    const UNITS: usize = 2_000;
+    const PIPELINED: usize = 200;
+    let mut config = config();
+    config.write_timeout = Duration::from_secs(1);
+    let server = TestServer::start(config);
+    let (addr, port) = (server.addr, server.addr.port());
+    let rt = runtime();
+    let mut probe = Probe::new(addr);
+    rt.block_on(probe.check("start"));
+    // 2,000 more unit types: each roll-up of all units is then about 100 KB.
+    let mut units = SubscriptionUsageRecord::builder(probe.subscription).tracking_id("many-units");
+    for u in 0..UNITS {
+        units = units.record(format!("unit-{u:05}-of-a-long-name"), august_day(u), 1);
+    }
+    let units = units.build().unwrap();
+    rt.block_on(async { probe.client.record_usage(&units).await.expect("units") });
+
+    // 200 pipelined GETs of every unit (20 MB of answers), and not one byte read.
+    let head = format!(
+        "GET /1.0/kb/usages/{SUB}?startDate=2013-08-01&endDate=2013-09-01 HTTP/1.1\r\nHost: localhost\r\n\
+         Authorization: {BASIC}\r\nX-Killbill-ApiKey: bob\r\nX-Killbill-ApiSecret: lazar\r\n\r\n"
+    );
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    let client_port = stream.local_addr().unwrap().port();
+    let requests_before = server.stats.requests();
+    stream.set_write_timeout(Some(HUNG)).unwrap();
+    stream
+        .write_all(head.repeat(PIPELINED).as_bytes())
+        .expect("the requests fit the buffers");
+    let written = Instant::now();
+
+    // Others are served while that connection is stuck.
+    rt.block_on(probe.check("a client that does not read"));
+    let cut = wait_until(HUNG, || !server_end_open(port, client_port));
+    let elapsed = written.elapsed();
+    let answered = server.stats.requests() - requests_before - 2;
+    println!(
+        "a client that does not read: cut off {} ms after sending {PIPELINED} pipelined requests, {answered} of them answered before the writes stalled",
+        elapsed.as_millis()
+    );
+    assert!(
+        cut,
+        "the server still holds the connection of a client that does not read"
+    );
+    assert!(elapsed < CUT_OFF_BOUND, "{elapsed:?}");
+    assert!(answered < PIPELINED as u64, "{answered}: the writes never stalled");
+    // What it can still read is whole answers, then the end.
+    let answer = read_answer(stream, written);
+    let received = answer.text.matches("HTTP/1.1 200 OK").count() as u64;
+    assert!(received >= 1 && received <= answered, "{received} of {answered}");
+    rt.block_on(probe.check("the client that does not read"));
 }
