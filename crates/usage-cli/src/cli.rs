@@ -372,8 +372,10 @@ struct ServeArgs {
     /// Largest request body accepted, in bytes (413 past it)
     #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
     max_body_bytes: usize,
-    /// Seconds a client may take to send a request's headers
-    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_timeout)]
+    /// Seconds a client may take to send a request's headers, and to start its next request on a
+    /// kept-alive connection (20, as Tomcat's default: longer than clients' pools keep idle
+    /// connections, so that they never reuse one the server is closing)
+    #[arg(long, value_name = "SECONDS", default_value = "20", value_parser = parse_timeout)]
     header_timeout: Duration,
 }
 

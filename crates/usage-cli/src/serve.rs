@@ -187,7 +187,7 @@ impl fmt::Debug for ServeConfig {
 }
 
 impl ServeConfig {
-    /// The defaults, listening on `listen`: 16 MiB bodies, 10 s for headers, 30 s for bodies,
+    /// The defaults, listening on `listen`: 16 MiB bodies, 20 s for headers, 30 s for bodies,
     /// 30 s for a stalled write.
     pub fn new(listen: SocketAddr) -> Self {
         ServeConfig {
@@ -200,7 +200,9 @@ impl ServeConfig {
             log: false,
             faults: None,
             max_body_bytes: 16 * 1024 * 1024,
-            header_read_timeout: Duration::from_secs(10),
+            // As Tomcat's default: longer than the hyper transport keeps idle connections (15 s),
+            // so that a client never reuses a kept-alive connection the server is closing.
+            header_read_timeout: Duration::from_secs(20),
             body_read_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(5),
