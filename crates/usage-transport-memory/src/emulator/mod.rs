@@ -604,7 +604,7 @@ impl InMemoryKillBill {
     /// Queues `fault` for the next `times` requests (after those already queued).
     pub fn inject(&self, fault: Fault, times: usize) {
         let mut faults = lock(&self.inner.faults);
-        faults.extend(std::iter::repeat(fault).take(times));
+        faults.extend(std::iter::repeat_n(fault, times));
     }
 
     /// Fails the next `times` requests with 503 and `Retry-After: <retry_after_seconds>`.
