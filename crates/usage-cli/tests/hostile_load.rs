@@ -263,26 +263,14 @@ fn tcp_sockets() -> Vec<(u16, u16, String)> {
         .collect()
 }
 
-/// The TCP connections of `port` this process holds: the server's ends (local port `port`, any
-/// state but LISTEN, so one the client closed and the server has not yet is still counted) and
-/// the clients' ends (remote port `port`, established). Ones still in the listen backlog are no
-/// descriptors yet: the server's ends are what it accepted and has not let go of.
-fn connection_ends(port: u16) -> (usize, usize) {
-    let sockets = tcp_sockets();
-    let server = sockets
+/// How many of the connections from `clients` (local ports) to `port` the server holds its end
+/// of: accepted and not let go of (in any state but LISTEN, so one the client closed and the
+/// server has not yet still counts). One still in the listen backlog is no descriptor yet.
+fn accepted_from(port: u16, clients: &std::collections::HashSet<u16>) -> usize {
+    tcp_sockets()
         .iter()
-        .filter(|(local, _, state)| *local == port && state != "0A")
-        .count();
-    let client = sockets
-        .iter()
-        .filter(|(_, remote, state)| *remote == port && state == "01")
-        .count();
-    (server, client)
-}
-
-/// The server's ends of the connections to `port` (see [`connection_ends`]).
-fn accepted_connections(port: u16) -> usize {
-    connection_ends(port).0
+        .filter(|(local, remote, state)| *local == port && clients.contains(remote) && state != "0A")
+        .count()
 }
 
 /// The soft limit on open files.
@@ -836,24 +824,27 @@ fn hold_connections_while_recording(connections: usize, calls: usize) {
     let port = server.addr.port();
     let rss_before = rss_kib();
     let fds_before = open_fds();
-    // The client's pooled connection.
-    let accepted_before = accepted_connections(port);
     let opening = Instant::now();
     let mut held = Vec::with_capacity(connections);
+    let mut held_ports = std::collections::HashSet::new();
+    let mut slowest_connect = Duration::ZERO;
     for i in 0..connections {
+        let connecting = Instant::now();
         let mut stream = TcpStream::connect(server.addr).expect("connect");
+        slowest_connect = slowest_connect.max(connecting.elapsed());
         match i % 3 {
             0 => {}                                                                // idle: nothing sent
             1 => stream.write_all(b"POST /1.0/kb/usages HTTP/1.1\r\nHo").unwrap(), // half a head
             _ => stream.write_all(&post(&valid_body("never", 1))[..150]).unwrap(), // most of a head
         }
         held.push(stream);
+        held_ports.insert(held[i].local_addr().unwrap().port());
     }
     // The server accepted them all: its end of each is a descriptor of this process too.
     let all_accepted = wait_until(Duration::from_secs(30), || {
-        accepted_connections(port) >= accepted_before + connections
+        accepted_from(port, &held_ports) == connections
     });
-    let accepted = accepted_connections(port) - accepted_before;
+    let accepted = accepted_from(port, &held_ports);
     let fds_open = open_fds();
     assert!(
         all_accepted,
@@ -861,9 +852,10 @@ fn hold_connections_while_recording(connections: usize, calls: usize) {
     );
     assert_eq!(accepted, connections);
     println!(
-        "held {connections} connections, {accepted} accepted by the server ({} descriptors more), opened in {} ms",
+        "held {connections} connections, {accepted} accepted by the server ({} descriptors more), opened in {} ms (slowest connect {} ms)",
         fds_open - fds_before,
-        opening.elapsed().as_millis()
+        opening.elapsed().as_millis(),
+        slowest_connect.as_millis()
     );
 
     let requests_before = server.stats.requests();
@@ -906,24 +898,25 @@ fn hold_connections_while_recording(connections: usize, calls: usize) {
     );
     assert_eq!(server.emulator.row_count(), calls);
     // The held connections are all still there: none was dropped to make room.
-    assert!(accepted_connections(port) >= accepted_before + connections);
+    assert_eq!(accepted_from(port, &held_ports), connections);
     let rss_during = rss_kib();
 
     drop(held);
-    // The server lets go of them: all it keeps are the client pool's connections.
-    let released = wait_until(Duration::from_secs(20), || {
-        let (server, client) = connection_ends(port);
-        server <= client
-    });
-    let (server_ends, pool) = connection_ends(port);
+    // The server lets go of them all.
+    let closing = Instant::now();
+    let released = wait_until(Duration::from_secs(20), || accepted_from(port, &held_ports) == 0);
+    let kept = accepted_from(port, &held_ports);
     assert!(
         released,
-        "the server kept {server_ends} connections after the clients closed (the client's pool holds {pool})"
+        "the server kept {kept} connections after the clients closed them"
+    );
+    println!(
+        "after closing them: the server let go of all {connections} in {} ms",
+        closing.elapsed().as_millis()
     );
     std::thread::sleep(Duration::from_millis(500));
     let rss_after = rss_kib();
     let fds_after = open_fds();
-    println!("after closing them: the server holds {server_ends} connections, the client's pool {pool}");
     println!(
         "RSS: before {} MiB, with {connections} connections held {} MiB (+{} MiB), after closing them {} MiB; descriptors {fds_before} -> {fds_open} -> {fds_after}",
         rss_before / 1024,
