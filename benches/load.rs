@@ -30,7 +30,9 @@
 //!
 //! Settings (environment): `LOAD_SECS` (1.0, per measurement), `LOAD_WARMUP_SECS` (0.2),
 //! `LOAD_ROUNDS` (3), `LOAD_CONCURRENCY` (`1,16,64`), `LOAD_PHASES` (`memory,compare,bulk`),
-//! `LOAD_MEMORY_SECS` (20), `LOAD_BULK_SECS` (1.5), `LOAD_JS` (`0` skips node). It prints
+//! `LOAD_MEMORY_SECS` (20), `LOAD_BULK_SECS` (1.5), `LOAD_JS` (`0` skips node),
+//! `LOAD_CLIENTS` (`ours,floor,js,ours@emulator,floor@emulator`) and `LOAD_OPS` (`get,post`):
+//! which to run, for profiling. It prints
 //! what it does, one line per measurement, then Markdown tables.
 
 use std::collections::HashMap;
@@ -87,6 +89,8 @@ struct Settings {
     memory_secs: f64,
     bulk_secs: f64,
     js: bool,
+    clients: Vec<String>,
+    ops: Vec<String>,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -121,6 +125,8 @@ impl Settings {
             memory_secs: env_or("LOAD_MEMORY_SECS", 20.0),
             bulk_secs: env_or("LOAD_BULK_SECS", 1.5),
             js: std::env::var("LOAD_JS").map(|v| v != "0").unwrap_or(true),
+            clients: list("LOAD_CLIENTS", "ours,floor,js,ours@emulator,floor@emulator"),
+            ops: list("LOAD_OPS", "get,post"),
         }
     }
 
@@ -191,6 +197,8 @@ struct ServerInfo {
     addr: SocketAddr,
     tid: u32,
     requests: Arc<dyn Fn() -> u64 + Send + Sync>,
+    /// Connections accepted (the canned server only counts them).
+    connections: Arc<AtomicU64>,
 }
 
 impl ServerInfo {
@@ -205,6 +213,8 @@ impl ServerInfo {
 fn start_canned(get_body: Bytes) -> ServerInfo {
     let served = Arc::new(AtomicU64::new(0));
     let counter = served.clone();
+    let connections = Arc::new(AtomicU64::new(0));
+    let accepted = connections.clone();
     let (addr, tid) = on_own_thread("canned-server", move |ready| async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         ready.send((listener.local_addr().unwrap(), current_tid())).unwrap();
@@ -212,6 +222,7 @@ fn start_canned(get_body: Bytes) -> ServerInfo {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            accepted.fetch_add(1, Ordering::Relaxed);
             let _ = stream.set_nodelay(true);
             let (body, counter) = (get_body.clone(), counter.clone());
             let service = hyper::service::service_fn(move |request| {
@@ -230,6 +241,7 @@ fn start_canned(get_body: Bytes) -> ServerInfo {
         addr,
         tid,
         requests: Arc::new(move || served.load(Ordering::Relaxed)),
+        connections,
     }
 }
 
@@ -296,6 +308,7 @@ fn start_emulator(subscriptions: Vec<SubscriptionId>, auto_provision: bool) -> (
         addr,
         tid,
         requests: Arc::new(move || stats.requests()),
+        connections: Arc::new(AtomicU64::new(0)),
     };
     (info, emulator)
 }
@@ -376,7 +389,8 @@ fn record(subscription_id: SubscriptionId, rows: usize, units: usize) -> Subscri
 /// One kind of call, cloned into each worker task.
 #[derive(Clone)]
 enum Caller {
-    OursGet(UsageClient),
+    /// The client, and what a caller holds: the subscription and the window.
+    OursGet(UsageClient, SubscriptionId, UsageWindow),
     OursPost(UsageClient, Arc<SubscriptionUsageRecord>),
     Raw {
         client: Box<RawClient>,
@@ -389,9 +403,9 @@ impl Caller {
     /// One call.
     async fn call(&self) -> Result<(), String> {
         match self {
-            Caller::OursGet(client) => {
+            Caller::OursGet(client, subscription_id, window) => {
                 let usage = client
-                    .get_usage(subscription(GET_SUBSCRIPTION), UNIT, window())
+                    .get_usage(*subscription_id, UNIT, *window)
                     .await
                     .map_err(|e| e.to_string())?;
                 black_box(usage);
@@ -426,6 +440,11 @@ fn copy(template: &Request<Bytes>) -> Request<Full<Bytes>> {
     *request.version_mut() = Version::HTTP_11;
     *request.headers_mut() = template.headers().clone();
     request
+}
+
+/// `ours` reading the roll-up of [`UNIT`] of [`GET_SUBSCRIPTION`].
+fn ours_get(client: &UsageClient) -> Caller {
+    Caller::OursGet(client.clone(), subscription(GET_SUBSCRIPTION), window())
 }
 
 /// The floor sending `template`, expecting `expect`.
@@ -468,6 +487,8 @@ struct Sample {
     client_cpu_s: f64,
     server_cpu_s: f64,
     server_requests: u64,
+    /// Connections the server accepted over warm-up and measurement.
+    connections: u64,
 }
 
 impl Sample {
@@ -552,6 +573,7 @@ fn measure(
     server_tids: &[u32],
 ) -> Sample {
     let (server_ns, served) = (thread_ns(server.tid), (server.requests)());
+    let connections = server.connections.load(Ordering::Relaxed);
     runtime.block_on(drive(
         caller,
         concurrency,
@@ -575,6 +597,7 @@ fn measure(
         client_cpu_s: cpu_between(&before, &after, server_tids),
         server_cpu_s: thread_ns(server.tid).saturating_sub(server_ns) as f64 / 1e9,
         server_requests: (server.requests)() - served,
+        connections: server.connections.load(Ordering::Relaxed) - connections,
     }
 }
 
@@ -621,6 +644,7 @@ fn measure_js(
         "record": record_json,
     });
     let (server_ns, served) = (thread_ns(server.tid), (server.requests)());
+    let connections = server.connections.load(Ordering::Relaxed);
     let output = std::process::Command::new("node")
         .arg(js_dir().join("client.js"))
         .arg(args.to_string())
@@ -653,6 +677,7 @@ fn measure_js(
         client_cpu_s: number("cpu_s"),
         server_cpu_s,
         server_requests,
+        connections: server.connections.load(Ordering::Relaxed) - connections,
     })
 }
 
@@ -831,14 +856,15 @@ fn targets(results: &Results, settings: &Settings) -> String {
 
 fn line(label: &str, sample: &Sample) {
     println!(
-        "    {label:<26} {:>8.0} req/s  p50 {:>7.0} µs  p99 {:>7.0} µs  client CPU {:.3} s/10k  server CPU {:.3} s/10k  ({} calls, {} errors)",
+        "    {label:<26} {:>8.0} req/s  p50 {:>7.0} µs  p99 {:>7.0} µs  client CPU {:.3} s/10k  server CPU {:.3} s/10k  ({} calls, {} errors, {} new connections)",
         sample.rps(),
         sample.p50_us,
         sample.p99_us,
         sample.client_cpu(),
         sample.server_cpu(),
         sample.calls,
-        sample.errors
+        sample.errors,
+        sample.connections
     );
 }
 
@@ -856,7 +882,7 @@ fn memory_phase(runtime: &Runtime, settings: &Settings, canned: &ServerInfo) -> 
     );
     let calls = Arc::new(AtomicU64::new(0));
     let (samples, hwm) = runtime.block_on(async {
-        let get = Caller::OursGet(client.clone());
+        let get = ours_get(&client);
         let post = Caller::OursPost(client.clone(), record);
         // Warm-up: pool and allocator in their steady state.
         let _ = drive(&get, MEMORY_CONCURRENCY / 2, Duration::from_secs(1)).await;
@@ -936,14 +962,14 @@ fn compare_phase(
         let (url_c, url_e) = (canned.url(), emulator.url());
         match op {
             Op::Get => vec![
-                ("ours", Some(Caller::OursGet(ours_canned.clone())), canned),
+                ("ours", Some(ours_get(&ours_canned)), canned),
                 (
                     "floor",
                     Some(floor(&raw_canned, get_template(&url_c), StatusCode::OK)),
                     canned,
                 ),
                 ("js", None, canned),
-                ("ours@emulator", Some(Caller::OursGet(ours_emulator.clone())), emulator),
+                ("ours@emulator", Some(ours_get(&ours_emulator)), emulator),
                 (
                     "floor@emulator",
                     Some(floor(&raw_emulator, get_template(&url_e), StatusCode::OK)),
@@ -982,9 +1008,15 @@ fn compare_phase(
     for round in 1..=settings.rounds {
         println!("-- round {round}/{}", settings.rounds);
         for op in [Op::Get, Op::Post] {
+            if !settings.ops.iter().any(|o| o == op.name()) {
+                continue;
+            }
             for &c in &settings.concurrency {
                 println!("  {} concurrency {c}", op.label());
                 for (label, caller, server) in callers(op) {
+                    if !settings.clients.iter().any(|c| c == label) {
+                        continue;
+                    }
                     let sample = match caller {
                         Some(caller) => measure(runtime, &caller, c, settings, settings.secs, server, server_tids),
                         None if js.is_none() => match measure_js(op, c, settings, server, &record_json) {

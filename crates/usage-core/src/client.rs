@@ -6,8 +6,6 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::Request;
 use usage_models::{RolledUpUsage, SubscriptionId, SubscriptionUsageRecord, TrackingId, UnitType};
 
 use crate::operation::{GetAllUsage, GetUsage, Operation, RecordStatus, RecordUsage};
@@ -191,13 +189,21 @@ impl UsageClient {
         let started = timer.now();
         let mut may_have_landed = false;
         let mut attempts = 0;
+        // The first attempt sends the request built above, without a copy; a retry builds it
+        // again, byte for byte the same (an operation's request depends only on the
+        // operation, the config and the options: a record keeps its tracking id).
+        let mut first = Some(template);
         loop {
             attempts += 1;
             let remaining = deadline.saturating_sub(timer.now().saturating_duration_since(started));
             if remaining.is_zero() {
                 return Err(Error::DeadlineExceeded { deadline, attempts });
             }
-            let sent = race(inner.transport.send(copy_request(&template)), timer, remaining).await;
+            let request = match first.take() {
+                Some(request) => request,
+                None => operation.to_request(&inner.config, options)?,
+            };
+            let sent = race(inner.transport.send(request), timer, remaining).await;
             let Some(sent) = sent else {
                 event!(
                     Level::DEBUG,
@@ -264,16 +270,6 @@ fn finished<T>(result: &Result<(T, u32), Error>) {
         Ok((_, attempts)) => event!(Level::DEBUG, attempts, "call succeeded"),
         Err(e) => event!(Level::DEBUG, error = %e, "call failed"),
     }
-}
-
-/// A copy of a request for one attempt (the body is shared, not copied).
-fn copy_request(template: &Request<Bytes>) -> Request<Bytes> {
-    let mut request = Request::new(template.body().clone());
-    *request.method_mut() = template.method().clone();
-    *request.uri_mut() = template.uri().clone();
-    *request.version_mut() = template.version();
-    *request.headers_mut() = template.headers().clone();
-    request
 }
 
 /// The output of `work`, or `None` if `timeout` passes first. The timer's sleep is only made

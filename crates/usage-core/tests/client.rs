@@ -286,6 +286,46 @@ fn a_duplicate_on_the_first_attempt_or_after_refusals_is_the_callers_own() {
 }
 
 #[test]
+fn every_attempt_sends_the_same_request() {
+    let same = |seen: &[Request<Bytes>]| {
+        assert_eq!(seen.len(), 4);
+        for r in &seen[1..] {
+            assert_eq!(r.method(), seen[0].method());
+            assert_eq!(r.uri(), seen[0].uri());
+            assert_eq!(r.version(), seen[0].version());
+            assert_eq!(r.headers(), seen[0].headers());
+            assert_eq!(r.body(), seen[0].body());
+        }
+    };
+    let options = || {
+        RequestOptions::new()
+            .reason("relevé d'août")
+            .comment("meter 7")
+            .request_id("req-1")
+            .plugin_property("k", "v w")
+    };
+    let answers = || vec![status(503), status(502), failure(TransportErrorKind::Io), status(201)];
+    let transport = scripted(answers());
+    let poster = client(transport.clone(), Some(VirtualTimer::new()));
+    let outcome = block_on(poster.record_usage(&record(None)).options(options())).unwrap();
+    assert_eq!(outcome.attempts, 4);
+    same(&transport.seen.lock().unwrap());
+
+    let body = r#"{"subscriptionId":"8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11","startDate":"2013-08-01","endDate":"2013-09-01","rolledUpUnits":[]}"#;
+    let mut script = answers();
+    script[3] = Ok(Response::new(Bytes::from(body)));
+    let transport = scripted(script);
+    let reader = client(transport.clone(), Some(VirtualTimer::new()));
+    block_on(
+        reader
+            .get_usage(SUB.parse().unwrap(), "liters/day", window())
+            .options(options()),
+    )
+    .unwrap();
+    same(&transport.seen.lock().unwrap());
+}
+
+#[test]
 fn get_retries_on_gateway_errors_and_gives_up_after_max_attempts() {
     let transport = scripted(vec![
         status(502),
