@@ -468,8 +468,11 @@ impl AsyncWrite for WriteDeadline {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.stream).poll_flush(cx);
-        this.guard(cx, polled)
+        match Pin::new(&mut this.stream).poll_flush(cx) {
+            // A flush that is done is no progress of a stalled write: only a write resets it.
+            Poll::Pending => this.guard(cx, Poll::Pending),
+            done => done,
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

@@ -980,12 +980,27 @@ fn eight_thousand_connections_held_while_a_client_records_exact_sums() {
     hold_connections_while_recording(8_000, 2_000);
 }
 
+/// What post `i` of `task` records: the subscription (an index), the tracking id and the
+/// number its date and amount come from. Every 8th post uses a tracking id all tasks share on
+/// subscription 0, and every 8th from the 4th the same ids on subscription 1 (a tracking id
+/// may be reused on another subscription); their amounts depend on the id only, so whichever
+/// task wins, the sums are the same.
+fn plan(task: usize, i: usize, posts: usize) -> (usize, String, usize) {
+    match i % 8 {
+        0 => (0, format!("shared-{}", i / 8), 1_000_000 + i / 8),
+        4 => (1, format!("shared-{}", i / 8), 2_000_000 + i / 8),
+        _ => {
+            let n = task * posts + i;
+            (n % 4, format!("task-{task}-{i}"), n)
+        }
+    }
+}
+
 /// `tasks` tokio tasks each record `posts` amounts through `UsageClient` straight into the
-/// emulator; every 8th post of every task uses one of a few tracking ids all tasks share.
+/// emulator (see [`plan`]): exactly one row per (subscription, tracking id), exact sums.
 fn emulator_under_concurrent_tasks(tasks: usize, posts: usize) {
-    const SUBSCRIPTIONS: usize = 4;
     let kill_bill = InMemoryKillBill::new();
-    let subscriptions: Vec<SubscriptionId> = (0..SUBSCRIPTIONS).map(|_| kill_bill.create_subscription()).collect();
+    let subscriptions: Vec<SubscriptionId> = (0..4).map(|_| kill_bill.create_subscription()).collect();
     let client = UsageClient::builder("http://kill-bill.test")
         .user("admin", "password")
         .tenant("bob", "lazar")
@@ -993,7 +1008,6 @@ fn emulator_under_concurrent_tasks(tasks: usize, posts: usize) {
         .timer(InstantTimer::new())
         .build()
         .unwrap();
-    let shared_ids = posts.div_ceil(8);
     let started = Instant::now();
     let (recorded, duplicates) = runtime().block_on(async {
         let mut set = tokio::task::JoinSet::new();
@@ -1003,15 +1017,8 @@ fn emulator_under_concurrent_tasks(tasks: usize, posts: usize) {
             set.spawn(async move {
                 let (mut recorded, mut duplicates) = (0usize, 0usize);
                 for i in 0..posts {
-                    // Shared ids go to the first subscription with an amount of their own, so
-                    // whichever task wins, the sum is the same.
-                    let (subscription, tracking_id, n) = if i % 8 == 0 {
-                        (subscriptions[0], format!("shared-{}", i / 8), 1_000_000 + i / 8)
-                    } else {
-                        let n = task * posts + i;
-                        (subscriptions[n % SUBSCRIPTIONS], format!("task-{task}-{i}"), n)
-                    };
-                    let record = SubscriptionUsageRecord::builder(subscription)
+                    let (s, tracking_id, n) = plan(task, i, posts);
+                    let record = SubscriptionUsageRecord::builder(subscriptions[s])
                         .tracking_id(tracking_id)
                         .record("api-calls", august_day(n), amount(n).as_str())
                         .build()
@@ -1040,39 +1047,41 @@ fn emulator_under_concurrent_tasks(tasks: usize, posts: usize) {
         (recorded, duplicates)
     });
     let elapsed = started.elapsed();
-    let unique = tasks * (posts - shared_ids);
-    println!(
-        "emulator: {tasks} tasks x {posts} posts in {} ms: {recorded} recorded, {duplicates} refused as duplicates ({shared_ids} shared tracking ids)",
-        elapsed.as_millis()
-    );
-    assert_eq!(recorded, unique + shared_ids, "each shared tracking id recorded once");
-    assert_eq!(duplicates, shared_ids * (tasks - 1));
-    assert_eq!(kill_bill.row_count(), unique + shared_ids);
 
-    // Exactly one row per tracking id, and every sum exact.
-    let mut expected = [Decimal::ZERO; SUBSCRIPTIONS];
+    // The rows there must be: one per distinct (subscription, tracking id).
+    let mut wanted: Vec<std::collections::BTreeMap<String, Decimal>> = vec![Default::default(); 4];
     for task in 0..tasks {
-        for i in (0..posts).filter(|i| i % 8 != 0) {
-            let n = task * posts + i;
-            expected[n % SUBSCRIPTIONS] += dec(&amount(n));
+        for i in 0..posts {
+            let (s, tracking_id, n) = plan(task, i, posts);
+            wanted[s].insert(tracking_id, dec(&amount(n)));
         }
     }
-    for k in 0..shared_ids {
-        expected[0] += dec(&amount(1_000_000 + k));
-    }
+    let distinct: usize = wanted.iter().map(|rows| rows.len()).sum();
+    let shared = wanted
+        .iter()
+        .flat_map(|rows| rows.keys())
+        .filter(|id| id.starts_with("shared-"))
+        .count();
+    println!(
+        "emulator: {tasks} tasks x {posts} posts in {} ms: {recorded} recorded, {duplicates} refused as duplicates ({shared} shared (subscription, tracking id) pairs, each posted by all {tasks} tasks)",
+        elapsed.as_millis()
+    );
+    assert_eq!(recorded, distinct, "each (subscription, tracking id) recorded once");
+    assert_eq!(duplicates, tasks * posts - distinct);
+    assert_eq!(duplicates, shared * (tasks - 1));
+    assert_eq!(kill_bill.row_count(), distinct);
+
     let rt = runtime();
     for (s, subscription) in subscriptions.iter().enumerate() {
         let rows = kill_bill.rows(*subscription);
-        let mut ids: Vec<&str> = rows.iter().map(|row| row.tracking_id.as_str()).collect();
-        ids.sort_unstable();
-        let count = ids.len();
-        ids.dedup();
-        assert_eq!(ids.len(), count, "subscription {s}: a tracking id has two rows");
-        let stored: Decimal = rows.iter().map(|row| row.amount).sum();
-        assert_eq!(stored, expected[s], "subscription {s}: stored rows");
+        let stored: std::collections::BTreeMap<String, Decimal> =
+            rows.iter().map(|row| (row.tracking_id.clone(), row.amount)).collect();
+        assert_eq!(stored.len(), rows.len(), "subscription {s}: a tracking id has two rows");
+        assert_eq!(stored, wanted[s], "subscription {s}: the rows");
+        let sum: Decimal = wanted[s].values().sum();
         assert_eq!(
             rt.block_on(august_sum(&client, *subscription)),
-            expected[s],
+            sum,
             "subscription {s}: roll-up"
         );
     }
