@@ -202,7 +202,9 @@ fn body_excerpt(body: &[u8]) -> Option<String> {
     (!folded.is_empty()).then_some(folded)
 }
 
-/// A success status with a body that could not be decoded.
+/// A success status with a body that could not be decoded. Why is in its `Display` and its
+/// [`source`](std::error::Error::source) (the JSON parser's error, kept opaque so that no JSON
+/// library's type is part of this crate's API).
 #[derive(Debug)]
 pub struct DecodeError {
     /// The status.
@@ -211,8 +213,7 @@ pub struct DecodeError {
     pub headers: HeaderMap,
     /// The raw body.
     pub body: Bytes,
-    /// Why it could not be decoded.
-    pub source: serde_json::Error,
+    source: serde_json::Error,
 }
 
 impl fmt::Display for DecodeError {
