@@ -11,6 +11,18 @@
 //! - [`render`]: roll-ups as a table or JSON;
 //! - [`serve`]: the emulator over HTTP/1.1 with fault injection;
 //! - [`cli`]: the command line itself.
+//!
+//! ```
+//! use usage_cli::series::{periods, Every};
+//!
+//! // The daily periods `kb-usage series` queries, each a half-open window.
+//! let days = periods("2013-08-30".parse().unwrap(), "2013-09-02".parse().unwrap(), Every::Day, 100).unwrap();
+//! assert_eq!(days.len(), 3);
+//! ```
+//!
+//! ## Features
+//!
+//! This crate has no optional features; `usage-core`'s `tracing` feature is on, for `-v`.
 
 pub mod cli;
 pub mod import;
