@@ -15,7 +15,8 @@
 //!    - `js`: Kill Bill's official JavaScript client (npm `killbill`) run by `node`, when both
 //!      are installed (`cd benches/js && npm install`; the harness never installs anything);
 //!    - `ours` and `floor` (GET only: the emulator refuses a repeated tracking id) against
-//!      `kb-usage serve`'s emulator, to show what the emulator's own work costs.
+//!      `kb-usage serve`'s emulator, to show what the emulator's own work costs (the emulator
+//!      is emptied and seeded again after each POST measurement, so that it does not grow).
 //! 3. `bulk`: rows per second through `record_usage` to the emulator, 100 and 1,000 rows per
 //!    request, concurrency 4.
 //!
@@ -60,7 +61,7 @@ use killbill_usage::models::{SubscriptionId, SubscriptionUsageRecord, UnitType, 
 use killbill_usage::{UsageClient, UsageWindow};
 use tokio::runtime::Runtime;
 use usage_cli::serve::{ServeConfig, Server};
-use usage_transport_memory::InMemoryKillBill;
+use usage_transport_memory::{InMemoryKillBill, NewSubscription};
 
 /// The subscription the GETs read (it has [`SEED_RECORDS`] records of [`POST_ROWS`] rows).
 const GET_SUBSCRIPTION: &str = "8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11";
@@ -440,6 +441,17 @@ fn copy(template: &Request<Bytes>) -> Request<Full<Bytes>> {
     *request.version_mut() = Version::HTTP_11;
     *request.headers_mut() = template.headers().clone();
     request
+}
+
+/// Writes the usage the GETs read: [`SEED_RECORDS`] records of [`POST_ROWS`] rows.
+fn seed(runtime: &Runtime, emulator: &ServerInfo) {
+    runtime.block_on(async {
+        let client = ours(&emulator.url());
+        let seed = record(subscription(GET_SUBSCRIPTION), POST_ROWS, 2);
+        for _ in 0..SEED_RECORDS {
+            client.record_usage(&seed).await.unwrap();
+        }
+    });
 }
 
 /// `ours` reading the roll-up of [`UNIT`] of [`GET_SUBSCRIPTION`].
@@ -940,7 +952,7 @@ fn compare_phase(
     runtime: &Runtime,
     settings: &Settings,
     canned: &ServerInfo,
-    emulator: &ServerInfo,
+    (emulator, emulator_state): (&ServerInfo, &InMemoryKillBill),
     server_tids: &[u32],
 ) -> String {
     let post_record = record(subscription(POST_SUBSCRIPTION), POST_ROWS, 2);
@@ -1030,6 +1042,16 @@ fn compare_phase(
                     };
                     line(label, &sample);
                     results.push((op, c, label), sample);
+                    if label == "ours@emulator" && op == Op::Post {
+                        // What the POSTs stored goes, so that memory and the emulator's
+                        // tables stay the same size from round to round.
+                        emulator_state.reset();
+                        for id in [GET_SUBSCRIPTION, POST_SUBSCRIPTION] {
+                            let new = NewSubscription::new().id(subscription(id));
+                            emulator_state.add_subscription(new).unwrap();
+                        }
+                        seed(runtime, emulator);
+                    }
                 }
             }
         }
@@ -1155,16 +1177,12 @@ fn main() {
         .unwrap();
 
     // The emulator first: it writes the roll-up the canned server gives back.
-    let (emulator, _) = start_emulator(
+    let (emulator, emulator_state) = start_emulator(
         vec![subscription(GET_SUBSCRIPTION), subscription(POST_SUBSCRIPTION)],
         false,
     );
+    seed(&runtime, &emulator);
     let get_body = runtime.block_on(async {
-        let client = ours(&emulator.url());
-        let seed = record(subscription(GET_SUBSCRIPTION), POST_ROWS, 2);
-        for _ in 0..SEED_RECORDS {
-            client.record_usage(&seed).await.unwrap();
-        }
         let response = raw_client()
             .request(copy(&get_template(&emulator.url())))
             .await
@@ -1192,7 +1210,13 @@ fn main() {
     }
     if settings.phase("compare") {
         let _ = writeln!(report, "\n### Throughput, latency, CPU\n");
-        report.push_str(&compare_phase(&runtime, &settings, &canned, &emulator, &server_tids));
+        report.push_str(&compare_phase(
+            &runtime,
+            &settings,
+            &canned,
+            (&emulator, &emulator_state),
+            &server_tids,
+        ));
     }
     if settings.phase("bulk") {
         let _ = writeln!(report, "\n### Bulk recording\n");
