@@ -12,7 +12,8 @@ for line in sys.stdin:
         print(m["executable"])')
 out=$(mktemp -d)
 valgrind --tool=callgrind --callgrind-out-file="$out/cg.out" "$bin" --bench --profile-time 2 \
-    'parse_rolled_up/(ours|floor)/1000$|serialize_record/(ours|floor)/10000$' >/dev/null 2>&1
+    'parse_rolled_up/(ours|floor)/1000$|serialize_record/(ours|floor)/10000$|client/(sans_io|no_timer|unused_timer)/' \
+    >/dev/null 2>&1
 callgrind_annotate --inclusive=yes --tree=caller "$out/cg.out" >"$out/annotated.txt"
 python3 - "$out/cg.out" <<'PY'
 import re, subprocess, sys
@@ -44,11 +45,15 @@ while i < len(lines):
     i += 1
 rows = {}
 for name in calls:
-    for short in ("parse_ours", "parse_floor", "serialize_ours", "serialize_floor"):
+    for short in ("parse_ours", "parse_floor", "serialize_ours", "serialize_floor", "record_sans_io",
+                  "record_no_timer", "record_unused_timer", "get_sans_io", "get_no_timer", "get_unused_timer"):
         if re.search(r"micro::%s\b" % short, name):
             rows[short] = cost[name] / calls[name]
-for ours, floor in (("parse_ours", "parse_floor"), ("serialize_ours", "serialize_floor")):
+for ours, floor in (("parse_ours", "parse_floor"), ("serialize_ours", "serialize_floor"),
+                    ("record_no_timer", "record_sans_io"), ("record_unused_timer", "record_sans_io"),
+                    ("get_no_timer", "get_sans_io"), ("get_unused_timer", "get_sans_io")):
     if ours in rows and floor in rows:
-        print(f"{ours}: {rows[ours]:,.0f} instructions per call; {floor}: {rows[floor]:,.0f}; ratio {rows[ours] / rows[floor]:.2f}x")
+        print(f"{ours}: {rows[ours]:,.0f} instructions per call; {floor}: {rows[floor]:,.0f}; "
+              f"ratio {rows[ours] / rows[floor]:.2f}x; difference {rows[ours] - rows[floor]:+,.0f}")
 PY
 rm -r "$out"
