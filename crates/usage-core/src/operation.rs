@@ -344,9 +344,13 @@ fn new_request(
     options: &RequestOptions,
 ) -> Result<Request<Bytes>, InvalidInput> {
     let uri = http::Uri::try_from(uri).map_err(|e| InvalidInput::new("uri", e.to_string()))?;
+    // Room for every header up front, `Host` (added by the transport) included: a POST's
+    // seventh header would otherwise grow the map and rehash it.
+    let capacity = if method == Method::POST { 12 } else { 6 };
     let mut request = Request::new(body);
     *request.method_mut() = method;
     *request.uri_mut() = uri;
+    *request.headers_mut() = HeaderMap::with_capacity(capacity);
     let headers = request.headers_mut();
     let overrides = AuthHeaders::new(options.user.as_ref(), options.tenant.as_ref())?;
     let pick = |over: Option<HeaderValue>, default: &Option<HeaderValue>| over.or_else(|| default.clone());
