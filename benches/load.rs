@@ -105,7 +105,10 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 impl Settings {
-    fn from_env() -> Settings {
+    /// The settings from the environment; without `--bench` (`cargo test --benches`), a quick
+    /// pass that only checks that everything runs.
+    fn from_env(bench: bool) -> Settings {
+        let quick = |full: f64, smoke: f64| if bench { full } else { smoke };
         let list = |name: &str, default: &str| -> Vec<String> {
             std::env::var(name)
                 .unwrap_or_else(|_| default.to_string())
@@ -115,17 +118,17 @@ impl Settings {
                 .collect()
         };
         Settings {
-            secs: env_or("LOAD_SECS", 1.0),
-            warmup_secs: env_or("LOAD_WARMUP_SECS", 0.2),
-            rounds: env_or("LOAD_ROUNDS", 3usize).max(1),
+            secs: env_or("LOAD_SECS", quick(1.0, 0.05)),
+            warmup_secs: env_or("LOAD_WARMUP_SECS", quick(0.2, 0.02)),
+            rounds: env_or("LOAD_ROUNDS", if bench { 3usize } else { 1 }).max(1),
             concurrency: list("LOAD_CONCURRENCY", "1,16,64")
                 .iter()
                 .map(|c| c.parse().expect("LOAD_CONCURRENCY: numbers separated by commas"))
                 .collect(),
             phases: list("LOAD_PHASES", "memory,compare,bulk"),
-            memory_secs: env_or("LOAD_MEMORY_SECS", 20.0),
-            bulk_secs: env_or("LOAD_BULK_SECS", 1.5),
-            js: std::env::var("LOAD_JS").map(|v| v != "0").unwrap_or(true),
+            memory_secs: env_or("LOAD_MEMORY_SECS", quick(20.0, 0.5)),
+            bulk_secs: env_or("LOAD_BULK_SECS", quick(1.5, 0.05)),
+            js: std::env::var("LOAD_JS").map(|v| v != "0").unwrap_or(bench),
             clients: list("LOAD_CLIENTS", "ours,floor,js,ours@emulator,floor@emulator"),
             ops: list("LOAD_OPS", "get,post"),
         }
@@ -897,8 +900,9 @@ fn memory_phase(runtime: &Runtime, settings: &Settings, canned: &ServerInfo) -> 
         let get = ours_get(&client);
         let post = Caller::OursPost(client.clone(), record);
         // Warm-up: pool and allocator in their steady state.
-        let _ = drive(&get, MEMORY_CONCURRENCY / 2, Duration::from_secs(1)).await;
-        let _ = drive(&post, MEMORY_CONCURRENCY / 2, Duration::from_secs(1)).await;
+        let warmup = Duration::from_secs_f64((settings.memory_secs / 10.0).min(1.0));
+        let _ = drive(&get, MEMORY_CONCURRENCY / 2, warmup).await;
+        let _ = drive(&post, MEMORY_CONCURRENCY / 2, warmup).await;
         let end = Instant::now() + duration;
         let mut workers = tokio::task::JoinSet::new();
         for i in 0..MEMORY_CONCURRENCY {
@@ -1147,11 +1151,16 @@ fn bulk_phase(
 // ----------------------------------------------------------------------------------------
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing to run here.
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: then one quick
+    // pass checks that everything runs (no node, a few tenths of a second per phase).
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let settings = Settings::from_env();
+    let bench = std::env::args().any(|a| a == "--bench");
+    if !bench {
+        println!("load harness: test mode (no --bench): one quick pass, numbers meaningless");
+    }
+    let settings = Settings::from_env(bench);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
