@@ -20,9 +20,8 @@
 //! 3. `bulk`: rows per second through `record_usage` to the emulator, 100 and 1,000 rows per
 //!    request, concurrency 4.
 //!
-//! Two canned-server threads would fight the client for two cores; so each server runs a
-//! current-thread tokio runtime on its own thread, and the Rust clients a current-thread
-//! runtime on the main thread: one core each.
+//! Threads: each server runs a current-thread tokio runtime on its own thread, and the Rust
+//! clients a current-thread runtime on the main thread: on two cores, one core each.
 //!
 //! CPU: the kernel's per-thread run time (`/proc/self/task/*/schedstat`, nanoseconds, the
 //! figure `getrusage` sums): client = every thread of the process but the servers', over the
@@ -33,8 +32,9 @@
 //! `LOAD_ROUNDS` (3), `LOAD_CONCURRENCY` (`1,16,64`), `LOAD_PHASES` (`memory,compare,bulk`),
 //! `LOAD_MEMORY_SECS` (20), `LOAD_BULK_SECS` (1.5), `LOAD_JS` (`0` skips node),
 //! `LOAD_CLIENTS` (`ours,floor,js,ours@emulator,floor@emulator`) and `LOAD_OPS` (`get,post`):
-//! which to run, for profiling. It prints
-//! what it does, one line per measurement, then Markdown tables.
+//! which to run, for profiling. It prints what it does, one line per measurement, then
+//! Markdown tables (BENCHMARKS.md, "Load harness over loopback"). Without `--bench`
+//! (`cargo test --benches`) it makes one quick pass, without node, to check that all runs.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
