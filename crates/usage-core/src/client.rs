@@ -203,7 +203,11 @@ impl UsageClient {
                 Some(request) => request,
                 None => operation.to_request(&inner.config, options)?,
             };
-            let sent = race(inner.transport.send(request), timer, remaining).await;
+            // A transport that bounds its own exchange within the time left needs no timer here.
+            let sent = match inner.transport.timeout() {
+                Some(bound) if bound < remaining => Some(inner.transport.send(request).await),
+                _ => race(inner.transport.send(request), timer, remaining).await,
+            };
             let Some(sent) = sent else {
                 event!(
                     Level::DEBUG,

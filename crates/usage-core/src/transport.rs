@@ -40,6 +40,14 @@ use bytes::Bytes;
 pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// Sends `request` and returns the whole response.
     async fn send(&self, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, TransportError>;
+
+    /// The longest one [`send`](Transport::send) can take, when the transport enforces that
+    /// itself (a whole-exchange timeout). For an attempt whose remaining deadline is longer,
+    /// the client then starts no timer of its own: one timer per call instead of two. `None`
+    /// (the default) when the transport has no such bound.
+    fn timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// A shared transport is a transport, so a test can keep a handle on the one it gives the
@@ -48,6 +56,10 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
 impl<T: Transport + ?Sized> Transport for std::sync::Arc<T> {
     async fn send(&self, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, TransportError> {
         (**self).send(request).await
+    }
+
+    fn timeout(&self) -> Option<std::time::Duration> {
+        (**self).timeout()
     }
 }
 

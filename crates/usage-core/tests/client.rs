@@ -463,3 +463,60 @@ fn without_a_timer_there_is_one_attempt() {
     assert_eq!(err.status(), Some(http::StatusCode::SERVICE_UNAVAILABLE));
     assert_eq!(transport.seen.lock().unwrap().len(), 1);
 }
+
+/// Answers 201 after yielding once (so that the client's race has to wait), and declares a
+/// timeout of its own.
+#[derive(Debug)]
+struct Bounded(Option<Duration>);
+
+#[async_trait::async_trait]
+impl Transport for Bounded {
+    async fn send(&self, _: Request<Bytes>) -> Result<Response<Bytes>, TransportError> {
+        tokio::task::yield_now().await;
+        status(201)
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        self.0
+    }
+}
+
+/// Counts the sleeps the client makes (awaited or not).
+#[derive(Debug, Clone, Default)]
+struct CountingTimer(Arc<Mutex<u32>>);
+
+impl Timer for CountingTimer {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+    fn sleep(&self, duration: Duration) -> Sleep {
+        *self.0.lock().unwrap() += 1;
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+#[tokio::test]
+async fn a_transport_bounded_within_the_deadline_needs_no_timer_of_the_client() {
+    for (bound, deadline, sleeps) in [
+        (Some(Duration::from_secs(10)), Duration::from_secs(60), 0),
+        (None, Duration::from_secs(60), 1),
+        (Some(Duration::from_secs(120)), Duration::from_secs(60), 1),
+    ] {
+        let timer = CountingTimer::default();
+        let client = UsageClient::builder("http://127.0.0.1:8080")
+            .user("admin", "password")
+            .tenant("bob", "lazar")
+            .transport(Bounded(bound))
+            .timer(timer.clone())
+            .build()
+            .unwrap();
+        let record = record(None);
+        let options = RequestOptions::new().deadline(deadline);
+        client.record_usage(&record).options(options).await.unwrap();
+        assert_eq!(
+            *timer.0.lock().unwrap(),
+            sleeps,
+            "bound {bound:?}, deadline {deadline:?}"
+        );
+    }
+}

@@ -217,6 +217,11 @@ impl Transport for HyperTransport {
             Err(_elapsed) => Err(transport_error(TimedOut { after: timeout })),
         }
     }
+
+    /// The request timeout: it bounds the whole exchange (connection, request, response).
+    fn timeout(&self) -> Option<Duration> {
+        Some(self.settings.request_timeout)
+    }
 }
 
 /// Builds a [`HyperTransport`]; see [`HyperTransport::builder`].
