@@ -81,7 +81,8 @@ macro_rules! bounded_name {
                 if value.is_empty() {
                     return Err(ValidationError::new($field, "must not be empty".to_string()));
                 }
-                let chars = value.chars().count();
+                // A string has at most as many characters as bytes: count only long ones.
+                let chars = if value.len() > $max { value.chars().count() } else { value.len() };
                 if chars > $max {
                     return Err(ValidationError::new(
                         $field,
