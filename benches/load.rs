@@ -36,6 +36,8 @@
 //! Markdown tables (BENCHMARKS.md, "Load harness over loopback"). Without `--bench`
 //! (`cargo test --benches`) it makes one quick pass, without node, to check that all runs.
 
+mod common;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -57,7 +59,7 @@ use killbill_usage::core::{
     ClientConfig, GetUsage, Operation, RecordUsage, RequestOptions, TenantCredentials, UserCredentials,
 };
 use killbill_usage::hyper::{HyperTransport, TokioTimer};
-use killbill_usage::models::{SubscriptionId, SubscriptionUsageRecord, UnitType, UsageDate};
+use killbill_usage::models::{SubscriptionId, SubscriptionUsageRecord, UnitType};
 use killbill_usage::{UsageClient, UsageWindow};
 use tokio::runtime::Runtime;
 use usage_cli::serve::{ServeConfig, Server};
@@ -368,26 +370,7 @@ fn window() -> UsageWindow {
 /// A record of `rows` readings over `units` unit types, at instants with milliseconds, half
 /// the amounts with decimals; no tracking id (the client makes one per call).
 fn record(subscription_id: SubscriptionId, rows: usize, units: usize) -> SubscriptionUsageRecord {
-    let mut builder = SubscriptionUsageRecord::builder(subscription_id);
-    for i in 0..rows {
-        let at = format!(
-            "2013-08-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            1 + i % 28,
-            i % 24,
-            (i / 24) % 60,
-            (i * 7) % 60,
-            (i * 13) % 1000
-        );
-        let at: UsageDate = at.parse().unwrap();
-        let unit = ["api-calls", "storage-gb-hours", "egress-gb", "cpu-seconds"][i % units];
-        let amount = if i % 2 == 0 {
-            format!("{}", i % 1000)
-        } else {
-            format!("{}.{:03}", i % 1000, (i * 7919) % 1000 + 1)
-        };
-        builder = builder.record(unit, at, amount.as_str());
-    }
-    builder.build().unwrap()
+    common::meter_readings(SubscriptionUsageRecord::builder(subscription_id), rows, units)
 }
 
 /// One kind of call, cloned into each worker task.

@@ -9,6 +9,8 @@
 // `criterion_group!` defines an undocumented public function.
 #![allow(missing_docs)]
 
+mod common;
+
 use std::future::{Future, IntoFuture};
 use std::hint::black_box;
 use std::pin::{pin, Pin};
@@ -24,9 +26,7 @@ use killbill_usage::core::{
     api_error, ClientConfig, GetAllUsage, GetUsage, Operation, RecordStatus, RecordUsage, RequestOptions, Sleep,
     TenantCredentials, Timer, UserCredentials, API_KEY, API_SECRET, CREATED_BY, USER_AGENT_VALUE,
 };
-use killbill_usage::models::{
-    KillBillError, RolledUpUsage, SubscriptionId, SubscriptionUsageRecord, UnitType, UsageDate,
-};
+use killbill_usage::models::{KillBillError, RolledUpUsage, SubscriptionId, SubscriptionUsageRecord, UnitType};
 use killbill_usage::{Transport, TransportError, UsageClient, UsageWindow};
 use serde::{Deserialize, Serialize};
 
@@ -58,26 +58,11 @@ fn window() -> UsageWindow {
 /// A meter's record: `n` readings spread over four unit types, at instants with milliseconds
 /// (the 0.24 wire form); half of the amounts integral (`42`), half with decimals (`12.375`).
 fn record(n: usize) -> SubscriptionUsageRecord {
-    let mut builder = SubscriptionUsageRecord::builder(subscription()).tracking_id(TRACKING_ID);
-    for i in 0..n {
-        let at = format!(
-            "2013-08-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            1 + i % 28,
-            i % 24,
-            (i / 24) % 60,
-            (i * 7) % 60,
-            (i * 13) % 1000
-        );
-        let at: UsageDate = at.parse().unwrap();
-        let unit = ["api-calls", "storage-gb-hours", "egress-gb", "cpu-seconds"][i % 4];
-        let amount = if i % 2 == 0 {
-            format!("{}", i % 1000)
-        } else {
-            format!("{}.{:03}", i % 1000, (i * 7919) % 1000 + 1)
-        };
-        builder = builder.record(unit, at, amount.as_str());
-    }
-    builder.build().unwrap()
+    common::meter_readings(
+        SubscriptionUsageRecord::builder(subscription()).tracking_id(TRACKING_ID),
+        n,
+        4,
+    )
 }
 
 /// A 0.24 server's answer with `units` rolled-up units: scale-9 sums, date-times with millis.
