@@ -48,6 +48,15 @@
 //!
 //! With no default features, the facade is the models and the sans-IO core: bring your own
 //! [`Transport`].
+//!
+//! Built without a feature, a module it gates is not there: its links above lead to this table.
+//!
+//! [`Transport`]: crate::Transport
+#![cfg_attr(not(feature = "hyper"), doc = "[`hyper`]: #features")]
+#![cfg_attr(not(feature = "hyper"), doc = "[`client_builder`]: #features")]
+#![cfg_attr(not(feature = "test-util"), doc = "[`memory`]: #features")]
+#![cfg_attr(not(feature = "tower"), doc = "[`tower`]: #features")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "tower")]
 pub mod tower;

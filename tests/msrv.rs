@@ -2,8 +2,25 @@
 //! newer Rust than the workspace declares. (The toolchain CI runs is newer still: cargo refuses
 //! to build when it is older than `rust-version`. No older toolchain can be fetched on CI's
 //! machines, so this is the check that can run there.)
+//!
+//! `cargo metadata` is asked for this host's packages only (`--filter-platform`): offline, it can
+//! only read the crates the build itself fetched, and a fresh cargo home holds no crate of another
+//! platform (`anstyle-wincon`, `windows-sys`, ...).
 
 use std::process::Command;
+
+/// The host's target triple, as `rustc -vV` prints it (the platform the build fetched crates for).
+fn host_triple() -> String {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let output = Command::new(rustc).arg("-vV").output().expect("rustc runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout)
+        .expect("rustc -vV prints UTF-8")
+        .lines()
+        .find_map(|line| line.strip_prefix("host: "))
+        .expect("rustc -vV names the host")
+        .to_owned()
+}
 
 /// `1.89` and `1.89.0` are the same version.
 fn version(text: &str) -> [u64; 3] {
@@ -14,7 +31,8 @@ fn version(text: &str) -> [u64; 3] {
 #[test]
 fn no_dependency_needs_a_newer_rust_than_the_workspace_declares() {
     let output = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["metadata", "--format-version", "1", "--offline", "--filter-platform"])
+        .arg(host_triple())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo runs");

@@ -23,6 +23,7 @@
 //! ## Features
 //!
 //! This crate has no optional features; `usage-core`'s `tracing` feature is on, for `-v`.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod cli;
 pub mod import;

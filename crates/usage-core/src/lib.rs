@@ -47,6 +47,7 @@
 //! | feature | default | what it does |
 //! |---|---|---|
 //! | `tracing` | on | a `tracing` span per call (operation, subscription id, unit type, tracking id) and events per attempt (status or error, retries and their waits, the outcome), never with credentials. Off, the client pays nothing. |
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
 mod config;

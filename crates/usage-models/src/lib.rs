@@ -42,6 +42,7 @@
 //!
 //! This crate has no optional features. It depends on serde, serde_json (for exact numbers
 //! through `RawValue`; `arbitrary_precision` is not turned on), chrono, uuid and rust_decimal.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod amount;
 mod date;

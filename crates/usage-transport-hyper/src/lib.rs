@@ -74,11 +74,12 @@
 //! | feature | default | what it does |
 //! |---|---|---|
 //! | `webpki-roots` | on | trusts the Mozilla roots bundled by the `webpki-roots` crate |
-//! | `native-roots` | off | trusts the operating system's roots (read once, when the transport is built) |
+//! | `native-roots` | off | also trusts the operating system's roots (read once, when the transport is built; none found is not an error) |
 //! | `http2` | off | offers HTTP/2 by ALPN to TLS servers (HTTP/1.1 stays available; plain `http://` is always HTTP/1.1) |
 //!
 //! With neither root feature, only [added roots](HyperTransportBuilder::add_root_certificate)
 //! are trusted.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod classify;
 mod timer;

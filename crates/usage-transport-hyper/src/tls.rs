@@ -25,22 +25,13 @@ pub(crate) fn client_config(roots: &Roots<'_>) -> Result<(rustls::ClientConfig, 
     if roots.webpki {
         store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     }
+    // The system's roots are added when there are some. A machine without a CA bundle (a
+    // minimal container) is not an error: the transport still speaks plain HTTP and trusts its
+    // other roots, and a TLS server it cannot verify fails the handshake, as it should.
+    // Unreadable or unparsable system certificates are skipped, as browsers do.
     #[cfg(feature = "native-roots")]
     if roots.native {
-        {
-            let loaded = rustls_native_certs::load_native_certs();
-            // Unparsable system certificates are skipped, as browsers do.
-            let (added, _ignored) = store.add_parsable_certificates(loaded.certs);
-            if added == 0 {
-                let reason = loaded
-                    .errors
-                    .first()
-                    .map_or_else(|| "none found".to_string(), ToString::to_string);
-                return Err(BuildError::new(format!(
-                    "no native root certificate could be loaded ({reason})"
-                )));
-            }
-        }
+        store.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
     }
     for (index, input) in roots.extra.iter().enumerate() {
         for certificate in parse_certificates(input)

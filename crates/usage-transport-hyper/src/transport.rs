@@ -351,15 +351,17 @@ impl HyperTransportBuilder {
     }
 
     /// Whether to trust the operating system's roots, read by [`build`](Self::build)
-    /// (default: on when the `native-roots` feature is).
+    /// (default: on when the `native-roots` feature is). They are added when present: a system
+    /// with no CA bundle (as in a minimal container) builds a transport all the same, which
+    /// trusts the other roots only.
     #[cfg(feature = "native-roots")]
     pub fn native_roots(mut self, trust: bool) -> Self {
         self.native_roots = trust;
         self
     }
 
-    /// The transport, or what is wrong with the settings: a zero timeout, an unreadable root
-    /// certificate, native roots requested but none found.
+    /// The transport, or what is wrong with the settings: a zero timeout, or a root certificate
+    /// given to [`add_root_certificate`](Self::add_root_certificate) that cannot be read.
     pub fn build(self) -> Result<HyperTransport, BuildError> {
         for (name, value) in [
             ("connect_timeout", self.connect_timeout),

@@ -63,6 +63,7 @@
 //! ## Features
 //!
 //! This crate has no optional features. The emulator's latency uses `tokio::time::sleep`.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod emulator;
 mod java;
