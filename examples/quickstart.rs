@@ -14,11 +14,14 @@
 //! ```sh
 //! KILLBILL_URL=http://127.0.0.1:8080 KILLBILL_SUBSCRIPTION_ID=... cargo run --example quickstart
 //! ```
+//!
+//! The test suite runs it on the emulator and checks what it reads back
+//! (`cargo test --example quickstart`).
 
 use std::env;
 use std::error::Error;
 
-use killbill_usage::models::{SubscriptionId, SubscriptionUsageRecord, UsageDate};
+use killbill_usage::models::{Decimal, SubscriptionId, SubscriptionUsageRecord, UsageDate};
 use killbill_usage::{RequestOptions, UsageClient, UsageWindow};
 use usage_transport_memory::{InMemoryKillBill, InstantTimer};
 
@@ -28,6 +31,13 @@ fn var(name: &str, default: &str) -> String {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn Error>> {
+    let (client, subscription) = connect()?;
+    record_and_read_back(&client, subscription).await?;
+    Ok(())
+}
+
+/// A client for `KILLBILL_URL`, or for a fresh in-memory emulator when it is not set.
+fn connect() -> Result<(UsageClient, SubscriptionId), Box<dyn Error>> {
     let user = var("KILLBILL_USER", "admin");
     let password = var("KILLBILL_PASSWORD", "password");
     let api_key = var("KILLBILL_API_KEY", "bob");
@@ -65,7 +75,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
             (client, subscription)
         }
     };
+    Ok((client, subscription))
+}
 
+/// Records August's usage under one tracking id, checks that recording it again is refused,
+/// and returns August's sums per unit type, sorted by unit type.
+async fn record_and_read_back(
+    client: &UsageClient,
+    subscription: SubscriptionId,
+) -> Result<Vec<(String, Decimal)>, Box<dyn Error>> {
     // Usage of two unit types on a few days, under one tracking id: recording it twice can never
     // count it twice.
     let day = |s: &str| s.parse::<UsageDate>();
@@ -93,10 +111,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
         outcome.attempts
     );
 
-    let again = client.record_usage(&record).await;
-    match again {
+    match client.record_usage(&record).await {
         Err(e) if e.is_duplicate_tracking_id() => println!("Recording it again is refused: {e}"),
-        other => println!("Recording it again: {other:?}"),
+        other => return Err(format!("recording it again should be refused as a duplicate: {other:?}").into()),
     }
 
     let august = UsageWindow::parse("2013-08-01", "2013-09-01")?;
@@ -107,15 +124,44 @@ async fn main() -> Result<(), Box<dyn Error>> {
         gallons.amount_of("gallons").map_or("none".into(), |a| a.to_string())
     );
     let all = client.get_all_usage(subscription, august).await?;
-    let mut units = all.rolled_up_units.clone();
-    units.sort_by(|a, b| a.unit_type.cmp(&b.unit_type));
-    for unit in units {
-        println!("  {:<10} {:>16}", unit.unit_type.as_str(), unit.amount.to_string());
+    let mut units: Vec<(String, Decimal)> = all
+        .rolled_up_units
+        .iter()
+        .map(|unit| (unit.unit_type.as_str().to_owned(), unit.amount))
+        .collect();
+    units.sort();
+    for (unit, amount) in &units {
+        println!("  {unit:<10} {:>16}", amount.to_string());
     }
-    Ok(())
+    Ok(units)
 }
 
 /// A short random suffix, so that each run records under its own tracking id.
 fn uuid_suffix() -> String {
     SubscriptionId::random().to_string()[..8].to_string()
+}
+
+#[test]
+fn records_and_reads_back_august_on_the_emulator() {
+    assert!(
+        env::var_os("KILLBILL_URL").is_none(),
+        "the test runs on the emulator: unset KILLBILL_URL"
+    );
+    let august = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let (client, subscription) = connect()?;
+            record_and_read_back(&client, subscription).await
+        })
+        .unwrap();
+    let decimal = |text: &str| text.parse::<Decimal>().unwrap();
+    // 10.5 + 4 + 0.25 gallons; the 100 gallons of 2013-09-01 fall outside the half-open window.
+    assert_eq!(
+        august,
+        [
+            ("gallons".to_owned(), decimal("14.75")),
+            ("liters".to_owned(), decimal("3"))
+        ]
+    );
 }
