@@ -1,4 +1,4 @@
-//! Every operation, error and authentication case of the contract through `UsageClient` and the
+//! Every operation, error and authentication case of the contract (docs/contract.md) through `UsageClient` and the
 //! hyper transport over real TCP, against `kb-usage serve`'s server started in-process on
 //! 127.0.0.1 (the emulator the in-memory tests check answer for answer).
 #![cfg(all(feature = "hyper", feature = "test-util"))]
@@ -68,7 +68,7 @@ async fn the_contract_over_real_http() {
     let bob = server.client("admin", "password", "bob", "lazar");
     let subscription = server.emulator.create_subscription_in("bob").unwrap();
 
-    // §6: bullets at today-1 = 10 and today = 5, no tracking id.
+    // docs/contract.md §6: bullets at today-1 = 10 and today = 5, no tracking id.
     let record = SubscriptionUsageRecord::builder(subscription)
         .record("bullets", day(-1), 10)
         .record("bullets", day(0), 5)
@@ -93,7 +93,7 @@ async fn the_contract_over_real_http() {
         "scale 9, as the server writes"
     );
 
-    // §6: decimals and large decimals, exact.
+    // docs/contract.md §6: decimals and large decimals, exact.
     let decimals = server.emulator.create_subscription_in("bob").unwrap();
     for (unit, amounts, sums) in [
         ("decimals", ["4.75", "6.25", "8.5"], ["11", "19.5", "14.75"]),
@@ -119,7 +119,7 @@ async fn the_contract_over_real_http() {
         }
     }
 
-    // §6 boundaries: a one-digit day in the query is the server's business; the client sends
+    // docs/contract.md §6 boundaries: a one-digit day in the query is the server's business; the client sends
     // dates and instants exactly, and a row exactly at the end is excluded.
     let gallons = server.emulator.create_subscription_in("bob").unwrap();
     let at = |s: &str| s.parse::<UsageDate>().unwrap();
@@ -167,7 +167,7 @@ async fn the_contract_over_real_http() {
         .rolled_up_units
         .is_empty());
 
-    // §4 row 14: the same tracking id again is refused with code 50000 on the first attempt.
+    // docs/contract.md §4 row 14: the same tracking id again is refused with code 50000 on the first attempt.
     let err = bob.record_usage(&record).await.unwrap_err();
     assert!(err.is_duplicate_tracking_id(), "{err}");
     assert_eq!(
@@ -197,7 +197,7 @@ async fn the_contract_over_real_http() {
         .rolled_up_units
         .is_empty());
 
-    // §3.5 / §4 rows 11-12: unknown subscriptions are 404s, another tenant's are 500s.
+    // docs/contract.md §3.5 / §4 rows 11-12: unknown subscriptions are 404s, another tenant's are 500s.
     let unknown = SubscriptionId::random();
     let err = bob.get_all_usage(unknown, august).await.unwrap_err();
     assert!(err.is_not_found());
@@ -223,7 +223,7 @@ async fn the_contract_over_real_http() {
         .unwrap();
     assert_eq!(usage.amount_of("bullets"), Some(dec("15")));
 
-    // §4 row 13: a record after the subscription's effective end date: 400, empty body.
+    // docs/contract.md §4 row 13: a record after the subscription's effective end date: 400, empty body.
     let ending = server.emulator.create_subscription_in("bob").unwrap();
     server
         .emulator
@@ -241,7 +241,7 @@ async fn the_contract_over_real_http() {
     assert!(api.body.is_empty());
     assert!(server.emulator.rows(ending).is_empty(), "all or nothing");
 
-    // §5: authentication.
+    // docs/contract.md §5: authentication.
     let err = server
         .client("admin", "wrong", "bob", "lazar")
         .get_all_usage(subscription, august)

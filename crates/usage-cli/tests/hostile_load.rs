@@ -1,4 +1,4 @@
-//! The emulator over HTTP survives hostile input and load (issue "Reliability", §3): malformed
+//! The emulator over HTTP survives hostile input and load (issue 5, "Reliability", part 3): malformed
 //! HTTP, bodies over the limit, deeply nested JSON, slow clients and thousands of connections
 //! held open, with a well-behaved `UsageClient` getting exact answers throughout.
 //!

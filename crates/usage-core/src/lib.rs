@@ -12,6 +12,11 @@
 //!
 //! No hyper and no tokio appear in its API: only `http`, `bytes` and this workspace's types.
 //!
+//! What the operations send, and every answer they parse, is Kill Bill's real behaviour as
+//! written down in the workspace's contract,
+//! [`docs/contract.md`](https://github.com/example/killbill-usage/blob/main/docs/contract.md)
+//! (not Kill Bill's OpenAPI file, which is wrong in places: its §7).
+//!
 //! ```
 //! use usage_core::{ClientConfig, GetUsage, Operation, RequestOptions, TenantCredentials, UserCredentials, UsageWindow};
 //! use usage_models::{SubscriptionId, UnitType};

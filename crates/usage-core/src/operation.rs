@@ -71,7 +71,7 @@ fn body_capacity(record: &SubscriptionUsageRecord) -> usize {
 }
 
 /// `POST /1.0/kb/usages`: records usage. Success is any 2xx (Kill Bill answers 201 with an
-/// empty body; its OpenAPI file wrongly says 200).
+/// empty body; its OpenAPI file wrongly says 200: `docs/contract.md` §1).
 ///
 /// ```
 /// use usage_core::{ClientConfig, Operation, RecordUsage, RequestOptions, TenantCredentials, UserCredentials};

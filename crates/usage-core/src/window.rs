@@ -5,7 +5,8 @@ use usage_models::UsageDate;
 use crate::InvalidInput;
 
 /// A half-open window `[start, end)` on instants: a record exactly at `end` is not counted.
-/// Both ends are required by Kill Bill (its OpenAPI file wrongly calls them optional). Dates
+/// Both ends are required by Kill Bill (its OpenAPI file wrongly calls them optional:
+/// `docs/contract.md` §3.1). Dates
 /// mean midnight UTC. An end before the start is refused; an equal end gives an empty result.
 ///
 /// ```

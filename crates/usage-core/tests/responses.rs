@@ -1,4 +1,4 @@
-//! What the parsers give for each answer the real server sends (spec §3, §4, §5).
+//! What the parsers give for each answer the real server sends (docs/contract.md §3, §4, §5).
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
@@ -101,7 +101,7 @@ fn section_3_reading_errors() {
 
 #[test]
 fn section_4_recording_answers() {
-    // Success is 201 with an empty body (any 2xx counts; the OpenAPI file says 200).
+    // Success is 201 with an empty body (any 2xx counts; the OpenAPI file says 200: docs/contract.md §1).
     assert_eq!(
         record_parse(json(201, "")).unwrap(),
         RecordStatus::Recorded(StatusCode::CREATED)
@@ -173,12 +173,12 @@ fn section_4_recording_answers() {
         assert!(!err.is_duplicate_tracking_id());
     }
 
-    // Row 13: a record after the subscription's end date: 400, empty body.
+    // docs/contract.md §4 row 13: a record after the subscription's end date: 400, empty body.
     let err = record_parse(json(400, "")).unwrap_err();
     assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST));
     assert!(err.kill_bill_error().is_none());
 
-    // Row 14: duplicate tracking id.
+    // docs/contract.md §4 row 14: duplicate tracking id.
     let body = kb_error(
         "org.killbill.billing.usage.api.UsageApiException",
         Some(50000),

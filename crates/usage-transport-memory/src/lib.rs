@@ -3,7 +3,8 @@
 //! In-memory transports for the Kill Bill Usage client, for tests with no network:
 //!
 //! - [`InMemoryKillBill`]: a stateful emulator of Kill Bill's usage endpoints that follows the
-//!   workspace's contract (`killbill-usage-api.md`) to the letter: authentication and tenants,
+//!   workspace's contract ([`docs/contract.md`](https://github.com/example/killbill-usage/blob/main/docs/contract.md))
+//!   to the letter: authentication and tenants,
 //!   every check of `POST /1.0/kb/usages` in order with Kill Bill's statuses and bodies,
 //!   half-open windows, exact sums written as Java's `BigDecimal` (`15.000000000`, `0E-9`),
 //!   both wire formats, and [fault injection](Fault) (error statuses, transport errors, and

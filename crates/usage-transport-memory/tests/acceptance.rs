@@ -1,4 +1,4 @@
-//! Spec §6: the acceptance cases of Kill Bill's own tests, through `UsageClient`.
+//! docs/contract.md §6: the acceptance cases of Kill Bill's own tests, through `UsageClient`.
 
 mod common;
 
@@ -122,7 +122,7 @@ async fn boundaries() {
         .await
         .unwrap();
     assert_eq!(usage.amount_of("gallons"), Some(dec("15")));
-    // The one-digit day exactly as the spec sends it.
+    // The one-digit day exactly as docs/contract.md §6 sends it.
     let response = Raw::get(&format!(
         "/1.0/kb/usages/{sub}/gallons?startDate=2013-08-1&endDate=2013-08-31"
     ))

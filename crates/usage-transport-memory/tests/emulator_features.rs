@@ -1,4 +1,4 @@
-//! The emulator beyond the spec rows: faults, the admin route, the legacy wire format,
+//! The emulator beyond the rows of docs/contract.md: faults, the admin route, the legacy wire format,
 //! auto-provisioning, inspection and concurrency.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Spec §5: authentication, tenancy and error bodies.
+//! docs/contract.md §5: authentication, tenancy and error bodies.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Spec §1 and §3: reading usage, through `UsageClient` where it can send the request, raw
+//! docs/contract.md §1 and §3: reading usage, through `UsageClient` where it can send the request, raw
 //! through `handle()` where the client refuses the input first.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Spec §4: every check of `POST /1.0/kb/usages`, in order, through `UsageClient` where it can
+//! docs/contract.md §4: every check of `POST /1.0/kb/usages`, in order, through `UsageClient` where it can
 //! send the request, raw through `handle()` where the client refuses the input first.
 
 mod common;
@@ -261,7 +261,7 @@ async fn row10_created_by_is_required_but_may_be_empty() {
         text(&response),
         error_body(IAE, "Header X-Killbill-CreatedBy needs to be set")
     );
-    // Row 9 comes before row 10.
+    // docs/contract.md §4 row 9 comes before row 10.
     let response = Raw::post(body_with(sub, r#"{"amount":1}"#))
         .without("x-killbill-createdby")
         .send(&kb);
@@ -305,7 +305,7 @@ async fn rows11_and_12_unknown_and_foreign_subscriptions() {
         Some(format!("Object id={theirs} type=SUBSCRIPTION doesn't belong to tenant id={bob}").as_str())
     );
     assert_ne!(acme, bob);
-    // Row 11 comes after the header check of row 10.
+    // docs/contract.md §4 row 11 comes after the header check of row 10.
     let response = Raw::post(body_with(unknown, GOOD))
         .without("x-killbill-createdby")
         .send(&kb);

@@ -1,4 +1,4 @@
-//! Users, tenants and the two authentication filters of spec §5, in constant time.
+//! Users, tenants and the two authentication filters of docs/contract.md §5, in constant time.
 
 use base64::Engine as _;
 use bytes::Bytes;

@@ -138,7 +138,7 @@ pub struct StoredRow {
     pub comment: Option<String>,
 }
 
-/// An in-memory emulator of Kill Bill's usage endpoints (spec `killbill-usage-api.md`), with
+/// An in-memory emulator of Kill Bill's usage endpoints (the contract in `docs/contract.md`), with
 /// authentication, tenants, subscriptions and fault injection.
 ///
 /// - As a [`Transport`]: give it to a `UsageClient` (it is cheap to clone: clones share the
@@ -150,7 +150,7 @@ pub struct StoredRow {
 /// Defaults: user `admin`/`password`, tenant `bob`/`lazar`, [`WireFormat::V024`], no path
 /// prefix, no auto-provisioning (an unknown subscription is a 404).
 ///
-/// Beyond the spec, where Kill Bill's answer comes from its database:
+/// Beyond `docs/contract.md` (§2 only says 500), where Kill Bill's answer comes from its database:
 /// - a `unitType` over 255 characters, a `trackingId` over 128 or an `X-Killbill-CreatedBy`
 ///   over 50 characters make the insert fail: 500 with `className`
 ///   `org.jdbi.v3.core.statement.UnableToExecuteStatementException`, message
@@ -159,7 +159,8 @@ pub struct StoredRow {
 ///   `created_by`, then per record `unit_type`, `amount`, `tracking_id`);
 /// - an amount with more than 9 integer digits is `Out of range value for column 'amount'`
 ///   (same 500); more than 9 fraction digits are rounded half away from zero, as MySQL does;
-/// - unlike the real server, the duplicate tracking-id check and the insert are atomic.
+/// - unlike the real server, the duplicate tracking-id check and the insert are atomic
+///   (`docs/contract.md` §4, "The duplicate check of row 14 is not atomic").
 ///
 /// ```
 /// use usage_transport_memory::InMemoryKillBill;
@@ -725,7 +726,7 @@ impl InMemoryKillBill {
         }
     }
 
-    /// Both GETs (spec §3).
+    /// Both GETs (docs/contract.md §3).
     fn read(
         &self,
         tenant: &Tenant,
@@ -803,7 +804,7 @@ impl InMemoryKillBill {
         }
     }
 
-    /// `POST /1.0/kb/usages`: every check of spec §4 in order.
+    /// `POST /1.0/kb/usages`: every check of docs/contract.md §4 in order.
     fn record(&self, tenant: &Tenant, headers: &HeaderMap, body: &Bytes, style: ErrorStyle) -> Response<Bytes> {
         if !is_json(headers) {
             return empty(StatusCode::UNSUPPORTED_MEDIA_TYPE);
@@ -841,7 +842,7 @@ impl InMemoryKillBill {
         self.commit(tenant, subscription, tracking_id, rows, audit, style)
     }
 
-    /// Rows 11 to 14 and the insert, atomically under the write lock.
+    /// docs/contract.md §4 rows 11 to 14 and the insert, atomically under the write lock.
     fn commit(
         &self,
         tenant: &Tenant,
@@ -962,7 +963,7 @@ impl InMemoryKillBill {
     }
 }
 
-/// Rows 3 to 9 of spec §4, unit by unit as Kill Bill loops: the subscription, the tracking id
+/// docs/contract.md §4 rows 3 to 9 (7' included), unit by unit as Kill Bill loops: the subscription, the tracking id
 /// and the records.
 type Valid = (Uuid, Option<String>, Vec<NewRow>);
 
