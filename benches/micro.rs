@@ -27,7 +27,7 @@ use killbill_usage::core::{
     TenantCredentials, Timer, UserCredentials, API_KEY, API_SECRET, CREATED_BY, USER_AGENT_VALUE,
 };
 use killbill_usage::models::{KillBillError, RolledUpUsage, SubscriptionId, SubscriptionUsageRecord, UnitType};
-use killbill_usage::{Transport, TransportError, UsageClient, UsageWindow};
+use killbill_usage::{RetryPolicy, Transport, TransportError, UsageClient, UsageWindow};
 use serde::{Deserialize, Serialize};
 
 const BASE_URL: &str = "http://127.0.0.1:8080";
@@ -294,7 +294,11 @@ fn client(timer: bool, rolled_up: &Bytes) -> UsageClient {
         .transport(Canned {
             rolled_up: rolled_up.clone(),
         });
-    let builder = if timer { builder.timer(UnusedTimer) } else { builder };
+    let builder = if timer {
+        builder.timer(UnusedTimer)
+    } else {
+        builder.retry_policy(RetryPolicy::none().without_deadline())
+    };
     builder.build().unwrap()
 }
 

@@ -100,6 +100,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
         .user("admin", "password")
         .tenant("bob", "lazar")
         .transport(UreqTransport::new())
+        .retry_policy(killbill_usage::RetryPolicy::none().without_deadline())
         .build()?;
     let record = SubscriptionUsageRecord::builder(subscription)
         .tracking_id("ureq-1")

@@ -29,12 +29,14 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// [`RequestOptions`] with `.options(...)`.
 ///
 /// Retries and deadlines need a [`Timer`] (the hyper and in-memory transport crates each
-/// provide one): without a timer, each call makes exactly one attempt and has no deadline
-/// beyond the transport's own timeouts.
+/// provide one). A client without a timer must be given a policy of one attempt and no
+/// deadline (`RetryPolicy::none().without_deadline()`): [`build`](UsageClientBuilder::build)
+/// refuses any other, and a call given a deadline of its own is refused before anything is
+/// sent.
 ///
 /// ```
 /// use bytes::Bytes;
-/// use usage_core::{Transport, TransportError, UsageClient, UsageWindow};
+/// use usage_core::{RetryPolicy, Transport, TransportError, UsageClient, UsageWindow};
 /// use usage_models::{SubscriptionId, SubscriptionUsageRecord, UsageDate};
 ///
 /// /// A transport written by hand: 201 to POSTs, an empty roll-up to GETs.
@@ -61,6 +63,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 ///     .user("admin", "password")
 ///     .tenant("bob", "lazar")
 ///     .transport(Canned)
+///     // No timer: one attempt, no deadline.
+///     .retry_policy(RetryPolicy::none().without_deadline())
 ///     .build()
 ///     .unwrap();
 /// let subscription = SubscriptionId::random();
@@ -174,6 +178,10 @@ impl UsageClient {
             event!(Level::DEBUG, error = %e, "invalid input, nothing sent");
         })?;
         let Some(timer) = inner.timer.as_deref() else {
+            // `build` made sure the policy asks for one attempt and no deadline.
+            if options.deadline.is_some() {
+                return Err(InvalidInput::new("deadline", NEEDS_A_TIMER).into());
+            }
             let response = inner.transport.send(template).await.inspect_err(|e| {
                 event!(Level::DEBUG, attempt = 1, error = %e, "transport failed");
             })?;
@@ -185,7 +193,7 @@ impl UsageClient {
             );
             return operation.parse(response).map(|output| (output, 1));
         };
-        let deadline = options.deadline.unwrap_or(inner.retry.default_deadline());
+        let deadline = options.deadline.or(inner.retry.default_deadline());
         let started = timer.now();
         let mut may_have_landed = false;
         let mut attempts = 0;
@@ -195,8 +203,13 @@ impl UsageClient {
         let mut first = Some(template);
         loop {
             attempts += 1;
-            let remaining = deadline.saturating_sub(timer.now().saturating_duration_since(started));
-            if remaining.is_zero() {
+            let remaining = deadline.map(|deadline| {
+                (
+                    deadline,
+                    deadline.saturating_sub(timer.now().saturating_duration_since(started)),
+                )
+            });
+            if let Some((deadline, Duration::ZERO)) = remaining {
                 return Err(Error::DeadlineExceeded { deadline, attempts });
             }
             let request = match first.take() {
@@ -204,18 +217,24 @@ impl UsageClient {
                 None => operation.to_request(&inner.config, options)?,
             };
             // A transport that bounds its own exchange within the time left needs no timer here.
-            let sent = match inner.transport.timeout() {
-                Some(bound) if bound < remaining => Some(inner.transport.send(request).await),
-                _ => race(inner.transport.send(request), timer, remaining).await,
+            let sent = match (remaining, inner.transport.timeout()) {
+                (None, _) => Ok(inner.transport.send(request).await),
+                (Some((_, remaining)), Some(bound)) if bound < remaining => Ok(inner.transport.send(request).await),
+                (Some((deadline, remaining)), _) => race(inner.transport.send(request), timer, remaining)
+                    .await
+                    .ok_or(deadline),
             };
-            let Some(sent) = sent else {
-                event!(
-                    Level::DEBUG,
-                    attempt = attempts,
-                    deadline_ms = deadline.as_millis() as u64,
-                    "deadline exceeded"
-                );
-                return Err(Error::DeadlineExceeded { deadline, attempts });
+            let sent = match sent {
+                Ok(sent) => sent,
+                Err(deadline) => {
+                    event!(
+                        Level::DEBUG,
+                        attempt = attempts,
+                        deadline_ms = deadline.as_millis() as u64,
+                        "deadline exceeded"
+                    );
+                    return Err(Error::DeadlineExceeded { deadline, attempts });
+                }
             };
             let (failure, wait_hint) = match sent {
                 Ok(response) => {
@@ -258,7 +277,7 @@ impl UsageClient {
                 return Err(failure);
             };
             let elapsed = timer.now().saturating_duration_since(started);
-            if elapsed.saturating_add(wait) >= deadline {
+            if deadline.is_some_and(|deadline| elapsed.saturating_add(wait) >= deadline) {
                 return Err(failure);
             }
             event!(Level::INFO, attempt = attempts, wait_ms = wait.as_millis() as u64, error = %failure, "retrying");
@@ -266,6 +285,12 @@ impl UsageClient {
         }
     }
 }
+
+/// Why a client or a call without a timer is refused.
+const NEEDS_A_TIMER: &str = "is required for retries and deadlines (call .timer(...): \
+     usage_transport_hyper::TokioTimer, usage_transport_memory::InstantTimer, or your own), or \
+     give a client without one .retry_policy(RetryPolicy::none().without_deadline()) and no \
+     per-call deadline";
 
 /// The end of a call, for the trace.
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
@@ -318,7 +343,8 @@ impl RecordUsageCall<'_> {
     /// #         Err(TransportError::new(usage_core::TransportErrorKind::Io, "reset"))
     /// #     }
     /// # }
-    /// # let client = UsageClient::builder("http://h").user("a", "b").tenant("c", "d").transport(Down).build().unwrap();
+    /// # let client = UsageClient::builder("http://h").user("a", "b").tenant("c", "d").transport(Down)
+    /// #     .retry_policy(usage_core::RetryPolicy::none().without_deadline()).build().unwrap();
     /// let record = SubscriptionUsageRecord::builder(SubscriptionId::random())
     ///     .record("gallons", "2013-08-01".parse::<UsageDate>().unwrap(), 10)
     ///     .build()
@@ -481,13 +507,30 @@ impl UsageClientBuilder {
         self
     }
 
-    /// The retry policy (default [`RetryPolicy::default`]; it needs a timer).
+    /// The retry policy (default [`RetryPolicy::default`], which needs a timer).
     pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
     }
 
-    /// The client, or what is missing or invalid.
+    /// The client, or what is missing or invalid. A client without a [timer](Self::timer) is
+    /// refused unless its retry policy asks for one attempt and no deadline: it could neither
+    /// wait between attempts nor stop a call at its deadline.
+    ///
+    /// ```
+    /// # use usage_core::{RetryPolicy, Transport, TransportError, UsageClient};
+    /// # #[derive(Debug)] struct Down;
+    /// # #[async_trait::async_trait]
+    /// # impl Transport for Down {
+    /// #     async fn send(&self, _: http::Request<bytes::Bytes>) -> Result<http::Response<bytes::Bytes>, TransportError> {
+    /// #         Err(TransportError::new(usage_core::TransportErrorKind::Io, "reset"))
+    /// #     }
+    /// # }
+    /// let builder = || UsageClient::builder("http://h").user("a", "b").tenant("c", "d").transport(Down);
+    /// let error = builder().build().unwrap_err();
+    /// assert!(error.to_string().contains("timer"), "{error}");
+    /// assert!(builder().retry_policy(RetryPolicy::none().without_deadline()).build().is_ok());
+    /// ```
     pub fn build(self) -> Result<UsageClient, Error> {
         let missing = |what: &str, how: &str| InvalidInput::new(what, format!("is required ({how})"));
         let user = self.user.ok_or_else(|| missing("user", "call .user(name, password)"))?;
@@ -500,6 +543,9 @@ impl UsageClientBuilder {
         let mut config = ClientConfig::new(&self.base_url, user, tenant)?;
         if let Some(created_by) = self.created_by {
             config = config.with_created_by(created_by)?;
+        }
+        if self.timer.is_none() && (self.retry.attempts() > 1 || self.retry.default_deadline().is_some()) {
+            return Err(InvalidInput::new("timer", NEEDS_A_TIMER).into());
         }
         Ok(UsageClient {
             inner: Arc::new(Inner {

@@ -21,6 +21,11 @@ use http::{HeaderMap, StatusCode};
 /// it is at most `max_retry_after`; a longer one ends the retries. No wait ever runs past the
 /// call's deadline.
 ///
+/// Retries and deadlines wait on a [`Timer`](crate::Timer): a client built without one must
+/// have a policy of one attempt and no deadline
+/// (`RetryPolicy::none().without_deadline()`), or [`build`](crate::UsageClientBuilder::build)
+/// refuses it.
+///
 /// ```
 /// use std::time::Duration;
 /// use usage_core::RetryPolicy;
@@ -40,7 +45,7 @@ pub struct RetryPolicy {
     max_backoff: Duration,
     max_retry_after: Duration,
     jitter: bool,
-    deadline: Duration,
+    deadline: Option<Duration>,
 }
 
 impl Default for RetryPolicy {
@@ -53,7 +58,7 @@ impl Default for RetryPolicy {
             max_backoff: Duration::from_secs(5),
             max_retry_after: Duration::from_secs(30),
             jitter: true,
-            deadline: Duration::from_secs(60),
+            deadline: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -97,7 +102,15 @@ impl RetryPolicy {
 
     /// The default deadline of a call, across all attempts and waits.
     pub fn deadline(mut self, deadline: Duration) -> Self {
-        self.deadline = deadline;
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// No default deadline: a call lasts as long as its attempts, waits and the transport's own
+    /// timeouts (a call's [`RequestOptions::deadline`](crate::RequestOptions::deadline) still
+    /// holds).
+    pub fn without_deadline(mut self) -> Self {
+        self.deadline = None;
         self
     }
 
@@ -106,8 +119,8 @@ impl RetryPolicy {
         self.max_attempts
     }
 
-    /// The default deadline of a call.
-    pub fn default_deadline(&self) -> Duration {
+    /// The default deadline of a call, if it has one.
+    pub fn default_deadline(&self) -> Option<Duration> {
         self.deadline
     }
 

@@ -124,8 +124,10 @@ fn client(transport: Arc<FnTransport>, timer: Option<VirtualTimer>) -> UsageClie
         .tenant("bob", "lazar")
         .transport(transport)
         .retry_policy(RetryPolicy::default().jitter(false));
-    if let Some(timer) = timer {
-        builder = builder.timer(timer);
+    match timer {
+        Some(timer) => builder = builder.timer(timer),
+        // Without a timer: one attempt and no deadline, or the build is refused.
+        None => builder = builder.retry_policy(RetryPolicy::none().without_deadline()),
     }
     builder.build().unwrap()
 }
@@ -426,6 +428,7 @@ fn secrets_never_show() {
         .user("admin", "hunter2-password")
         .tenant("bob", "lazar-secret")
         .transport(transport.clone())
+        .retry_policy(RetryPolicy::none().without_deadline())
         .build()
         .unwrap();
     let options = RequestOptions::new()
@@ -462,6 +465,67 @@ fn without_a_timer_there_is_one_attempt() {
     let err = block_on(client.get_all_usage(SUB.parse::<SubscriptionId>().unwrap(), window())).unwrap_err();
     assert_eq!(err.status(), Some(http::StatusCode::SERVICE_UNAVAILABLE));
     assert_eq!(transport.seen.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn a_client_without_a_timer_that_would_retry_or_stop_at_a_deadline_is_refused() {
+    let builder = || {
+        UsageClient::builder("http://127.0.0.1:8080")
+            .user("admin", "password")
+            .tenant("bob", "lazar")
+            .transport(scripted(vec![]))
+    };
+    for policy in [
+        RetryPolicy::default(),
+        RetryPolicy::none(),
+        RetryPolicy::default().max_attempts(2).without_deadline(),
+    ] {
+        let err = builder().retry_policy(policy.clone()).build().unwrap_err();
+        assert!(err.is_invalid_input(), "{policy:?}: {err}");
+        assert!(
+            err.to_string().contains("timer: is required for retries and deadlines"),
+            "{err}"
+        );
+        // The same policy with a timer is fine.
+        assert!(builder()
+            .retry_policy(policy)
+            .timer(VirtualTimer::new())
+            .build()
+            .is_ok());
+    }
+    assert!(builder()
+        .retry_policy(RetryPolicy::none().without_deadline())
+        .build()
+        .is_ok());
+}
+
+#[test]
+fn a_call_deadline_without_a_timer_is_refused_before_sending() {
+    let transport = scripted(vec![]);
+    let client = client(transport.clone(), None);
+    let options = RequestOptions::new().deadline(Duration::from_secs(5));
+    let err = block_on(client.get_all_usage(SUB.parse().unwrap(), window()).options(options)).unwrap_err();
+    assert!(err.is_invalid_input(), "{err}");
+    assert!(err.to_string().contains("deadline: is required"), "{err}");
+    assert!(transport.seen.lock().unwrap().is_empty());
+}
+
+#[test]
+fn without_a_deadline_retries_still_wait_and_go_on() {
+    let timer = VirtualTimer::new();
+    let transport = scripted(vec![status(503), status(503), status(201)]);
+    let client = UsageClient::builder("http://127.0.0.1:8080")
+        .user("admin", "password")
+        .tenant("bob", "lazar")
+        .transport(transport.clone())
+        .timer(timer.clone())
+        .retry_policy(RetryPolicy::default().jitter(false).without_deadline())
+        .build()
+        .unwrap();
+    let record = record(None);
+    let outcome = block_on(client.record_usage(&record)).unwrap();
+    assert_eq!(outcome.attempts, 3);
+    assert_eq!(timer.sleeps(), [Duration::from_millis(100), Duration::from_millis(200)]);
 }
 
 /// Answers 201 after yielding once (so that the client's race has to wait), and declares a

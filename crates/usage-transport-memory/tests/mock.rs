@@ -23,7 +23,10 @@ fn client_of(mock: &MockTransport, timer: Option<&InstantTimer>) -> UsageClient 
         .transport(mock.clone());
     match timer {
         Some(timer) => builder.timer(timer.clone()).build().unwrap(),
-        None => builder.build().unwrap(),
+        None => builder
+            .retry_policy(RetryPolicy::none().without_deadline())
+            .build()
+            .unwrap(),
     }
 }
 

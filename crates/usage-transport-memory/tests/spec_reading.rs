@@ -342,6 +342,7 @@ async fn a_path_prefix_is_honoured() {
         .user("admin", "password")
         .tenant("bob", "lazar")
         .transport(kb.clone())
+        .retry_policy(usage_core::RetryPolicy::none().without_deadline())
         .build()
         .unwrap();
     client
