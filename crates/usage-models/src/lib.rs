@@ -41,7 +41,9 @@
 //! ## Features
 //!
 //! This crate has no optional features. It depends on serde, serde_json (for exact numbers
-//! through `RawValue`; `arbitrary_precision` is not turned on), chrono, uuid and rust_decimal.
+//! through its public `RawValue`, feature `raw_value`; `arbitrary_precision` is not turned on),
+//! chrono, uuid and rust_decimal. What an amount becomes through `serde_json::Value` and other
+//! serde formats is on [`Amount`].
 
 mod amount;
 mod date;
