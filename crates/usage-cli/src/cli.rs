@@ -478,10 +478,10 @@ impl Failure {
                 deadline.as_secs_f64(),
                 if *attempts == 1 { "" } else { "s" }
             )),
-            ClientError::Api(e) if e.status.as_u16() == 401 && e.kill_bill.is_none() => Failure::Server(format!(
+            ClientError::Api(e) if e.status().as_u16() == 401 && e.kill_bill().is_none() => Failure::Server(format!(
                 "Kill Bill answered {}: wrong or missing credentials (check --user/--password and \
                  --api-key/--api-secret)",
-                e.status
+                e.status()
             )),
             ClientError::Api(e) => Failure::Server(e.to_string()),
             other => Failure::Server(other.to_string()),
@@ -561,8 +561,8 @@ fn client(connection: &Connection, audit: Option<&Audit>, concurrency: usize) ->
         .timer(TokioTimer)
         .retry_policy(
             RetryPolicy::default()
-                .max_attempts(connection.retries + 1)
-                .deadline(timeout),
+                .with_max_attempts(connection.retries + 1)
+                .with_deadline(timeout),
         );
     if let Some(created_by) = audit.and_then(|a| a.created_by.as_deref()) {
         builder = builder.created_by(created_by);
@@ -702,7 +702,10 @@ async fn get(args: GetArgs) -> Result<(), Failure> {
     let client = client(&args.connection, None, 1)?;
     let options = options(&args.connection, None, None);
     let usage = match &unit {
-        Some(unit) => client.get_usage(subscription, unit, window).options(options).await,
+        Some(unit) => match client.get_usage(subscription, unit, window) {
+            Ok(call) => call.options(options).await,
+            Err(invalid) => Err(invalid.into()),
+        },
         None => client.get_all_usage(subscription, window).options(options).await,
     }
     .map_err(|e| Failure::from_client(&e))?;
@@ -767,7 +770,10 @@ async fn series_cmd(args: SeriesArgs) -> Result<(), Failure> {
                 UsageWindow::new(period.start, period.end).map_err(|e| input(format!("period {index}: {e}")))?;
             let options = options(&connection, None, Some(index));
             let usage = match &unit {
-                Some(unit) => client.get_usage(subscription, unit, window).options(options).await,
+                Some(unit) => match client.get_usage(subscription, unit, window) {
+                    Ok(call) => call.options(options).await,
+                    Err(invalid) => Err(invalid.into()),
+                },
                 None => client.get_all_usage(subscription, window).options(options).await,
             }
             .map_err(|e| Failure::from_client(&e))?;

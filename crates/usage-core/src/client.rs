@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use usage_models::{RolledUpUsage, SubscriptionId, SubscriptionUsageRecord, TrackingId, UnitType};
 
-use crate::operation::{GetAllUsage, GetUsage, Operation, RecordStatus, RecordUsage};
+use crate::operation::{GetAllUsage, GetUsage, Operation, RecordOutcome, RecordUsage};
 use crate::retry::{ambiguous_status, retry_after, retryable_status};
 use crate::trace::{event, instrument, span};
 use crate::{
@@ -19,7 +19,7 @@ use crate::{
 use tracing::Level;
 
 /// A `Send` boxed future, as returned by the calls.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The Kill Bill Usage client. Cheap to clone (it is an `Arc`); share one per process.
 ///
@@ -96,20 +96,6 @@ struct Inner {
     timer: Option<Arc<dyn Timer>>,
 }
 
-/// What recording usage did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RecordOutcome {
-    /// The tracking id the usage is recorded under: the record's, or the one the client
-    /// generated for it.
-    pub tracking_id: TrackingId,
-    /// How many attempts the call took.
-    pub attempts: u32,
-    /// `true` when a retry was refused as a duplicate (code 50000) after an attempt whose
-    /// answer was lost: that earlier attempt recorded the usage.
-    pub already_recorded: bool,
-}
-
 impl UsageClient {
     /// Starts building a client for the Kill Bill server at `base_url`
     /// (`https://billing.example.com`, or with a path prefix such as `.../killbill`).
@@ -142,30 +128,32 @@ impl UsageClient {
     }
 
     /// The roll-up of one unit type over `window`
-    /// (`GET /1.0/kb/usages/{subscriptionId}/{unitType}`). `unit_type` is checked (non-empty,
-    /// at most 255 characters, not `.` or `..`) when the call is awaited.
-    pub fn get_usage(
+    /// (`GET /1.0/kb/usages/{subscriptionId}/{unitType}`). `unit_type` is a [`UnitType`] (or a
+    /// `&UnitType`), or text checked as one (non-empty, at most 255 characters); `.` and `..`
+    /// are refused. Like a record, the input is checked here, when the call is made, never
+    /// when it is awaited.
+    pub fn get_usage<U>(
         &self,
         subscription_id: SubscriptionId,
-        unit_type: impl AsRef<str>,
+        unit_type: U,
         window: UsageWindow,
-    ) -> GetUsageCall<'_> {
-        GetUsageCall {
+    ) -> Result<GetUsageCall<'_>, InvalidInput>
+    where
+        U: TryInto<UnitType>,
+        U::Error: Into<InvalidInput>,
+    {
+        Ok(GetUsageCall {
             client: self,
-            subscription_id,
-            unit_type: Some(UnitType::new(unit_type.as_ref()).map_err(InvalidInput::from)),
-            window,
+            read: Read::One(GetUsage::new(subscription_id, unit_type, window)?),
             options: RequestOptions::default(),
-        }
+        })
     }
 
     /// The roll-up of every unit type over `window` (`GET /1.0/kb/usages/{subscriptionId}`).
     pub fn get_all_usage(&self, subscription_id: SubscriptionId, window: UsageWindow) -> GetUsageCall<'_> {
         GetUsageCall {
             client: self,
-            subscription_id,
-            unit_type: None,
-            window,
+            read: Read::All(GetAllUsage::new(subscription_id, window)),
             options: RequestOptions::default(),
         }
     }
@@ -193,7 +181,7 @@ impl UsageClient {
             );
             return operation.parse(response).map(|output| (output, 1));
         };
-        let deadline = options.deadline.or(inner.retry.default_deadline());
+        let deadline = options.deadline.or(inner.retry.deadline());
         let started = timer.now();
         let mut may_have_landed = false;
         let mut attempts = 0;
@@ -270,7 +258,7 @@ impl UsageClient {
                     (Error::from(e), None)
                 }
             };
-            if attempts >= inner.retry.attempts() {
+            if attempts >= inner.retry.max_attempts() {
                 return Err(failure);
             }
             let Some(wait) = inner.retry.wait(attempts, wait_hint) else {
@@ -386,12 +374,8 @@ impl<'a> IntoFuture for RecordUsageCall<'a> {
         let call = async move {
             let result = self.client.execute(&operation, &self.options).await;
             finished(&result);
-            let (status, attempts) = result?;
-            Ok(RecordOutcome {
-                tracking_id: operation.tracking_id().clone(),
-                attempts,
-                already_recorded: status == RecordStatus::AlreadyRecorded,
-            })
+            let (outcome, attempts) = result?;
+            Ok(RecordOutcome { attempts, ..outcome })
         };
         Box::pin(instrument!(call, span))
     }
@@ -403,10 +387,15 @@ impl<'a> IntoFuture for RecordUsageCall<'a> {
 #[must_use = "a call does nothing until it is awaited"]
 pub struct GetUsageCall<'a> {
     client: &'a UsageClient,
-    subscription_id: SubscriptionId,
-    unit_type: Option<Result<UnitType, InvalidInput>>,
-    window: UsageWindow,
+    read: Read,
     options: RequestOptions,
+}
+
+/// The operation of a [`GetUsageCall`].
+#[derive(Debug)]
+enum Read {
+    One(GetUsage),
+    All(GetAllUsage),
 }
 
 impl GetUsageCall<'_> {
@@ -424,27 +413,19 @@ impl<'a> IntoFuture for GetUsageCall<'a> {
     fn into_future(self) -> Self::IntoFuture {
         let span = span!(
             "get_usage",
-            subscription_id = %self.subscription_id,
-            unit_type = %(match &self.unit_type {
-                Some(Ok(unit)) => unit.as_str(),
-                Some(Err(_)) => "(invalid)",
-                None => "(all)",
-            }),
+            subscription_id = %match &self.read {
+                Read::One(operation) => operation.subscription_id(),
+                Read::All(operation) => operation.subscription_id(),
+            },
+            unit_type = %match &self.read {
+                Read::One(operation) => operation.unit_type().as_str(),
+                Read::All(_) => "(all)",
+            },
         );
         let call = async move {
-            let result = match self.unit_type {
-                Some(unit_type) => {
-                    async {
-                        let unit_type = unit_type?;
-                        let operation = GetUsage::new(self.subscription_id, &unit_type, self.window)?;
-                        self.client.execute(&operation, &self.options).await
-                    }
-                    .await
-                }
-                None => {
-                    let operation = GetAllUsage::new(self.subscription_id, self.window);
-                    self.client.execute(&operation, &self.options).await
-                }
+            let result = match &self.read {
+                Read::One(operation) => self.client.execute(operation, &self.options).await,
+                Read::All(operation) => self.client.execute(operation, &self.options).await,
             };
             finished(&result);
             result.map(|(usage, _attempts)| usage)
@@ -544,7 +525,7 @@ impl UsageClientBuilder {
         if let Some(created_by) = self.created_by {
             config = config.with_created_by(created_by)?;
         }
-        if self.timer.is_none() && (self.retry.attempts() > 1 || self.retry.default_deadline().is_some()) {
+        if self.timer.is_none() && (self.retry.max_attempts() > 1 || self.retry.deadline().is_some()) {
             return Err(InvalidInput::new("timer", NEEDS_A_TIMER).into());
         }
         Ok(UsageClient {

@@ -1,4 +1,15 @@
-//! The errors of every call.
+//! The errors, one story across the workspace:
+//!
+//! - [`ValidationError`] (`usage-models`): a value breaks one of Kill Bill's rules, found when
+//!   the value is built (a record, a unit type, an amount, ...);
+//! - [`InvalidInput`]: anything refused before a request is sent, with the
+//!   [field](InvalidInput::field) at fault: a `ValidationError`, a header, a base URL, a
+//!   missing builder piece or a policy the client cannot honour;
+//! - [`Error`]: everything a call, or building a client, can end with; `InvalidInput` is one of
+//!   its variants, with the transport's, the server's and the deadline's.
+//!
+//! A transport crate's own setup errors (TLS roots, timeouts) are its own, as the transport is
+//! built before any client.
 
 use std::fmt;
 use std::time::Duration;
@@ -114,6 +125,7 @@ impl From<ValidationError> for Error {
 
 /// Input refused before sending: which value, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct InvalidInput {
     field: String,
     reason: String,
@@ -147,6 +159,13 @@ impl fmt::Display for InvalidInput {
 
 impl std::error::Error for InvalidInput {}
 
+impl From<std::convert::Infallible> for InvalidInput {
+    /// Never called: lets a call take already-checked values where it takes `TryInto`.
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
 impl From<ValidationError> for InvalidInput {
     fn from(error: ValidationError) -> Self {
         InvalidInput::new(error.path(), error.reason())
@@ -155,15 +174,34 @@ impl From<ValidationError> for InvalidInput {
 
 /// An error status from the server, with everything it sent.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ApiError {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    pub(crate) kill_bill: Option<KillBillError>,
+}
+
+impl ApiError {
     /// The status.
-    pub status: StatusCode,
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     /// The response headers.
-    pub headers: HeaderMap,
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
     /// The raw body (empty for Kill Bill's 400s on missing dates and 401s; HTML from proxies).
-    pub body: Bytes,
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
     /// The body parsed as a Kill Bill error, when it was one.
-    pub kill_bill: Option<KillBillError>,
+    pub fn kill_bill(&self) -> Option<&KillBillError> {
+        self.kill_bill.as_ref()
+    }
 }
 
 impl fmt::Display for ApiError {
@@ -206,14 +244,29 @@ fn body_excerpt(body: &[u8]) -> Option<String> {
 /// [`source`](std::error::Error::source) (the JSON parser's error, kept opaque so that no JSON
 /// library's type is part of this crate's API).
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct DecodeError {
-    /// The status.
-    pub status: StatusCode,
-    /// The response headers.
-    pub headers: HeaderMap,
-    /// The raw body.
-    pub body: Bytes,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
     source: serde_json::Error,
+}
+
+impl DecodeError {
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The response headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The raw body.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
 }
 
 impl fmt::Display for DecodeError {

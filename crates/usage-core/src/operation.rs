@@ -18,27 +18,39 @@ use crate::encode::component;
 use crate::{ClientConfig, Error, InvalidInput, RequestOptions, UsageWindow};
 
 /// `X-Killbill-ApiKey`.
-pub const API_KEY: HeaderName = HeaderName::from_static("x-killbill-apikey");
+pub(crate) const API_KEY: HeaderName = HeaderName::from_static("x-killbill-apikey");
 /// `X-Killbill-ApiSecret`.
-pub const API_SECRET: HeaderName = HeaderName::from_static("x-killbill-apisecret");
+pub(crate) const API_SECRET: HeaderName = HeaderName::from_static("x-killbill-apisecret");
 /// `X-Killbill-CreatedBy`.
-pub const CREATED_BY: HeaderName = HeaderName::from_static("x-killbill-createdby");
+pub(crate) const CREATED_BY: HeaderName = HeaderName::from_static("x-killbill-createdby");
 /// `X-Killbill-Reason`.
-pub const REASON: HeaderName = HeaderName::from_static("x-killbill-reason");
+pub(crate) const REASON: HeaderName = HeaderName::from_static("x-killbill-reason");
 /// `X-Killbill-Comment`.
-pub const COMMENT: HeaderName = HeaderName::from_static("x-killbill-comment");
+pub(crate) const COMMENT: HeaderName = HeaderName::from_static("x-killbill-comment");
 /// `X-Killbill-Encoding`.
-pub const ENCODING: HeaderName = HeaderName::from_static("x-killbill-encoding");
+pub(crate) const ENCODING: HeaderName = HeaderName::from_static("x-killbill-encoding");
 /// `X-Request-Id`.
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The `User-Agent` of every request.
-pub const USER_AGENT_VALUE: &str = concat!("usage-core/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT_VALUE: &str = concat!("usage-core/", env!("CARGO_PKG_VERSION"));
+
+mod sealed {
+    /// Keeps [`Operation`](super::Operation) to this crate's operations.
+    pub trait Sealed {}
+
+    impl Sealed for super::RecordUsage<'_> {}
+    impl Sealed for super::GetUsage {}
+    impl Sealed for super::GetAllUsage {}
+}
 
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
-/// One Usage API operation, sans-IO.
-pub trait Operation: Send + Sync {
+/// One Usage API operation, sans-IO: [`RecordUsage`], [`GetUsage`] and [`GetAllUsage`].
+///
+/// The trait is sealed: only this crate's operations implement it (the client's retry rules
+/// depend on what each operation is).
+pub trait Operation: sealed::Sealed + Send + Sync {
     /// What a successful response gives.
     type Output: Send;
 
@@ -131,25 +143,38 @@ struct RecordBody<'a> {
     unit_usage_records: &'a [UnitUsageRecord],
 }
 
-/// How a record call ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RecordStatus {
-    /// The server recorded the usage and answered with this (2xx) status.
-    Recorded(StatusCode),
-    /// A retry was refused as a duplicate after an attempt whose answer was lost: that attempt
-    /// recorded the usage.
-    AlreadyRecorded,
+/// What recording usage did: the outcome of [`RecordUsage`] and of
+/// [`UsageClient::record_usage`](crate::UsageClient::record_usage).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordOutcome {
+    /// The tracking id the usage is recorded under: the record's, or the one the client
+    /// generated for it.
+    pub tracking_id: TrackingId,
+    /// How many attempts the call took (1 for a response parsed on its own).
+    pub attempts: u32,
+    /// `true` when a retry was refused as a duplicate (code 50000) after an attempt whose
+    /// answer was lost: that earlier attempt recorded the usage.
+    pub already_recorded: bool,
+    /// The (2xx) status of the answer that recorded the usage; `None` when it was
+    /// [already recorded](Self::already_recorded).
+    pub status: Option<StatusCode>,
 }
 
 impl Operation for RecordUsage<'_> {
-    type Output = RecordStatus;
+    type Output = RecordOutcome;
 
     fn name(&self) -> &'static str {
         "record_usage"
     }
 
-    fn landed_earlier(&self) -> Option<RecordStatus> {
-        Some(RecordStatus::AlreadyRecorded)
+    fn landed_earlier(&self) -> Option<RecordOutcome> {
+        Some(RecordOutcome {
+            tracking_id: self.tracking_id().clone(),
+            attempts: 1,
+            already_recorded: true,
+            status: None,
+        })
     }
 
     fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, InvalidInput> {
@@ -172,10 +197,15 @@ impl Operation for RecordUsage<'_> {
         Ok(request)
     }
 
-    fn parse(&self, response: Response<Bytes>) -> Result<RecordStatus, Error> {
+    fn parse(&self, response: Response<Bytes>) -> Result<RecordOutcome, Error> {
         let status = response.status();
         if status.is_success() {
-            Ok(RecordStatus::Recorded(status))
+            Ok(RecordOutcome {
+                tracking_id: self.tracking_id().clone(),
+                attempts: 1,
+                already_recorded: false,
+                status: Some(status),
+            })
         } else {
             Err(api_error(response))
         }
@@ -208,19 +238,21 @@ impl Operation for RecordUsage<'_> {
 /// );
 /// ```
 #[derive(Clone, Debug)]
-pub struct GetUsage<'a> {
+pub struct GetUsage {
     subscription_id: SubscriptionId,
-    unit_type: Option<&'a UnitType>,
+    unit_type: UnitType,
     window: UsageWindow,
 }
 
-impl<'a> GetUsage<'a> {
-    /// The roll-up of `unit_type` over `window`; refuses `.` and `..`.
-    pub fn new(
-        subscription_id: SubscriptionId,
-        unit_type: &'a UnitType,
-        window: UsageWindow,
-    ) -> Result<Self, InvalidInput> {
+impl GetUsage {
+    /// The roll-up of `unit_type` (a [`UnitType`], or text checked as one) over `window`;
+    /// refuses `.` and `..`.
+    pub fn new<U>(subscription_id: SubscriptionId, unit_type: U, window: UsageWindow) -> Result<Self, InvalidInput>
+    where
+        U: TryInto<UnitType>,
+        U::Error: Into<InvalidInput>,
+    {
+        let unit_type = unit_type.try_into().map_err(Into::into)?;
         if matches!(unit_type.as_str(), "." | "..") {
             return Err(InvalidInput::new(
                 "unitType",
@@ -232,9 +264,19 @@ impl<'a> GetUsage<'a> {
         }
         Ok(GetUsage {
             subscription_id,
-            unit_type: Some(unit_type),
+            unit_type,
             window,
         })
+    }
+
+    /// The unit type.
+    pub fn unit_type(&self) -> &UnitType {
+        &self.unit_type
+    }
+
+    /// The subscription.
+    pub fn subscription_id(&self) -> SubscriptionId {
+        self.subscription_id
     }
 }
 
@@ -253,9 +295,14 @@ impl GetAllUsage {
             window,
         }
     }
+
+    /// The subscription.
+    pub fn subscription_id(&self) -> SubscriptionId {
+        self.subscription_id
+    }
 }
 
-impl Operation for GetUsage<'_> {
+impl Operation for GetUsage {
     type Output = RolledUpUsage;
 
     fn name(&self) -> &'static str {
@@ -263,7 +310,13 @@ impl Operation for GetUsage<'_> {
     }
 
     fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, InvalidInput> {
-        get_request(config, options, self.subscription_id, self.unit_type, &self.window)
+        get_request(
+            config,
+            options,
+            self.subscription_id,
+            Some(&self.unit_type),
+            &self.window,
+        )
     }
 
     fn parse(&self, response: Response<Bytes>) -> Result<RolledUpUsage, Error> {
@@ -404,7 +457,7 @@ fn audit_headers(headers: &mut HeaderMap, config: &ClientConfig, options: &Reque
 }
 
 /// Parses the answer of either GET: 2xx with a `RolledUpUsage`, or a typed error.
-pub fn parse_rolled_up_usage(response: Response<Bytes>) -> Result<RolledUpUsage, Error> {
+fn parse_rolled_up_usage(response: Response<Bytes>) -> Result<RolledUpUsage, Error> {
     if !response.status().is_success() {
         return Err(api_error(response));
     }
@@ -414,7 +467,7 @@ pub fn parse_rolled_up_usage(response: Response<Bytes>) -> Result<RolledUpUsage,
 
 /// The typed error of a non-2xx response: status, headers, raw body, and the Kill Bill error
 /// when the body is one (empty and non-JSON bodies are kept as they are).
-pub fn api_error(response: Response<Bytes>) -> Error {
+fn api_error(response: Response<Bytes>) -> Error {
     let (parts, body) = response.into_parts();
     let kill_bill = body
         .iter()

@@ -31,11 +31,12 @@ use http::{HeaderMap, StatusCode};
 /// use usage_core::RetryPolicy;
 ///
 /// let policy = RetryPolicy::default()
-///     .max_attempts(5)
-///     .initial_backoff(Duration::from_millis(50))
-///     .deadline(Duration::from_secs(10));
+///     .with_max_attempts(5)
+///     .with_initial_backoff(Duration::from_millis(50))
+///     .with_deadline(Duration::from_secs(10));
 /// assert_eq!(policy.backoff(1), Duration::from_millis(50).min(policy.backoff(1)));
-/// assert_eq!(RetryPolicy::none().attempts(), 1);
+/// assert_eq!(RetryPolicy::none().max_attempts(), 1);
+/// assert_eq!(policy.deadline(), Some(Duration::from_secs(10)));
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 #[must_use]
@@ -66,42 +67,42 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// One attempt only (the deadline still holds).
     pub fn none() -> Self {
-        RetryPolicy::default().max_attempts(1)
+        RetryPolicy::default().with_max_attempts(1)
     }
 
-    /// The most attempts of a call, the first included (at least 1).
-    pub fn max_attempts(mut self, attempts: u32) -> Self {
+    /// Sets the most attempts of a call, the first included (at least 1).
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts.max(1);
         self
     }
 
-    /// The first backoff.
-    pub fn initial_backoff(mut self, backoff: Duration) -> Self {
+    /// Sets the first backoff.
+    pub fn with_initial_backoff(mut self, backoff: Duration) -> Self {
         self.initial_backoff = backoff;
         self
     }
 
-    /// The longest backoff.
-    pub fn max_backoff(mut self, backoff: Duration) -> Self {
+    /// Sets the longest backoff.
+    pub fn with_max_backoff(mut self, backoff: Duration) -> Self {
         self.max_backoff = backoff;
         self
     }
 
-    /// The longest `Retry-After` honoured; a longer one ends the retries.
-    pub fn max_retry_after(mut self, wait: Duration) -> Self {
+    /// Sets the longest `Retry-After` honoured; a longer one ends the retries.
+    pub fn with_max_retry_after(mut self, wait: Duration) -> Self {
         self.max_retry_after = wait;
         self
     }
 
-    /// Whether backoffs are drawn at random in `[0, backoff]` (on by default, so that many
-    /// clients do not retry in step).
-    pub fn jitter(mut self, jitter: bool) -> Self {
+    /// Sets whether backoffs are drawn at random in `[0, backoff]` (on by default, so that
+    /// many clients do not retry in step).
+    pub fn with_jitter(mut self, jitter: bool) -> Self {
         self.jitter = jitter;
         self
     }
 
-    /// The default deadline of a call, across all attempts and waits.
-    pub fn deadline(mut self, deadline: Duration) -> Self {
+    /// Sets the default deadline of a call, across all attempts and waits.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
         self.deadline = Some(deadline);
         self
     }
@@ -114,13 +115,33 @@ impl RetryPolicy {
         self
     }
 
-    /// The most attempts of a call.
-    pub fn attempts(&self) -> u32 {
+    /// The most attempts of a call, the first included.
+    pub fn max_attempts(&self) -> u32 {
         self.max_attempts
     }
 
+    /// The first backoff.
+    pub fn initial_backoff(&self) -> Duration {
+        self.initial_backoff
+    }
+
+    /// The longest backoff.
+    pub fn max_backoff(&self) -> Duration {
+        self.max_backoff
+    }
+
+    /// The longest `Retry-After` honoured.
+    pub fn max_retry_after(&self) -> Duration {
+        self.max_retry_after
+    }
+
+    /// Whether backoffs are jittered.
+    pub fn jitter(&self) -> bool {
+        self.jitter
+    }
+
     /// The default deadline of a call, if it has one.
-    pub fn default_deadline(&self) -> Option<Duration> {
+    pub fn deadline(&self) -> Option<Duration> {
         self.deadline
     }
 
@@ -178,9 +199,9 @@ mod tests {
     #[test]
     fn exponential_and_capped() {
         let policy = RetryPolicy::default()
-            .initial_backoff(Duration::from_millis(100))
-            .max_backoff(Duration::from_millis(700))
-            .jitter(false);
+            .with_initial_backoff(Duration::from_millis(100))
+            .with_max_backoff(Duration::from_millis(700))
+            .with_jitter(false);
         let waits: Vec<_> = (1..=5).map(|n| policy.wait(n, None).unwrap().as_millis()).collect();
         assert_eq!(waits, [100, 200, 400, 700, 700]);
         assert_eq!(policy.backoff(1000), Duration::from_millis(700));
@@ -188,7 +209,7 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_the_backoff() {
-        let policy = RetryPolicy::default().initial_backoff(Duration::from_millis(100));
+        let policy = RetryPolicy::default().with_initial_backoff(Duration::from_millis(100));
         for _ in 0..100 {
             assert!(policy.wait(2, None).unwrap() <= Duration::from_millis(200));
         }

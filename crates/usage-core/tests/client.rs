@@ -123,7 +123,7 @@ fn client(transport: Arc<FnTransport>, timer: Option<VirtualTimer>) -> UsageClie
         .user("admin", "password")
         .tenant("bob", "lazar")
         .transport(transport)
-        .retry_policy(RetryPolicy::default().jitter(false));
+        .retry_policy(RetryPolicy::default().with_jitter(false));
     match timer {
         Some(timer) => builder = builder.timer(timer),
         // Without a timer: one attempt and no deadline, or the build is refused.
@@ -161,7 +161,10 @@ fn futures_are_send() {
     let record = record(None);
     let call = client.record_usage(&record).into_future();
     assert_send(&call);
-    let call = client.get_usage(SUB.parse().unwrap(), "u", window()).into_future();
+    let call = client
+        .get_usage(SUB.parse().unwrap(), "u", window())
+        .unwrap()
+        .into_future();
     assert_send(&call);
     let call = client.get_all_usage(SUB.parse().unwrap(), window()).into_future();
     assert_send(&call);
@@ -195,6 +198,7 @@ fn records_and_reads_through_a_hand_written_transport() {
         client.record_usage(&record(None)).await.unwrap();
         let usage = client
             .get_usage(SUB.parse().unwrap(), "gallons", window())
+            .unwrap()
             .await
             .unwrap();
         assert_eq!(usage.amount_of("gallons").unwrap().to_string(), "20.000000000");
@@ -211,10 +215,8 @@ fn invalid_input_sends_nothing() {
     let client = client(transport.clone(), None);
     block_on(async {
         for unit in ["", ".", ".."] {
-            let err = client
-                .get_usage(SUB.parse().unwrap(), unit, window())
-                .await
-                .unwrap_err();
+            // Refused when the call is made, as a record is when it is built.
+            let err = Error::from(client.get_usage(SUB.parse().unwrap(), unit, window()).unwrap_err());
             assert!(err.is_invalid_input(), "{unit:?}: {err}");
         }
         let err = client
@@ -321,6 +323,7 @@ fn every_attempt_sends_the_same_request() {
     block_on(
         reader
             .get_usage(SUB.parse().unwrap(), "liters/day", window())
+            .unwrap()
             .options(options()),
     )
     .unwrap();
@@ -478,7 +481,7 @@ fn a_client_without_a_timer_that_would_retry_or_stop_at_a_deadline_is_refused() 
     for policy in [
         RetryPolicy::default(),
         RetryPolicy::none(),
-        RetryPolicy::default().max_attempts(2).without_deadline(),
+        RetryPolicy::default().with_max_attempts(2).without_deadline(),
     ] {
         let err = builder().retry_policy(policy.clone()).build().unwrap_err();
         assert!(err.is_invalid_input(), "{policy:?}: {err}");
@@ -519,7 +522,7 @@ fn without_a_deadline_retries_still_wait_and_go_on() {
         .tenant("bob", "lazar")
         .transport(transport.clone())
         .timer(timer.clone())
-        .retry_policy(RetryPolicy::default().jitter(false).without_deadline())
+        .retry_policy(RetryPolicy::default().with_jitter(false).without_deadline())
         .build()
         .unwrap();
     let record = record(None);

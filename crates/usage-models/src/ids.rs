@@ -133,6 +133,13 @@ macro_rules! bounded_name {
             }
         }
 
+        impl From<&$name> for $name {
+            /// A copy: lets a call take a value or a reference alike.
+            fn from(value: &$name) -> Self {
+                value.clone()
+            }
+        }
+
         impl TryFrom<String> for $name {
             type Error = ValidationError;
             fn try_from(s: String) -> Result<Self, Self::Error> {

@@ -99,6 +99,7 @@ async fn rules_match_method_path_query_header_and_body() {
     let client = client_of(&mock, None);
     let usage = client
         .get_usage(sub(), "gallons", window("2013-08-01", "2013-09-01"))
+        .unwrap()
         .await
         .unwrap();
     assert_eq!(usage.amount_of("gallons").unwrap().to_string(), "15.000000000");
@@ -300,6 +301,7 @@ async fn scripted_transport_errors_and_kill_bill_errors_come_back_typed() {
     assert!(error.is_not_found());
     let error = client
         .get_usage(sub(), "gallons", window("2013-08-01", "2013-09-01"))
+        .unwrap()
         .await
         .unwrap_err();
     assert_eq!(error.status(), Some(http::StatusCode::BAD_GATEWAY));
@@ -323,8 +325,8 @@ async fn a_timer_records_backoffs_without_waiting() {
         .timer(timer.clone())
         .retry_policy(
             RetryPolicy::default()
-                .jitter(false)
-                .initial_backoff(Duration::from_millis(100)),
+                .with_jitter(false)
+                .with_initial_backoff(Duration::from_millis(100)),
         )
         .build()
         .unwrap();
