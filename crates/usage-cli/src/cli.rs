@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
-use usage_core::{Error as ClientError, RequestOptions, RetryPolicy, UsageClient, UsageWindow};
+use usage_core::{Error as ClientError, InputField, RequestOptions, RetryPolicy, UsageClient, UsageWindow};
 use usage_models::{Amount, SubscriptionId, SubscriptionUsageRecord, TrackingId, UnitType, UsageDate};
 use usage_transport_hyper::{HyperTransport, TokioTimer};
 
@@ -574,19 +574,20 @@ fn client(connection: &Connection, audit: Option<&Audit>, concurrency: usize) ->
 }
 
 /// The command-line option behind a client field.
-fn option_of(field: &str) -> String {
-    match field {
-        "baseUrl" => "--url".to_string(),
-        "user" => "--user".to_string(),
-        "password" => "--password".to_string(),
-        "X-Killbill-ApiKey" => "--api-key".to_string(),
-        "X-Killbill-ApiSecret" => "--api-secret".to_string(),
-        "X-Killbill-CreatedBy" => "--created-by".to_string(),
-        "X-Killbill-Reason" => "--reason".to_string(),
-        "X-Killbill-Comment" => "--comment".to_string(),
-        "X-Request-Id" => "--request-id".to_string(),
-        other => other.to_string(),
-    }
+fn option_of(field: InputField) -> String {
+    let option = match field {
+        InputField::BaseUrl => "--url",
+        InputField::User => "--user",
+        InputField::Password => "--password",
+        InputField::ApiKey => "--api-key",
+        InputField::ApiSecret => "--api-secret",
+        InputField::CreatedBy => "--created-by",
+        InputField::Reason => "--reason",
+        InputField::Comment => "--comment",
+        InputField::RequestId => "--request-id",
+        other => return other.to_string(),
+    };
+    option.to_string()
 }
 
 fn options(connection: &Connection, audit: Option<&Audit>, suffix: Option<usize>) -> RequestOptions {

@@ -12,7 +12,7 @@ use crate::operation::{GetAllUsage, GetUsage, Operation, RecordOutcome, RecordUs
 use crate::retry::{ambiguous_status, retry_after, retryable_status};
 use crate::trace::{event, instrument, span};
 use crate::{
-    ClientConfig, Error, InvalidInput, RequestOptions, RetryPolicy, TenantCredentials, Timer, Transport,
+    ClientConfig, Error, InputField, InvalidInput, RequestOptions, RetryPolicy, TenantCredentials, Timer, Transport,
     TransportErrorKind, UsageWindow, UserCredentials,
 };
 #[cfg(feature = "tracing")]
@@ -168,7 +168,7 @@ impl UsageClient {
         let Some(timer) = inner.timer.as_deref() else {
             // `build` made sure the policy asks for one attempt and no deadline.
             if options.deadline.is_some() {
-                return Err(InvalidInput::new("deadline", NEEDS_A_TIMER).into());
+                return Err(InvalidInput::new(InputField::Deadline, NEEDS_A_TIMER).into());
             }
             let response = inner.transport.send(template).await.inspect_err(|e| {
                 event!(Level::DEBUG, attempt = 1, error = %e, "transport failed");
@@ -513,20 +513,22 @@ impl UsageClientBuilder {
     /// assert!(builder().retry_policy(RetryPolicy::none().without_deadline()).build().is_ok());
     /// ```
     pub fn build(self) -> Result<UsageClient, Error> {
-        let missing = |what: &str, how: &str| InvalidInput::new(what, format!("is required ({how})"));
-        let user = self.user.ok_or_else(|| missing("user", "call .user(name, password)"))?;
+        let missing = |what: InputField, how: &str| InvalidInput::new(what, format!("is required ({how})"));
+        let user = self
+            .user
+            .ok_or_else(|| missing(InputField::User, "call .user(name, password)"))?;
         let tenant = self
             .tenant
-            .ok_or_else(|| missing("tenant", "call .tenant(api_key, api_secret)"))?;
+            .ok_or_else(|| missing(InputField::Tenant, "call .tenant(api_key, api_secret)"))?;
         let transport = self
             .transport
-            .ok_or_else(|| missing("transport", "call .transport(...)"))?;
+            .ok_or_else(|| missing(InputField::Transport, "call .transport(...)"))?;
         let mut config = ClientConfig::new(&self.base_url, user, tenant)?;
         if let Some(created_by) = self.created_by {
             config = config.with_created_by(created_by)?;
         }
         if self.timer.is_none() && (self.retry.max_attempts() > 1 || self.retry.deadline().is_some()) {
-            return Err(InvalidInput::new("timer", NEEDS_A_TIMER).into());
+            return Err(InvalidInput::new(InputField::Timer, NEEDS_A_TIMER).into());
         }
         Ok(UsageClient {
             inner: Arc::new(Inner {

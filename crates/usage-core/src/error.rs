@@ -123,26 +123,155 @@ impl From<ValidationError> for Error {
     }
 }
 
-/// Input refused before sending: which value, and why.
+/// Input refused before sending: which value ([`InputField`]), and why.
+///
+/// ```
+/// use usage_core::{InputField, UsageWindow};
+/// use usage_models::Field;
+///
+/// let err = UsageWindow::parse("2013-09-01", "2013-08-01").unwrap_err();
+/// assert_eq!(err.field(), InputField::Window);
+///
+/// let err = usage_models::UnitType::new("").map_err(usage_core::InvalidInput::from).unwrap_err();
+/// assert!(matches!(err.field(), InputField::Model { field: Field::UnitType, unit: None, record: None }));
+/// assert_eq!(err.to_string(), "unitType: must not be empty");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct InvalidInput {
-    field: String,
+    field: InputField,
     reason: String,
 }
 
+/// The value at fault in an [`InvalidInput`]: match on it rather than on any text. Its
+/// `Display` is the name the messages use (`X-Killbill-CreatedBy`, `baseUrl`,
+/// `unitUsageRecords[0].usageRecords[2].amount`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InputField {
+    /// A field of a record or a model value, with its place in the record body (a
+    /// [`ValidationError`]'s field and indices, or the unit type of a GET).
+    Model {
+        /// The field.
+        field: usage_models::Field,
+        /// The index of the unit in `unitUsageRecords`, if any.
+        unit: Option<usize>,
+        /// The index of the record in that unit's `usageRecords`, if any.
+        record: Option<usize>,
+    },
+    /// The base URL of the server.
+    BaseUrl,
+    /// The user name (HTTP Basic authentication).
+    User,
+    /// The password.
+    Password,
+    /// The tenant (a missing `.tenant(...)`).
+    Tenant,
+    /// The transport (a missing `.transport(...)`).
+    Transport,
+    /// The timer (a policy that needs one).
+    Timer,
+    /// `X-Killbill-ApiKey`.
+    ApiKey,
+    /// `X-Killbill-ApiSecret`.
+    ApiSecret,
+    /// `X-Killbill-CreatedBy`.
+    CreatedBy,
+    /// `X-Killbill-Reason`.
+    Reason,
+    /// `X-Killbill-Comment`.
+    Comment,
+    /// `X-Request-Id`.
+    RequestId,
+    /// A plugin property.
+    PluginProperty,
+    /// A window whose end is before its start.
+    Window,
+    /// The start of a window, as text.
+    WindowStart,
+    /// The end of a window, as text.
+    WindowEnd,
+    /// A per-call deadline (on a client without a timer).
+    Deadline,
+    /// The request URI as built.
+    Uri,
+    /// The request body as serialized.
+    Body,
+}
+
+impl InputField {
+    /// A model field with no indices.
+    pub(crate) fn model(field: usage_models::Field) -> Self {
+        InputField::Model {
+            field,
+            unit: None,
+            record: None,
+        }
+    }
+}
+
+impl fmt::Display for InputField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            InputField::Model { field, unit, record } => {
+                if let Some(unit) = unit {
+                    write!(f, "unitUsageRecords[{unit}].")?;
+                }
+                if let Some(record) = record {
+                    write!(f, "usageRecords[{record}].")?;
+                }
+                field.as_str()
+            }
+            InputField::BaseUrl => "baseUrl",
+            InputField::User => "user",
+            InputField::Password => "password",
+            InputField::Tenant => "tenant",
+            InputField::Transport => "transport",
+            InputField::Timer => "timer",
+            InputField::ApiKey => "X-Killbill-ApiKey",
+            InputField::ApiSecret => "X-Killbill-ApiSecret",
+            InputField::CreatedBy => "X-Killbill-CreatedBy",
+            InputField::Reason => "X-Killbill-Reason",
+            InputField::Comment => "X-Killbill-Comment",
+            InputField::RequestId => "X-Request-Id",
+            InputField::PluginProperty => "pluginProperty",
+            InputField::Window => "window",
+            InputField::WindowStart => "window start",
+            InputField::WindowEnd => "window end",
+            InputField::Deadline => "deadline",
+            InputField::Uri => "uri",
+            InputField::Body => "body",
+        };
+        f.write_str(name)
+    }
+}
+
+/// Compares with the name the messages use.
+impl PartialEq<str> for InputField {
+    fn eq(&self, other: &str) -> bool {
+        let name = self.to_string();
+        name == other
+    }
+}
+
+/// Compares with the name the messages use.
+impl PartialEq<&str> for InputField {
+    fn eq(&self, other: &&str) -> bool {
+        self == *other
+    }
+}
+
 impl InvalidInput {
-    pub(crate) fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(field: InputField, reason: impl Into<String>) -> Self {
         InvalidInput {
-            field: field.into(),
+            field,
             reason: reason.into(),
         }
     }
 
-    /// The value at fault: a body path (`unitUsageRecords[0].usageRecords[2].amount`), a
-    /// header (`X-Killbill-CreatedBy`), `unitType`, `window`, `baseUrl`, ...
-    pub fn field(&self) -> &str {
-        &self.field
+    /// The value at fault.
+    pub fn field(&self) -> InputField {
+        self.field
     }
 
     /// Why it was refused.
@@ -168,7 +297,12 @@ impl From<std::convert::Infallible> for InvalidInput {
 
 impl From<ValidationError> for InvalidInput {
     fn from(error: ValidationError) -> Self {
-        InvalidInput::new(error.path(), error.reason())
+        let field = InputField::Model {
+            field: error.field(),
+            unit: error.unit_index(),
+            record: error.record_index(),
+        };
+        InvalidInput::new(field, error.reason())
     }
 }
 

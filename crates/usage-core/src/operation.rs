@@ -15,7 +15,7 @@ use usage_models::{
 
 use crate::config::{ascii_header, check_created_by, check_header_text, AuthHeaders};
 use crate::encode::component;
-use crate::{ClientConfig, Error, InvalidInput, RequestOptions, UsageWindow};
+use crate::{ClientConfig, Error, InputField, InvalidInput, RequestOptions, UsageWindow};
 
 /// `X-Killbill-ApiKey`.
 pub(crate) const API_KEY: HeaderName = HeaderName::from_static("x-killbill-apikey");
@@ -185,7 +185,7 @@ impl Operation for RecordUsage<'_> {
         };
         // Sized up front: one allocation instead of a dozen regrowths for a large record.
         let mut bytes = Vec::with_capacity(body_capacity(self.record));
-        serde_json::to_writer(&mut bytes, &body).map_err(|e| InvalidInput::new("body", e.to_string()))?;
+        serde_json::to_writer(&mut bytes, &body).map_err(|e| InvalidInput::new(InputField::Body, e.to_string()))?;
         let body = bytes;
         let mut uri = String::with_capacity(config.base_url.as_str().len() + 16);
         uri.push_str(config.base_url.as_str());
@@ -255,7 +255,7 @@ impl GetUsage {
         let unit_type = unit_type.try_into().map_err(Into::into)?;
         if matches!(unit_type.as_str(), "." | "..") {
             return Err(InvalidInput::new(
-                "unitType",
+                InputField::model(usage_models::Field::UnitType),
                 format!(
                     "{:?} cannot be a path segment (it would walk the path)",
                     unit_type.as_str()
@@ -372,7 +372,7 @@ fn get_request(
     for (key, value) in &options.plugin_properties {
         if key.is_empty() || key.contains('=') {
             return Err(InvalidInput::new(
-                "pluginProperty",
+                InputField::PluginProperty,
                 format!("key {key:?} must be non-empty and must not contain '='"),
             ));
         }
@@ -396,7 +396,7 @@ fn new_request(
     config: &ClientConfig,
     options: &RequestOptions,
 ) -> Result<Request<Bytes>, InvalidInput> {
-    let uri = http::Uri::try_from(uri).map_err(|e| InvalidInput::new("uri", e.to_string()))?;
+    let uri = http::Uri::try_from(uri).map_err(|e| InvalidInput::new(InputField::Uri, e.to_string()))?;
     // Room for every header up front, `Host` (added by the transport) included: a POST's
     // seventh header would otherwise grow the map and rehash it.
     let capacity = if method == Method::POST { 12 } else { 6 };
@@ -419,7 +419,7 @@ fn new_request(
     headers.insert(ACCEPT, APPLICATION_JSON);
     headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
     if let Some(request_id) = &options.request_id {
-        headers.insert(REQUEST_ID, ascii_header("X-Request-Id", request_id)?);
+        headers.insert(REQUEST_ID, ascii_header(InputField::RequestId, request_id)?);
     }
     Ok(request)
 }
@@ -430,14 +430,14 @@ fn audit_headers(headers: &mut HeaderMap, config: &ClientConfig, options: &Reque
     let created_by = options.created_by.as_deref().unwrap_or(&config.created_by);
     check_created_by(created_by)?;
     let audit = [
-        (CREATED_BY, "X-Killbill-CreatedBy", Some(created_by)),
-        (REASON, "X-Killbill-Reason", options.reason.as_deref()),
-        (COMMENT, "X-Killbill-Comment", options.comment.as_deref()),
+        (CREATED_BY, InputField::CreatedBy, Some(created_by)),
+        (REASON, InputField::Reason, options.reason.as_deref()),
+        (COMMENT, InputField::Comment, options.comment.as_deref()),
     ];
     let mut base64 = false;
     for (_, label, value) in &audit {
         if let Some(value) = value {
-            check_header_text(label, value)?;
+            check_header_text(*label, value)?;
             base64 |= !value.is_ascii();
         }
     }

@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use crate::ValidationError;
+use crate::{Field, ValidationError};
 
 /// The largest number of integer digits Kill Bill stores (`decimal(18,9)`).
 pub const MAX_INTEGER_DIGITS: u32 = 9;
@@ -69,7 +69,7 @@ impl Amount {
         let normalized = value.normalize();
         if normalized.scale() > MAX_FRACTION_DIGITS {
             return Err(ValidationError::new(
-                "amount",
+                Field::Amount,
                 format!(
                     "{value} has {} fraction digits; Kill Bill stores amounts as decimal(18,9): \
                      at most {MAX_FRACTION_DIGITS} fraction digits",
@@ -80,7 +80,7 @@ impl Amount {
         let integer_digits = integer_digits(normalized);
         if integer_digits > MAX_INTEGER_DIGITS {
             return Err(ValidationError::new(
-                "amount",
+                Field::Amount,
                 format!(
                     "{value} has {integer_digits} integer digits; Kill Bill stores amounts as \
                      decimal(18,9): at most {MAX_INTEGER_DIGITS} integer digits"
@@ -125,7 +125,7 @@ impl FromStr for Amount {
     /// Parses plain (`12.5`, `-3`) or exponent (`1.00E-7`, `1e3`) notation exactly.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let value =
-            parse_decimal(s.trim()).map_err(|reason| ValidationError::new("amount", format!("{s:?} {reason}")))?;
+            parse_decimal(s.trim()).map_err(|reason| ValidationError::new(Field::Amount, format!("{s:?} {reason}")))?;
         Amount::new(value)
     }
 }

@@ -55,7 +55,7 @@ mod rollup;
 
 pub use amount::{Amount, MAX_FRACTION_DIGITS, MAX_INTEGER_DIGITS};
 pub use date::UsageDate;
-pub use error::ValidationError;
+pub use error::{Field, ValidationError};
 pub use ids::{SubscriptionId, TrackingId, UnitType, MAX_TRACKING_ID_CHARS, MAX_UNIT_TYPE_CHARS};
 pub use kill_bill_error::{KillBillError, StackTraceElement};
 pub use record::{SubscriptionUsageRecord, SubscriptionUsageRecordBuilder, UnitUsageRecord, UsageRecord};
