@@ -54,9 +54,6 @@ pub trait Operation: sealed::Sealed + Send + Sync {
     /// What a successful response gives.
     type Output: Send;
 
-    /// The operation's name, for logs (`get_usage`, ...).
-    fn name(&self) -> &'static str;
-
     /// The output to give when a retry is refused as a duplicate (Kill Bill error code 50000)
     /// after an attempt that may have reached the server: for a POST under a tracking id, that
     /// attempt recorded the usage. `None` (the default) keeps the error.
@@ -163,10 +160,6 @@ pub struct RecordOutcome {
 
 impl Operation for RecordUsage<'_> {
     type Output = RecordOutcome;
-
-    fn name(&self) -> &'static str {
-        "record_usage"
-    }
 
     fn landed_earlier(&self) -> Option<RecordOutcome> {
         Some(RecordOutcome {
@@ -305,10 +298,6 @@ impl GetAllUsage {
 impl Operation for GetUsage {
     type Output = RolledUpUsage;
 
-    fn name(&self) -> &'static str {
-        "get_usage"
-    }
-
     fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, InvalidInput> {
         get_request(
             config,
@@ -326,10 +315,6 @@ impl Operation for GetUsage {
 
 impl Operation for GetAllUsage {
     type Output = RolledUpUsage;
-
-    fn name(&self) -> &'static str {
-        "get_all_usage"
-    }
 
     fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, InvalidInput> {
         get_request(config, options, self.subscription_id, None, &self.window)
