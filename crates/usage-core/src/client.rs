@@ -228,7 +228,7 @@ impl UsageClient {
                 Ok(response) => {
                     let status = response.status();
                     event!(Level::DEBUG, attempt = attempts, status = status.as_u16(), "answered");
-                    let wait_hint = retry_after(status, response.headers());
+                    let wait_hint = retry_after(status, response.headers(), || timer.wall_clock());
                     match operation.parse(response) {
                         Ok(output) => return Ok((output, attempts)),
                         Err(e) if may_have_landed && e.is_duplicate_tracking_id() => match operation.landed_earlier() {

@@ -1,6 +1,6 @@
 //! When and how long to wait before trying a call again.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use http::header::RETRY_AFTER;
 use http::{HeaderMap, StatusCode};
@@ -177,8 +177,13 @@ pub(crate) fn ambiguous_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 502 | 504)
 }
 
-/// `Retry-After` of a 429 or 503, in seconds or as an HTTP date (a date in the past is 0).
-pub(crate) fn retry_after(status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
+/// `Retry-After` of a 429 or 503, in seconds or as an HTTP date (a date in the past is 0),
+/// measured from `now` (the timer's wall clock, read only for a date).
+pub(crate) fn retry_after(
+    status: StatusCode,
+    headers: &HeaderMap,
+    now: impl FnOnce() -> SystemTime,
+) -> Option<Duration> {
     if !matches!(status.as_u16(), 429 | 503) {
         return None;
     }
@@ -187,7 +192,7 @@ pub(crate) fn retry_after(status: StatusCode, headers: &HeaderMap) -> Option<Dur
         return Some(Duration::from_secs(seconds));
     }
     let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = date.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    let wait = date.with_timezone(&chrono::Utc) - chrono::DateTime::<chrono::Utc>::from(now());
     Some(wait.to_std().unwrap_or(Duration::ZERO))
 }
 
@@ -220,23 +225,30 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
         assert_eq!(
-            retry_after(StatusCode::SERVICE_UNAVAILABLE, &headers),
+            retry_after(StatusCode::SERVICE_UNAVAILABLE, &headers, SystemTime::now),
             Some(Duration::from_secs(7))
         );
-        assert_eq!(retry_after(StatusCode::BAD_GATEWAY, &headers), None);
+        assert_eq!(retry_after(StatusCode::BAD_GATEWAY, &headers, SystemTime::now), None);
         headers.insert(RETRY_AFTER, HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"));
         assert_eq!(
-            retry_after(StatusCode::TOO_MANY_REQUESTS, &headers),
+            retry_after(StatusCode::TOO_MANY_REQUESTS, &headers, SystemTime::now),
             Some(Duration::ZERO)
         );
         let later = (chrono::Utc::now() + chrono::Duration::seconds(120))
             .format("%a, %d %b %Y %H:%M:%S GMT")
             .to_string();
         headers.insert(RETRY_AFTER, HeaderValue::from_str(&later).unwrap());
-        let wait = retry_after(StatusCode::TOO_MANY_REQUESTS, &headers).unwrap();
+        let wait = retry_after(StatusCode::TOO_MANY_REQUESTS, &headers, SystemTime::now).unwrap();
         assert!(
             wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),
             "{wait:?}"
+        );
+        // Measured from the clock it is given, not the system's.
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"));
+        let then = || std::time::UNIX_EPOCH + Duration::from_secs(784_111_740); // 08:49:00
+        assert_eq!(
+            retry_after(StatusCode::SERVICE_UNAVAILABLE, &headers, then),
+            Some(Duration::from_secs(37))
         );
         let policy = RetryPolicy::default();
         assert_eq!(policy.wait(1, Some(wait)), None, "longer than max_retry_after");

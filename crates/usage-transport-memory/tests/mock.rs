@@ -338,3 +338,31 @@ async fn a_timer_records_backoffs_without_waiting() {
     assert_eq!(timer.sleeps(), [Duration::from_millis(100), Duration::from_millis(200)]);
     mock.assert_all_consumed();
 }
+
+#[tokio::test]
+async fn an_http_date_retry_after_is_read_against_the_timer_clock() {
+    // 20 s after the timer's wall clock: in 1994, long past for the system clock, which would
+    // make the wait 0.
+    let start = std::time::UNIX_EPOCH + Duration::from_secs(784_111_740); // 1994-11-06 08:49:00 UTC
+    let mock = MockTransport::new();
+    mock.expect(Rule::get(format!("/1.0/kb/usages/{SUB}")).replies([
+        Reply::status(503).header("retry-after", "Sun, 06 Nov 1994 08:49:20 GMT"),
+        Reply::status(429).header("retry-after", "Sun, 06 Nov 1994 08:49:23 GMT"),
+        rolled_up("2"),
+    ]));
+    let timer = InstantTimer::new().with_wall_clock(start);
+    let client = UsageClient::builder(BASE)
+        .user("admin", "password")
+        .tenant("bob", "lazar")
+        .transport(mock.clone())
+        .timer(timer.clone())
+        .build()
+        .unwrap();
+    client
+        .get_all_usage(sub(), window("2013-08-01", "2013-09-01"))
+        .await
+        .unwrap();
+    // The second date is read after the first wait: 3 s later on the same clock.
+    assert_eq!(timer.sleeps(), [Duration::from_secs(20), Duration::from_secs(3)]);
+    mock.assert_all_consumed();
+}
