@@ -473,7 +473,7 @@ impl Failure {
         match error {
             ClientError::InvalidInput(e) => Failure::Input(format!("invalid input, nothing was sent: {e}")),
             ClientError::Transport(e) => Failure::Transport(format!("cannot reach the server: {e}")),
-            ClientError::DeadlineExceeded { deadline, attempts } => Failure::Transport(format!(
+            ClientError::DeadlineExceeded { deadline, attempts, .. } => Failure::Transport(format!(
                 "no answer within {:.1} s ({attempts} attempt{})",
                 deadline.as_secs_f64(),
                 if *attempts == 1 { "" } else { "s" }

@@ -40,6 +40,7 @@ pub enum Error {
     Transport(#[from] TransportError),
     /// The call's deadline passed before a response came back.
     #[error("deadline of {deadline:?} exceeded after {attempts} attempt(s)")]
+    #[non_exhaustive]
     DeadlineExceeded {
         /// The deadline of the call.
         deadline: Duration,
