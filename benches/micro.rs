@@ -21,18 +21,24 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
-use http::{HeaderValue, Method, Request, Response};
+use http::{HeaderName, HeaderValue, Method, Request, Response};
 use killbill_usage::core::{
-    api_error, ClientConfig, GetAllUsage, GetUsage, Operation, RecordStatus, RecordUsage, RequestOptions, Sleep,
-    TenantCredentials, Timer, UserCredentials, API_KEY, API_SECRET, CREATED_BY, USER_AGENT_VALUE,
+    ClientConfig, GetAllUsage, GetUsage, Operation, RecordOutcome, RecordUsage, RequestOptions, Sleep,
+    TenantCredentials, Timer, UserCredentials,
 };
 use killbill_usage::models::{KillBillError, RolledUpUsage, SubscriptionId, SubscriptionUsageRecord, UnitType};
-use killbill_usage::{Transport, TransportError, UsageClient, UsageWindow};
+use killbill_usage::{RetryPolicy, Transport, TransportError, UsageClient, UsageWindow};
 use serde::{Deserialize, Serialize};
 
 const BASE_URL: &str = "http://127.0.0.1:8080";
 const SUBSCRIPTION: &str = "8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11";
 const TRACKING_ID: &str = "meter-2013-08-01-host-17";
+
+// The headers the floor writes, as the contract names them.
+const API_KEY: HeaderName = HeaderName::from_static("x-killbill-apikey");
+const API_SECRET: HeaderName = HeaderName::from_static("x-killbill-apisecret");
+const CREATED_BY: HeaderName = HeaderName::from_static("x-killbill-createdby");
+const USER_AGENT_VALUE: &str = concat!("usage-core/", env!("CARGO_PKG_VERSION"));
 
 // ----------------------------------------------------------------------------------------
 // Fixtures
@@ -294,7 +300,11 @@ fn client(timer: bool, rolled_up: &Bytes) -> UsageClient {
         .transport(Canned {
             rolled_up: rolled_up.clone(),
         });
-    let builder = if timer { builder.timer(UnusedTimer) } else { builder };
+    let builder = if timer {
+        builder.timer(UnusedTimer)
+    } else {
+        builder.retry_policy(RetryPolicy::none().without_deadline())
+    };
     builder.build().unwrap()
 }
 
@@ -343,7 +353,7 @@ fn record_sans_io(
     config: &ClientConfig,
     transport: &Canned,
     waker: &Waker,
-) -> RecordStatus {
+) -> RecordOutcome {
     let operation = RecordUsage::new(record);
     let request = operation.to_request(config, &RequestOptions::new()).unwrap();
     let response = run_ready(transport.send(request), waker).unwrap();
@@ -352,13 +362,21 @@ fn record_sans_io(
 
 #[inline(never)]
 fn get_no_timer(client: &UsageClient, waker: &Waker) -> usize {
-    let usage = run_ready(client.get_usage(subscription(), "api-calls-0", window()), waker).unwrap();
+    let usage = run_ready(
+        client.get_usage(subscription(), "api-calls-0", window()).unwrap(),
+        waker,
+    )
+    .unwrap();
     usage.rolled_up_units.len()
 }
 
 #[inline(never)]
 fn get_unused_timer(client: &UsageClient, waker: &Waker) -> SubscriptionId {
-    let usage = run_ready(client.get_usage(subscription(), "api-calls-0", window()), waker).unwrap();
+    let usage = run_ready(
+        client.get_usage(subscription(), "api-calls-0", window()).unwrap(),
+        waker,
+    )
+    .unwrap();
     usage.subscription_id
 }
 
@@ -476,7 +494,9 @@ fn parse_error(c: &mut Criterion) {
     group.bench_function("ours_api_error", |b| {
         b.iter(|| {
             let response = Response::builder().status(409).body(body.clone()).unwrap();
-            api_error(black_box(response))
+            GetAllUsage::new(subscription(), window())
+                .parse(black_box(response))
+                .unwrap_err()
         })
     });
     group.finish();
@@ -533,6 +553,7 @@ fn client_calls(c: &mut Criterion) {
                 .block_on(
                     client
                         .get_usage(black_box(subscription()), "api-calls-0", window())
+                        .unwrap()
                         .into_future(),
                 )
                 .unwrap()

@@ -100,6 +100,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
         .user("admin", "password")
         .tenant("bob", "lazar")
         .transport(UreqTransport::new())
+        .retry_policy(killbill_usage::RetryPolicy::none().without_deadline())
         .build()?;
     let record = SubscriptionUsageRecord::builder(subscription)
         .tracking_id("ureq-1")
@@ -108,7 +109,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     client.record_usage(&record).await?;
     let august = UsageWindow::parse("2013-08-01", "2013-09-01")?;
-    let usage = client.get_usage(subscription, "gallons", august).await?;
+    let usage = client.get_usage(subscription, "gallons", august)?.await?;
     println!("over ureq at {url}: {:?} gallons", usage.amount_of("gallons"));
     assert_eq!(usage.amount_of("gallons"), Some(15.into()));
 

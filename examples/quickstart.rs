@@ -118,7 +118,7 @@ async fn record_and_read_back(
 
     let august = UsageWindow::parse("2013-08-01", "2013-09-01")?;
     println!("\nAugust 2013 ([2013-08-01, 2013-09-01), the end excluded):");
-    let gallons = client.get_usage(subscription, "gallons", august).await?;
+    let gallons = client.get_usage(subscription, "gallons", august)?.await?;
     println!(
         "  gallons only: {}",
         gallons.amount_of("gallons").map_or("none".into(), |a| a.to_string())

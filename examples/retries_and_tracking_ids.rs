@@ -30,10 +30,10 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
         .timer(timer.clone())
         .retry_policy(
             RetryPolicy::default()
-                .max_attempts(5)
-                .initial_backoff(Duration::from_millis(200))
-                .max_backoff(Duration::from_secs(2))
-                .deadline(Duration::from_secs(30)),
+                .with_max_attempts(5)
+                .with_initial_backoff(Duration::from_millis(200))
+                .with_max_backoff(Duration::from_secs(2))
+                .with_deadline(Duration::from_secs(30)),
         )
         .build()?;
     let record = |amount: i32| {
@@ -79,7 +79,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
 
     let day = UsageWindow::parse("2013-08-01", "2013-08-02")?;
     let total = client
-        .get_usage(subscription, "requests", day)
+        .get_usage(subscription, "requests", day)?
         .await?
         .amount_of("requests");
     println!("total: {total:?} (10 + 5 + 1, nothing lost, nothing doubled)");

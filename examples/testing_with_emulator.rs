@@ -35,7 +35,7 @@ impl PumpMeter {
     async fn gallons(&self, from: &str, to: &str) -> Result<String, Error> {
         let usage = self
             .client
-            .get_usage(self.subscription, "gallons", UsageWindow::parse(from, to)?)
+            .get_usage(self.subscription, "gallons", UsageWindow::parse(from, to)?)?
             .await?;
         Ok(usage
             .amount_of("gallons")

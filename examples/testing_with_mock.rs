@@ -44,7 +44,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
         .tenant("bob", "lazar")
         .transport(mock.clone())
         .timer(timer.clone())
-        .retry_policy(RetryPolicy::default().jitter(false))
+        .retry_policy(RetryPolicy::default().with_jitter(false))
         .build()?;
     let subscription: SubscriptionId = "8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11".parse()?;
 

@@ -27,7 +27,7 @@
 //!     .tracking_id("meter-7-2013-08-01")
 //!     .record("gallons", window.start(), 10)
 //!     .build()?;
-//! // client.record_usage(&record).await?; and client.get_usage(...).await?
+//! // client.record_usage(&record).await?; and client.get_usage(...)?.await?
 //! # let _ = (client, record);
 //! # Ok(())
 //! # }

@@ -124,7 +124,7 @@ impl TransportService {
 impl Service<Request<Bytes>> for TransportService {
     type Response = Response<Bytes>;
     type Error = TransportError;
-    type Future = usage_core::BoxFuture<'static, Result<Response<Bytes>, TransportError>>;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Bytes>, TransportError>> + Send>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
         Poll::Ready(Ok(()))

@@ -79,6 +79,7 @@ async fn the_contract_over_real_http() {
     for (start, end, expected) in [(-1, 0, "10"), (-1, 1, "15"), (0, 1, "5")] {
         let usage = bob
             .get_usage(subscription, "bullets", window(day(start), day(end)))
+            .unwrap()
             .await
             .unwrap();
         assert_eq!(usage.subscription_id, subscription);
@@ -113,6 +114,7 @@ async fn the_contract_over_real_http() {
         for ((start, end), expected) in [(-1, 1), (-1, 2), (0, 2)].into_iter().zip(sums) {
             let usage = bob
                 .get_usage(decimals, unit, window(day(start), day(end)))
+                .unwrap()
                 .await
                 .unwrap();
             assert_eq!(usage.amount_of(unit), Some(dec(expected)), "{unit} [{start}, {end})");
@@ -137,6 +139,7 @@ async fn the_contract_over_real_http() {
             "gallons",
             UsageWindow::parse("2013-08-01", "2013-08-31").unwrap(),
         )
+        .unwrap()
         .await
         .unwrap();
     assert_eq!(usage.amount_of("gallons"), Some(dec("10")));
@@ -148,12 +151,14 @@ async fn the_contract_over_real_http() {
             "gallons",
             UsageWindow::parse("2013-08-01", "2013-09-01").unwrap(),
         )
+        .unwrap()
         .await
         .unwrap();
     assert_eq!(usage.amount_of("gallons"), Some(dec("15")));
     let exact = UsageWindow::parse("2013-01-01T13:15:46Z", "2013-01-01T13:15:46.001Z").unwrap();
     assert_eq!(
         bob.get_usage(gallons, "gallons", exact)
+            .unwrap()
             .await
             .unwrap()
             .amount_of("gallons"),
@@ -162,6 +167,7 @@ async fn the_contract_over_real_http() {
     let ends_at_row = UsageWindow::parse("2013-01-01", "2013-01-01T13:15:46Z").unwrap();
     assert!(bob
         .get_usage(gallons, "gallons", ends_at_row)
+        .unwrap()
         .await
         .unwrap()
         .rolled_up_units
@@ -182,16 +188,18 @@ async fn the_contract_over_real_http() {
         .unwrap();
     bob.record_usage(&odd).await.unwrap();
     let august = UsageWindow::parse("2013-08-01", "2013-09-01").unwrap();
-    let usage = bob.get_usage(gallons, "liters/day ?#%", august).await.unwrap();
+    let usage = bob.get_usage(gallons, "liters/day ?#%", august).unwrap().await.unwrap();
     assert_eq!(usage.amount_of("liters/day ?#%"), Some(dec("0.5")));
     assert!(bob
         .get_usage(gallons, "nothing", august)
+        .unwrap()
         .await
         .unwrap()
         .rolled_up_units
         .is_empty());
     assert!(bob
         .get_usage(gallons, "GALLONS", august)
+        .unwrap()
         .await
         .unwrap()
         .rolled_up_units
@@ -238,7 +246,7 @@ async fn the_contract_over_real_http() {
     let killbill_usage::Error::Api(api) = &err else {
         panic!("{err:?}")
     };
-    assert!(api.body.is_empty());
+    assert!(api.body().is_empty());
     assert!(server.emulator.rows(ending).is_empty(), "all or nothing");
 
     // docs/contract.md §5: authentication.
@@ -251,8 +259,8 @@ async fn the_contract_over_real_http() {
     let killbill_usage::Error::Api(api) = &err else {
         panic!("{err:?}")
     };
-    assert_eq!(api.headers["www-authenticate"], "BASIC realm=\"application\"");
-    assert!(api.body.is_empty());
+    assert_eq!(api.headers()["www-authenticate"], "BASIC realm=\"application\"");
+    assert!(api.body().is_empty());
     let err = server
         .client("admin", "password", "bob", "wrong")
         .get_all_usage(subscription, august)

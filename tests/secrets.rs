@@ -64,6 +64,7 @@ async fn no_public_type_shows_a_credential() {
         .user("admin", "pw-hunter2")
         .tenant("bob", "secret-lazar")
         .transport(emulator.clone())
+        .retry_policy(killbill_usage::RetryPolicy::none().without_deadline())
         .build()
         .unwrap();
     assert_clean("UsageClient", &format!("{client:?}"));
@@ -82,6 +83,7 @@ async fn no_public_type_shows_a_credential() {
         .user("admin", "pw-hunter2")
         .tenant("bob", "secret-lazar")
         .transport(mock.clone())
+        .retry_policy(killbill_usage::RetryPolicy::none().without_deadline())
         .build()
         .unwrap();
     let err = client
@@ -98,6 +100,7 @@ async fn no_public_type_shows_a_credential() {
         .user("admin", "pw-hunter2")
         .tenant("bob", "secret-lazar")
         .transport(transport.clone())
+        .retry_policy(killbill_usage::RetryPolicy::none().without_deadline())
         .build()
         .unwrap();
     assert_clean(
@@ -120,6 +123,7 @@ async fn no_public_type_shows_a_credential() {
         .user("admin", "pw-hunter2\n")
         .tenant("bob", "secret-lazar")
         .transport(mock)
+        .retry_policy(killbill_usage::RetryPolicy::none().without_deadline())
         .build()
         .unwrap_err();
     assert!(err.is_invalid_input());

@@ -65,7 +65,7 @@ async fn ten_thousand_calls_under_faults_nothing_lost_nothing_doubled() {
         .tenant("bob", "lazar")
         .transport(kill_bill.clone())
         .timer(TokioTimer)
-        .retry_policy(RetryPolicy::default().max_attempts(4))
+        .retry_policy(RetryPolicy::default().with_max_attempts(4))
         .build()
         .unwrap();
 

@@ -48,6 +48,7 @@ fn client(transport: impl Transport) -> UsageClient {
         .user("admin", "password")
         .tenant("bob", "lazar")
         .transport(transport)
+        .retry_policy(killbill_usage::RetryPolicy::none().without_deadline())
         .build()
         .unwrap()
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
-use usage_core::{Error as ClientError, RequestOptions, RetryPolicy, UsageClient, UsageWindow};
+use usage_core::{Error as ClientError, InputField, RequestOptions, RetryPolicy, UsageClient, UsageWindow};
 use usage_models::{Amount, SubscriptionId, SubscriptionUsageRecord, TrackingId, UnitType, UsageDate};
 use usage_transport_hyper::{HyperTransport, TokioTimer};
 
@@ -473,15 +473,15 @@ impl Failure {
         match error {
             ClientError::InvalidInput(e) => Failure::Input(format!("invalid input, nothing was sent: {e}")),
             ClientError::Transport(e) => Failure::Transport(format!("cannot reach the server: {e}")),
-            ClientError::DeadlineExceeded { deadline, attempts } => Failure::Transport(format!(
+            ClientError::DeadlineExceeded { deadline, attempts, .. } => Failure::Transport(format!(
                 "no answer within {:.1} s ({attempts} attempt{})",
                 deadline.as_secs_f64(),
                 if *attempts == 1 { "" } else { "s" }
             )),
-            ClientError::Api(e) if e.status.as_u16() == 401 && e.kill_bill.is_none() => Failure::Server(format!(
+            ClientError::Api(e) if e.status().as_u16() == 401 && e.kill_bill().is_none() => Failure::Server(format!(
                 "Kill Bill answered {}: wrong or missing credentials (check --user/--password and \
                  --api-key/--api-secret)",
-                e.status
+                e.status()
             )),
             ClientError::Api(e) => Failure::Server(e.to_string()),
             other => Failure::Server(other.to_string()),
@@ -561,8 +561,8 @@ fn client(connection: &Connection, audit: Option<&Audit>, concurrency: usize) ->
         .timer(TokioTimer)
         .retry_policy(
             RetryPolicy::default()
-                .max_attempts(connection.retries + 1)
-                .deadline(timeout),
+                .with_max_attempts(connection.retries + 1)
+                .with_deadline(timeout),
         );
     if let Some(created_by) = audit.and_then(|a| a.created_by.as_deref()) {
         builder = builder.created_by(created_by);
@@ -574,19 +574,20 @@ fn client(connection: &Connection, audit: Option<&Audit>, concurrency: usize) ->
 }
 
 /// The command-line option behind a client field.
-fn option_of(field: &str) -> String {
-    match field {
-        "baseUrl" => "--url".to_string(),
-        "user" => "--user".to_string(),
-        "password" => "--password".to_string(),
-        "X-Killbill-ApiKey" => "--api-key".to_string(),
-        "X-Killbill-ApiSecret" => "--api-secret".to_string(),
-        "X-Killbill-CreatedBy" => "--created-by".to_string(),
-        "X-Killbill-Reason" => "--reason".to_string(),
-        "X-Killbill-Comment" => "--comment".to_string(),
-        "X-Request-Id" => "--request-id".to_string(),
-        other => other.to_string(),
-    }
+fn option_of(field: InputField) -> String {
+    let option = match field {
+        InputField::BaseUrl => "--url",
+        InputField::User => "--user",
+        InputField::Password => "--password",
+        InputField::ApiKey => "--api-key",
+        InputField::ApiSecret => "--api-secret",
+        InputField::CreatedBy => "--created-by",
+        InputField::Reason => "--reason",
+        InputField::Comment => "--comment",
+        InputField::RequestId => "--request-id",
+        other => return other.to_string(),
+    };
+    option.to_string()
 }
 
 fn options(connection: &Connection, audit: Option<&Audit>, suffix: Option<usize>) -> RequestOptions {
@@ -702,7 +703,10 @@ async fn get(args: GetArgs) -> Result<(), Failure> {
     let client = client(&args.connection, None, 1)?;
     let options = options(&args.connection, None, None);
     let usage = match &unit {
-        Some(unit) => client.get_usage(subscription, unit, window).options(options).await,
+        Some(unit) => match client.get_usage(subscription, unit, window) {
+            Ok(call) => call.options(options).await,
+            Err(invalid) => Err(invalid.into()),
+        },
         None => client.get_all_usage(subscription, window).options(options).await,
     }
     .map_err(|e| Failure::from_client(&e))?;
@@ -767,7 +771,10 @@ async fn series_cmd(args: SeriesArgs) -> Result<(), Failure> {
                 UsageWindow::new(period.start, period.end).map_err(|e| input(format!("period {index}: {e}")))?;
             let options = options(&connection, None, Some(index));
             let usage = match &unit {
-                Some(unit) => client.get_usage(subscription, unit, window).options(options).await,
+                Some(unit) => match client.get_usage(subscription, unit, window) {
+                    Ok(call) => call.options(options).await,
+                    Err(invalid) => Err(invalid.into()),
+                },
                 None => client.get_all_usage(subscription, window).options(options).await,
             }
             .map_err(|e| Failure::from_client(&e))?;

@@ -91,6 +91,35 @@ fn record_then_get() {
 }
 
 #[test]
+fn invalid_client_settings_name_their_option() {
+    let server = TestServer::with_subscriptions(&[SUB]);
+    let url = server.url();
+    let long = "x".repeat(51);
+    let bad = kbs(
+        &url,
+        &format!("record --subscription {SUB} --unit a --amount 1 --created-by {long}"),
+    );
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(bad.stderr.contains("--created-by: is 51 characters long"), "{bad:?}");
+    let august = [
+        "get",
+        "--subscription",
+        SUB,
+        "--from",
+        "2013-08-01",
+        "--to",
+        "2013-09-01",
+    ];
+    let bad = kb("ftp://kill-bill.test", &august);
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(
+        bad.stderr.contains("--url: \"ftp://kill-bill.test\" must start with"),
+        "{bad:?}"
+    );
+    assert_eq!(server.emulator.row_count(), 0);
+}
+
+#[test]
 fn exit_codes_and_messages() {
     let server = TestServer::with_subscriptions(&[SUB]);
     let url = server.url();

@@ -34,10 +34,10 @@ fn the_client_survives_every_fault_without_losing_or_doubling() {
             .tenant("bob", "lazar")
             .retry_policy(
                 RetryPolicy::default()
-                    .max_attempts(10)
-                    .initial_backoff(Duration::from_millis(1))
-                    .max_backoff(Duration::from_millis(10))
-                    .deadline(Duration::from_secs(30)),
+                    .with_max_attempts(10)
+                    .with_initial_backoff(Duration::from_millis(1))
+                    .with_max_backoff(Duration::from_millis(10))
+                    .with_deadline(Duration::from_secs(30)),
             )
             .build()
             .unwrap();
@@ -99,7 +99,7 @@ fn the_client_survives_every_fault_without_losing_or_doubling() {
         let window = UsageWindow::parse("2013-08-01", "2013-09-01").unwrap();
         let mut usage = None;
         for _ in 0..20 {
-            if let Ok(answer) = client.get_usage(subscription, "calls", window).await {
+            if let Ok(answer) = client.get_usage(subscription, "calls", window).unwrap().await {
                 usage = Some(answer);
                 break;
             }

@@ -94,6 +94,7 @@ async fn august_sum(client: &UsageClient, subscription: SubscriptionId) -> Decim
     let window = usage_core::UsageWindow::parse("2013-08-01", "2013-09-01").unwrap();
     let usage = client
         .get_usage(subscription, "api-calls", window)
+        .unwrap()
         .await
         .expect("get_usage");
     assert_eq!(usage.subscription_id, subscription);

@@ -8,18 +8,18 @@ use std::time::Duration;
 
 use usage_models::{RolledUpUsage, SubscriptionId, SubscriptionUsageRecord, TrackingId, UnitType};
 
-use crate::operation::{GetAllUsage, GetUsage, Operation, RecordStatus, RecordUsage};
+use crate::operation::{GetAllUsage, GetUsage, Operation, RecordOutcome, RecordUsage};
 use crate::retry::{ambiguous_status, retry_after, retryable_status};
 use crate::trace::{event, instrument, span};
 use crate::{
-    ClientConfig, Error, InvalidInput, RequestOptions, RetryPolicy, TenantCredentials, Timer, Transport,
+    ClientConfig, Error, InputField, InvalidInput, RequestOptions, RetryPolicy, TenantCredentials, Timer, Transport,
     TransportErrorKind, UsageWindow, UserCredentials,
 };
 #[cfg(feature = "tracing")]
 use tracing::Level;
 
 /// A `Send` boxed future, as returned by the calls.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The Kill Bill Usage client. Cheap to clone (it is an `Arc`); share one per process.
 ///
@@ -29,12 +29,14 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// [`RequestOptions`] with `.options(...)`.
 ///
 /// Retries and deadlines need a [`Timer`] (the hyper and in-memory transport crates each
-/// provide one): without a timer, each call makes exactly one attempt and has no deadline
-/// beyond the transport's own timeouts.
+/// provide one). A client without a timer must be given a policy of one attempt and no
+/// deadline (`RetryPolicy::none().without_deadline()`): [`build`](UsageClientBuilder::build)
+/// refuses any other, and a call given a deadline of its own is refused before anything is
+/// sent.
 ///
 /// ```
 /// use bytes::Bytes;
-/// use usage_core::{Transport, TransportError, UsageClient, UsageWindow};
+/// use usage_core::{RetryPolicy, Transport, TransportError, UsageClient, UsageWindow};
 /// use usage_models::{SubscriptionId, SubscriptionUsageRecord, UsageDate};
 ///
 /// /// A transport written by hand: 201 to POSTs, an empty roll-up to GETs.
@@ -61,6 +63,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 ///     .user("admin", "password")
 ///     .tenant("bob", "lazar")
 ///     .transport(Canned)
+///     // No timer: one attempt, no deadline.
+///     .retry_policy(RetryPolicy::none().without_deadline())
 ///     .build()
 ///     .unwrap();
 /// let subscription = SubscriptionId::random();
@@ -90,20 +94,6 @@ struct Inner {
     config: ClientConfig,
     retry: RetryPolicy,
     timer: Option<Arc<dyn Timer>>,
-}
-
-/// What recording usage did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RecordOutcome {
-    /// The tracking id the usage is recorded under: the record's, or the one the client
-    /// generated for it.
-    pub tracking_id: TrackingId,
-    /// How many attempts the call took.
-    pub attempts: u32,
-    /// `true` when a retry was refused as a duplicate (code 50000) after an attempt whose
-    /// answer was lost: that earlier attempt recorded the usage.
-    pub already_recorded: bool,
 }
 
 impl UsageClient {
@@ -138,30 +128,32 @@ impl UsageClient {
     }
 
     /// The roll-up of one unit type over `window`
-    /// (`GET /1.0/kb/usages/{subscriptionId}/{unitType}`). `unit_type` is checked (non-empty,
-    /// at most 255 characters, not `.` or `..`) when the call is awaited.
-    pub fn get_usage(
+    /// (`GET /1.0/kb/usages/{subscriptionId}/{unitType}`). `unit_type` is a [`UnitType`] (or a
+    /// `&UnitType`), or text checked as one (non-empty, at most 255 characters); `.` and `..`
+    /// are refused. Like a record, the input is checked here, when the call is made, never
+    /// when it is awaited.
+    pub fn get_usage<U>(
         &self,
         subscription_id: SubscriptionId,
-        unit_type: impl AsRef<str>,
+        unit_type: U,
         window: UsageWindow,
-    ) -> GetUsageCall<'_> {
-        GetUsageCall {
+    ) -> Result<GetUsageCall<'_>, InvalidInput>
+    where
+        U: TryInto<UnitType>,
+        U::Error: Into<InvalidInput>,
+    {
+        Ok(GetUsageCall {
             client: self,
-            subscription_id,
-            unit_type: Some(UnitType::new(unit_type.as_ref()).map_err(InvalidInput::from)),
-            window,
+            read: Read::One(GetUsage::new(subscription_id, unit_type, window)?),
             options: RequestOptions::default(),
-        }
+        })
     }
 
     /// The roll-up of every unit type over `window` (`GET /1.0/kb/usages/{subscriptionId}`).
     pub fn get_all_usage(&self, subscription_id: SubscriptionId, window: UsageWindow) -> GetUsageCall<'_> {
         GetUsageCall {
             client: self,
-            subscription_id,
-            unit_type: None,
-            window,
+            read: Read::All(GetAllUsage::new(subscription_id, window)),
             options: RequestOptions::default(),
         }
     }
@@ -174,6 +166,10 @@ impl UsageClient {
             event!(Level::DEBUG, error = %e, "invalid input, nothing sent");
         })?;
         let Some(timer) = inner.timer.as_deref() else {
+            // `build` made sure the policy asks for one attempt and no deadline.
+            if options.deadline.is_some() {
+                return Err(InvalidInput::new(InputField::Deadline, NEEDS_A_TIMER).into());
+            }
             let response = inner.transport.send(template).await.inspect_err(|e| {
                 event!(Level::DEBUG, attempt = 1, error = %e, "transport failed");
             })?;
@@ -185,7 +181,7 @@ impl UsageClient {
             );
             return operation.parse(response).map(|output| (output, 1));
         };
-        let deadline = options.deadline.unwrap_or(inner.retry.default_deadline());
+        let deadline = options.deadline.or(inner.retry.deadline());
         let started = timer.now();
         let mut may_have_landed = false;
         let mut attempts = 0;
@@ -195,8 +191,13 @@ impl UsageClient {
         let mut first = Some(template);
         loop {
             attempts += 1;
-            let remaining = deadline.saturating_sub(timer.now().saturating_duration_since(started));
-            if remaining.is_zero() {
+            let remaining = deadline.map(|deadline| {
+                (
+                    deadline,
+                    deadline.saturating_sub(timer.now().saturating_duration_since(started)),
+                )
+            });
+            if let Some((deadline, Duration::ZERO)) = remaining {
                 return Err(Error::DeadlineExceeded { deadline, attempts });
             }
             let request = match first.take() {
@@ -204,24 +205,30 @@ impl UsageClient {
                 None => operation.to_request(&inner.config, options)?,
             };
             // A transport that bounds its own exchange within the time left needs no timer here.
-            let sent = match inner.transport.timeout() {
-                Some(bound) if bound < remaining => Some(inner.transport.send(request).await),
-                _ => race(inner.transport.send(request), timer, remaining).await,
+            let sent = match (remaining, inner.transport.timeout()) {
+                (None, _) => Ok(inner.transport.send(request).await),
+                (Some((_, remaining)), Some(bound)) if bound < remaining => Ok(inner.transport.send(request).await),
+                (Some((deadline, remaining)), _) => race(inner.transport.send(request), timer, remaining)
+                    .await
+                    .ok_or(deadline),
             };
-            let Some(sent) = sent else {
-                event!(
-                    Level::DEBUG,
-                    attempt = attempts,
-                    deadline_ms = deadline.as_millis() as u64,
-                    "deadline exceeded"
-                );
-                return Err(Error::DeadlineExceeded { deadline, attempts });
+            let sent = match sent {
+                Ok(sent) => sent,
+                Err(deadline) => {
+                    event!(
+                        Level::DEBUG,
+                        attempt = attempts,
+                        deadline_ms = deadline.as_millis() as u64,
+                        "deadline exceeded"
+                    );
+                    return Err(Error::DeadlineExceeded { deadline, attempts });
+                }
             };
             let (failure, wait_hint) = match sent {
                 Ok(response) => {
                     let status = response.status();
                     event!(Level::DEBUG, attempt = attempts, status = status.as_u16(), "answered");
-                    let wait_hint = retry_after(status, response.headers());
+                    let wait_hint = retry_after(status, response.headers(), || timer.wall_clock());
                     match operation.parse(response) {
                         Ok(output) => return Ok((output, attempts)),
                         Err(e) if may_have_landed && e.is_duplicate_tracking_id() => match operation.landed_earlier() {
@@ -251,14 +258,14 @@ impl UsageClient {
                     (Error::from(e), None)
                 }
             };
-            if attempts >= inner.retry.attempts() {
+            if attempts >= inner.retry.max_attempts() {
                 return Err(failure);
             }
             let Some(wait) = inner.retry.wait(attempts, wait_hint) else {
                 return Err(failure);
             };
             let elapsed = timer.now().saturating_duration_since(started);
-            if elapsed.saturating_add(wait) >= deadline {
+            if deadline.is_some_and(|deadline| elapsed.saturating_add(wait) >= deadline) {
                 return Err(failure);
             }
             event!(Level::INFO, attempt = attempts, wait_ms = wait.as_millis() as u64, error = %failure, "retrying");
@@ -266,6 +273,12 @@ impl UsageClient {
         }
     }
 }
+
+/// Why a client or a call without a timer is refused.
+const NEEDS_A_TIMER: &str = "is required for retries and deadlines (call .timer(...): \
+     usage_transport_hyper::TokioTimer, usage_transport_memory::InstantTimer, or your own), or \
+     give a client without one .retry_policy(RetryPolicy::none().without_deadline()) and no \
+     per-call deadline";
 
 /// The end of a call, for the trace.
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
@@ -318,7 +331,8 @@ impl RecordUsageCall<'_> {
     /// #         Err(TransportError::new(usage_core::TransportErrorKind::Io, "reset"))
     /// #     }
     /// # }
-    /// # let client = UsageClient::builder("http://h").user("a", "b").tenant("c", "d").transport(Down).build().unwrap();
+    /// # let client = UsageClient::builder("http://h").user("a", "b").tenant("c", "d").transport(Down)
+    /// #     .retry_policy(usage_core::RetryPolicy::none().without_deadline()).build().unwrap();
     /// let record = SubscriptionUsageRecord::builder(SubscriptionId::random())
     ///     .record("gallons", "2013-08-01".parse::<UsageDate>().unwrap(), 10)
     ///     .build()
@@ -360,12 +374,8 @@ impl<'a> IntoFuture for RecordUsageCall<'a> {
         let call = async move {
             let result = self.client.execute(&operation, &self.options).await;
             finished(&result);
-            let (status, attempts) = result?;
-            Ok(RecordOutcome {
-                tracking_id: operation.tracking_id().clone(),
-                attempts,
-                already_recorded: status == RecordStatus::AlreadyRecorded,
-            })
+            let (outcome, attempts) = result?;
+            Ok(RecordOutcome { attempts, ..outcome })
         };
         Box::pin(instrument!(call, span))
     }
@@ -377,10 +387,15 @@ impl<'a> IntoFuture for RecordUsageCall<'a> {
 #[must_use = "a call does nothing until it is awaited"]
 pub struct GetUsageCall<'a> {
     client: &'a UsageClient,
-    subscription_id: SubscriptionId,
-    unit_type: Option<Result<UnitType, InvalidInput>>,
-    window: UsageWindow,
+    read: Read,
     options: RequestOptions,
+}
+
+/// The operation of a [`GetUsageCall`].
+#[derive(Debug)]
+enum Read {
+    One(GetUsage),
+    All(GetAllUsage),
 }
 
 impl GetUsageCall<'_> {
@@ -398,27 +413,19 @@ impl<'a> IntoFuture for GetUsageCall<'a> {
     fn into_future(self) -> Self::IntoFuture {
         let span = span!(
             "get_usage",
-            subscription_id = %self.subscription_id,
-            unit_type = %(match &self.unit_type {
-                Some(Ok(unit)) => unit.as_str(),
-                Some(Err(_)) => "(invalid)",
-                None => "(all)",
-            }),
+            subscription_id = %match &self.read {
+                Read::One(operation) => operation.subscription_id(),
+                Read::All(operation) => operation.subscription_id(),
+            },
+            unit_type = %match &self.read {
+                Read::One(operation) => operation.unit_type().as_str(),
+                Read::All(_) => "(all)",
+            },
         );
         let call = async move {
-            let result = match self.unit_type {
-                Some(unit_type) => {
-                    async {
-                        let unit_type = unit_type?;
-                        let operation = GetUsage::new(self.subscription_id, &unit_type, self.window)?;
-                        self.client.execute(&operation, &self.options).await
-                    }
-                    .await
-                }
-                None => {
-                    let operation = GetAllUsage::new(self.subscription_id, self.window);
-                    self.client.execute(&operation, &self.options).await
-                }
+            let result = match &self.read {
+                Read::One(operation) => self.client.execute(operation, &self.options).await,
+                Read::All(operation) => self.client.execute(operation, &self.options).await,
             };
             finished(&result);
             result.map(|(usage, _attempts)| usage)
@@ -481,25 +488,47 @@ impl UsageClientBuilder {
         self
     }
 
-    /// The retry policy (default [`RetryPolicy::default`]; it needs a timer).
+    /// The retry policy (default [`RetryPolicy::default`], which needs a timer).
     pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
     }
 
-    /// The client, or what is missing or invalid.
+    /// The client, or what is missing or invalid. A client without a [timer](Self::timer) is
+    /// refused unless its retry policy asks for one attempt and no deadline: it could neither
+    /// wait between attempts nor stop a call at its deadline.
+    ///
+    /// ```
+    /// # use usage_core::{RetryPolicy, Transport, TransportError, UsageClient};
+    /// # #[derive(Debug)] struct Down;
+    /// # #[async_trait::async_trait]
+    /// # impl Transport for Down {
+    /// #     async fn send(&self, _: http::Request<bytes::Bytes>) -> Result<http::Response<bytes::Bytes>, TransportError> {
+    /// #         Err(TransportError::new(usage_core::TransportErrorKind::Io, "reset"))
+    /// #     }
+    /// # }
+    /// let builder = || UsageClient::builder("http://h").user("a", "b").tenant("c", "d").transport(Down);
+    /// let error = builder().build().unwrap_err();
+    /// assert!(error.to_string().contains("timer"), "{error}");
+    /// assert!(builder().retry_policy(RetryPolicy::none().without_deadline()).build().is_ok());
+    /// ```
     pub fn build(self) -> Result<UsageClient, Error> {
-        let missing = |what: &str, how: &str| InvalidInput::new(what, format!("is required ({how})"));
-        let user = self.user.ok_or_else(|| missing("user", "call .user(name, password)"))?;
+        let missing = |what: InputField, how: &str| InvalidInput::new(what, format!("is required ({how})"));
+        let user = self
+            .user
+            .ok_or_else(|| missing(InputField::User, "call .user(name, password)"))?;
         let tenant = self
             .tenant
-            .ok_or_else(|| missing("tenant", "call .tenant(api_key, api_secret)"))?;
+            .ok_or_else(|| missing(InputField::Tenant, "call .tenant(api_key, api_secret)"))?;
         let transport = self
             .transport
-            .ok_or_else(|| missing("transport", "call .transport(...)"))?;
+            .ok_or_else(|| missing(InputField::Transport, "call .transport(...)"))?;
         let mut config = ClientConfig::new(&self.base_url, user, tenant)?;
         if let Some(created_by) = self.created_by {
             config = config.with_created_by(created_by)?;
+        }
+        if self.timer.is_none() && (self.retry.max_attempts() > 1 || self.retry.deadline().is_some()) {
+            return Err(InvalidInput::new(InputField::Timer, NEEDS_A_TIMER).into());
         }
         Ok(UsageClient {
             inner: Arc::new(Inner {

@@ -3,7 +3,7 @@
 use base64::Engine as _;
 use http::HeaderValue;
 
-use crate::{InvalidInput, Secret, TenantCredentials, UserCredentials};
+use crate::{InputField, InvalidInput, Secret, TenantCredentials, UserCredentials};
 
 /// The default `X-Killbill-CreatedBy` of a client.
 pub const DEFAULT_CREATED_BY: &str = "killbill-usage";
@@ -28,7 +28,7 @@ pub struct BaseUrl(String);
 impl BaseUrl {
     /// Checks and normalizes a base URL.
     pub fn parse(url: &str) -> Result<Self, InvalidInput> {
-        let invalid = |reason: &str| InvalidInput::new("baseUrl", format!("{url:?} {reason}"));
+        let invalid = |reason: &str| InvalidInput::new(InputField::BaseUrl, format!("{url:?} {reason}"));
         let uri: http::Uri = url
             .trim()
             .parse()
@@ -119,16 +119,16 @@ pub(crate) fn check_created_by(created_by: &str) -> Result<(), InvalidInput> {
     let chars = created_by.chars().count();
     if chars > MAX_CREATED_BY_CHARS {
         return Err(InvalidInput::new(
-            "X-Killbill-CreatedBy",
+            InputField::CreatedBy,
             format!("is {chars} characters long; Kill Bill stores at most {MAX_CREATED_BY_CHARS}"),
         ));
     }
-    check_header_text("X-Killbill-CreatedBy", created_by)
+    check_header_text(InputField::CreatedBy, created_by)
 }
 
 /// Refuses characters that cannot travel in a header, even base64-encoded: control characters
 /// (CR, LF, NUL, ...) have no business in audit texts.
-pub(crate) fn check_header_text(header: &str, value: &str) -> Result<(), InvalidInput> {
+pub(crate) fn check_header_text(header: InputField, value: &str) -> Result<(), InvalidInput> {
     match value.char_indices().find(|(_, c)| c.is_control()) {
         Some((at, c)) => Err(InvalidInput::new(
             header,
@@ -139,7 +139,7 @@ pub(crate) fn check_header_text(header: &str, value: &str) -> Result<(), Invalid
 }
 
 /// A header value of visible ASCII only (API keys, request ids).
-pub(crate) fn ascii_header(header: &str, value: &str) -> Result<HeaderValue, InvalidInput> {
+pub(crate) fn ascii_header(header: InputField, value: &str) -> Result<HeaderValue, InvalidInput> {
     check_header_text(header, value)?;
     if !value.is_ascii() {
         return Err(InvalidInput::new(header, "must be ASCII"));
@@ -165,8 +165,8 @@ impl AuthHeaders {
             headers.authorization = Some(basic_auth(&user.user, &user.password)?);
         }
         if let Some(tenant) = tenant {
-            headers.api_key = Some(ascii_header("X-Killbill-ApiKey", &tenant.api_key)?);
-            let mut secret = ascii_header("X-Killbill-ApiSecret", tenant.api_secret.expose())?;
+            headers.api_key = Some(ascii_header(InputField::ApiKey, &tenant.api_key)?);
+            let mut secret = ascii_header(InputField::ApiSecret, tenant.api_secret.expose())?;
             secret.set_sensitive(true);
             headers.api_secret = Some(secret);
         }
@@ -177,17 +177,17 @@ impl AuthHeaders {
 fn basic_auth(user: &str, password: &Secret) -> Result<HeaderValue, InvalidInput> {
     if user.contains(':') {
         return Err(InvalidInput::new(
-            "user",
+            InputField::User,
             "must not contain ':' (HTTP Basic authentication)",
         ));
     }
-    check_header_text("user", user)?;
+    check_header_text(InputField::User, user)?;
     if password.expose().chars().any(char::is_control) {
-        return Err(InvalidInput::new("password", "contains a control character"));
+        return Err(InvalidInput::new(InputField::Password, "contains a control character"));
     }
     let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", password.expose()));
     let mut value = HeaderValue::from_str(&format!("Basic {encoded}"))
-        .map_err(|_| InvalidInput::new("user", "cannot be sent in a header"))?;
+        .map_err(|_| InvalidInput::new(InputField::User, "cannot be sent in a header"))?;
     value.set_sensitive(true);
     Ok(value)
 }

@@ -1,4 +1,15 @@
-//! The errors of every call.
+//! The errors, one story across the workspace:
+//!
+//! - [`ValidationError`] (`usage-models`): a value breaks one of Kill Bill's rules, found when
+//!   the value is built (a record, a unit type, an amount, ...);
+//! - [`InvalidInput`]: anything refused before a request is sent, with the
+//!   [field](InvalidInput::field) at fault: a `ValidationError`, a header, a base URL, a
+//!   missing builder piece or a policy the client cannot honour;
+//! - [`Error`]: everything a call, or building a client, can end with; `InvalidInput` is one of
+//!   its variants, with the transport's, the server's and the deadline's.
+//!
+//! A transport crate's own setup errors (TLS roots, timeouts) are its own, as the transport is
+//! built before any client.
 
 use std::fmt;
 use std::time::Duration;
@@ -29,6 +40,7 @@ pub enum Error {
     Transport(#[from] TransportError),
     /// The call's deadline passed before a response came back.
     #[error("deadline of {deadline:?} exceeded after {attempts} attempt(s)")]
+    #[non_exhaustive]
     DeadlineExceeded {
         /// The deadline of the call.
         deadline: Duration,
@@ -112,25 +124,155 @@ impl From<ValidationError> for Error {
     }
 }
 
-/// Input refused before sending: which value, and why.
+/// Input refused before sending: which value ([`InputField`]), and why.
+///
+/// ```
+/// use usage_core::{InputField, UsageWindow};
+/// use usage_models::Field;
+///
+/// let err = UsageWindow::parse("2013-09-01", "2013-08-01").unwrap_err();
+/// assert_eq!(err.field(), InputField::Window);
+///
+/// let err = usage_models::UnitType::new("").map_err(usage_core::InvalidInput::from).unwrap_err();
+/// assert!(matches!(err.field(), InputField::Model { field: Field::UnitType, unit: None, record: None }));
+/// assert_eq!(err.to_string(), "unitType: must not be empty");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct InvalidInput {
-    field: String,
+    field: InputField,
     reason: String,
 }
 
+/// The value at fault in an [`InvalidInput`]: match on it rather than on any text. Its
+/// `Display` is the name the messages use (`X-Killbill-CreatedBy`, `baseUrl`,
+/// `unitUsageRecords[0].usageRecords[2].amount`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InputField {
+    /// A field of a record or a model value, with its place in the record body (a
+    /// [`ValidationError`]'s field and indices, or the unit type of a GET).
+    Model {
+        /// The field.
+        field: usage_models::Field,
+        /// The index of the unit in `unitUsageRecords`, if any.
+        unit: Option<usize>,
+        /// The index of the record in that unit's `usageRecords`, if any.
+        record: Option<usize>,
+    },
+    /// The base URL of the server.
+    BaseUrl,
+    /// The user name (HTTP Basic authentication).
+    User,
+    /// The password.
+    Password,
+    /// The tenant (a missing `.tenant(...)`).
+    Tenant,
+    /// The transport (a missing `.transport(...)`).
+    Transport,
+    /// The timer (a policy that needs one).
+    Timer,
+    /// `X-Killbill-ApiKey`.
+    ApiKey,
+    /// `X-Killbill-ApiSecret`.
+    ApiSecret,
+    /// `X-Killbill-CreatedBy`.
+    CreatedBy,
+    /// `X-Killbill-Reason`.
+    Reason,
+    /// `X-Killbill-Comment`.
+    Comment,
+    /// `X-Request-Id`.
+    RequestId,
+    /// A plugin property.
+    PluginProperty,
+    /// A window whose end is before its start.
+    Window,
+    /// The start of a window, as text.
+    WindowStart,
+    /// The end of a window, as text.
+    WindowEnd,
+    /// A per-call deadline (on a client without a timer).
+    Deadline,
+    /// The request URI as built.
+    Uri,
+    /// The request body as serialized.
+    Body,
+}
+
+impl InputField {
+    /// A model field with no indices.
+    pub(crate) fn model(field: usage_models::Field) -> Self {
+        InputField::Model {
+            field,
+            unit: None,
+            record: None,
+        }
+    }
+}
+
+impl fmt::Display for InputField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            InputField::Model { field, unit, record } => {
+                if let Some(unit) = unit {
+                    write!(f, "unitUsageRecords[{unit}].")?;
+                }
+                if let Some(record) = record {
+                    write!(f, "usageRecords[{record}].")?;
+                }
+                field.as_str()
+            }
+            InputField::BaseUrl => "baseUrl",
+            InputField::User => "user",
+            InputField::Password => "password",
+            InputField::Tenant => "tenant",
+            InputField::Transport => "transport",
+            InputField::Timer => "timer",
+            InputField::ApiKey => "X-Killbill-ApiKey",
+            InputField::ApiSecret => "X-Killbill-ApiSecret",
+            InputField::CreatedBy => "X-Killbill-CreatedBy",
+            InputField::Reason => "X-Killbill-Reason",
+            InputField::Comment => "X-Killbill-Comment",
+            InputField::RequestId => "X-Request-Id",
+            InputField::PluginProperty => "pluginProperty",
+            InputField::Window => "window",
+            InputField::WindowStart => "window start",
+            InputField::WindowEnd => "window end",
+            InputField::Deadline => "deadline",
+            InputField::Uri => "uri",
+            InputField::Body => "body",
+        };
+        f.write_str(name)
+    }
+}
+
+/// Compares with the name the messages use.
+impl PartialEq<str> for InputField {
+    fn eq(&self, other: &str) -> bool {
+        let name = self.to_string();
+        name == other
+    }
+}
+
+/// Compares with the name the messages use.
+impl PartialEq<&str> for InputField {
+    fn eq(&self, other: &&str) -> bool {
+        self == *other
+    }
+}
+
 impl InvalidInput {
-    pub(crate) fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(field: InputField, reason: impl Into<String>) -> Self {
         InvalidInput {
-            field: field.into(),
+            field,
             reason: reason.into(),
         }
     }
 
-    /// The value at fault: a body path (`unitUsageRecords[0].usageRecords[2].amount`), a
-    /// header (`X-Killbill-CreatedBy`), `unitType`, `window`, `baseUrl`, ...
-    pub fn field(&self) -> &str {
-        &self.field
+    /// The value at fault.
+    pub fn field(&self) -> InputField {
+        self.field
     }
 
     /// Why it was refused.
@@ -147,23 +289,54 @@ impl fmt::Display for InvalidInput {
 
 impl std::error::Error for InvalidInput {}
 
+impl From<std::convert::Infallible> for InvalidInput {
+    /// Never called: lets a call take already-checked values where it takes `TryInto`.
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
 impl From<ValidationError> for InvalidInput {
     fn from(error: ValidationError) -> Self {
-        InvalidInput::new(error.path(), error.reason())
+        let field = InputField::Model {
+            field: error.field(),
+            unit: error.unit_index(),
+            record: error.record_index(),
+        };
+        InvalidInput::new(field, error.reason())
     }
 }
 
 /// An error status from the server, with everything it sent.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ApiError {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    pub(crate) kill_bill: Option<KillBillError>,
+}
+
+impl ApiError {
     /// The status.
-    pub status: StatusCode,
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     /// The response headers.
-    pub headers: HeaderMap,
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
     /// The raw body (empty for Kill Bill's 400s on missing dates and 401s; HTML from proxies).
-    pub body: Bytes,
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
     /// The body parsed as a Kill Bill error, when it was one.
-    pub kill_bill: Option<KillBillError>,
+    pub fn kill_bill(&self) -> Option<&KillBillError> {
+        self.kill_bill.as_ref()
+    }
 }
 
 impl fmt::Display for ApiError {
@@ -206,14 +379,29 @@ fn body_excerpt(body: &[u8]) -> Option<String> {
 /// [`source`](std::error::Error::source) (the JSON parser's error, kept opaque so that no JSON
 /// library's type is part of this crate's API).
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct DecodeError {
-    /// The status.
-    pub status: StatusCode,
-    /// The response headers.
-    pub headers: HeaderMap,
-    /// The raw body.
-    pub body: Bytes,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
     source: serde_json::Error,
+}
+
+impl DecodeError {
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The response headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The raw body.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
 }
 
 impl fmt::Display for DecodeError {

@@ -66,13 +66,10 @@ mod trace;
 mod transport;
 mod window;
 
-pub use client::{BoxFuture, GetUsageCall, RecordOutcome, RecordUsageCall, UsageClient, UsageClientBuilder};
+pub use client::{GetUsageCall, RecordUsageCall, UsageClient, UsageClientBuilder};
 pub use config::{BaseUrl, ClientConfig, DEFAULT_CREATED_BY, MAX_CREATED_BY_CHARS};
-pub use error::{ApiError, DecodeError, Error, InvalidInput, DUPLICATE_TRACKING_ID_CODE};
-pub use operation::{
-    api_error, parse_rolled_up_usage, GetAllUsage, GetUsage, Operation, RecordStatus, RecordUsage, API_KEY, API_SECRET,
-    COMMENT, CREATED_BY, ENCODING, REASON, REQUEST_ID, USER_AGENT_VALUE,
-};
+pub use error::{ApiError, DecodeError, Error, InputField, InvalidInput, DUPLICATE_TRACKING_ID_CODE};
+pub use operation::{GetAllUsage, GetUsage, Operation, RecordOutcome, RecordUsage};
 pub use options::RequestOptions;
 pub use retry::RetryPolicy;
 pub use secret::{Secret, TenantCredentials, UserCredentials};

@@ -15,35 +15,44 @@ use usage_models::{
 
 use crate::config::{ascii_header, check_created_by, check_header_text, AuthHeaders};
 use crate::encode::component;
-use crate::{ClientConfig, Error, InvalidInput, RequestOptions, UsageWindow};
+use crate::{ClientConfig, Error, InputField, InvalidInput, RequestOptions, UsageWindow};
 
 /// `X-Killbill-ApiKey`.
-pub const API_KEY: HeaderName = HeaderName::from_static("x-killbill-apikey");
+pub(crate) const API_KEY: HeaderName = HeaderName::from_static("x-killbill-apikey");
 /// `X-Killbill-ApiSecret`.
-pub const API_SECRET: HeaderName = HeaderName::from_static("x-killbill-apisecret");
+pub(crate) const API_SECRET: HeaderName = HeaderName::from_static("x-killbill-apisecret");
 /// `X-Killbill-CreatedBy`.
-pub const CREATED_BY: HeaderName = HeaderName::from_static("x-killbill-createdby");
+pub(crate) const CREATED_BY: HeaderName = HeaderName::from_static("x-killbill-createdby");
 /// `X-Killbill-Reason`.
-pub const REASON: HeaderName = HeaderName::from_static("x-killbill-reason");
+pub(crate) const REASON: HeaderName = HeaderName::from_static("x-killbill-reason");
 /// `X-Killbill-Comment`.
-pub const COMMENT: HeaderName = HeaderName::from_static("x-killbill-comment");
+pub(crate) const COMMENT: HeaderName = HeaderName::from_static("x-killbill-comment");
 /// `X-Killbill-Encoding`.
-pub const ENCODING: HeaderName = HeaderName::from_static("x-killbill-encoding");
+pub(crate) const ENCODING: HeaderName = HeaderName::from_static("x-killbill-encoding");
 /// `X-Request-Id`.
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The `User-Agent` of every request.
-pub const USER_AGENT_VALUE: &str = concat!("usage-core/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT_VALUE: &str = concat!("usage-core/", env!("CARGO_PKG_VERSION"));
+
+mod sealed {
+    /// Keeps [`Operation`](super::Operation) to this crate's operations.
+    pub trait Sealed {}
+
+    impl Sealed for super::RecordUsage<'_> {}
+    impl Sealed for super::GetUsage {}
+    impl Sealed for super::GetAllUsage {}
+}
 
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
-/// One Usage API operation, sans-IO.
-pub trait Operation: Send + Sync {
+/// One Usage API operation, sans-IO: [`RecordUsage`], [`GetUsage`] and [`GetAllUsage`].
+///
+/// The trait is sealed: only this crate's operations implement it (the client's retry rules
+/// depend on what each operation is).
+pub trait Operation: sealed::Sealed + Send + Sync {
     /// What a successful response gives.
     type Output: Send;
-
-    /// The operation's name, for logs (`get_usage`, ...).
-    fn name(&self) -> &'static str;
 
     /// The output to give when a retry is refused as a duplicate (Kill Bill error code 50000)
     /// after an attempt that may have reached the server: for a POST under a tracking id, that
@@ -131,25 +140,34 @@ struct RecordBody<'a> {
     unit_usage_records: &'a [UnitUsageRecord],
 }
 
-/// How a record call ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RecordStatus {
-    /// The server recorded the usage and answered with this (2xx) status.
-    Recorded(StatusCode),
-    /// A retry was refused as a duplicate after an attempt whose answer was lost: that attempt
-    /// recorded the usage.
-    AlreadyRecorded,
+/// What recording usage did: the outcome of [`RecordUsage`] and of
+/// [`UsageClient::record_usage`](crate::UsageClient::record_usage).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordOutcome {
+    /// The tracking id the usage is recorded under: the record's, or the one the client
+    /// generated for it.
+    pub tracking_id: TrackingId,
+    /// How many attempts the call took (1 for a response parsed on its own).
+    pub attempts: u32,
+    /// `true` when a retry was refused as a duplicate (code 50000) after an attempt whose
+    /// answer was lost: that earlier attempt recorded the usage.
+    pub already_recorded: bool,
+    /// The (2xx) status of the answer that recorded the usage; `None` when it was
+    /// [already recorded](Self::already_recorded).
+    pub status: Option<StatusCode>,
 }
 
 impl Operation for RecordUsage<'_> {
-    type Output = RecordStatus;
+    type Output = RecordOutcome;
 
-    fn name(&self) -> &'static str {
-        "record_usage"
-    }
-
-    fn landed_earlier(&self) -> Option<RecordStatus> {
-        Some(RecordStatus::AlreadyRecorded)
+    fn landed_earlier(&self) -> Option<RecordOutcome> {
+        Some(RecordOutcome {
+            tracking_id: self.tracking_id().clone(),
+            attempts: 1,
+            already_recorded: true,
+            status: None,
+        })
     }
 
     fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, InvalidInput> {
@@ -160,7 +178,7 @@ impl Operation for RecordUsage<'_> {
         };
         // Sized up front: one allocation instead of a dozen regrowths for a large record.
         let mut bytes = Vec::with_capacity(body_capacity(self.record));
-        serde_json::to_writer(&mut bytes, &body).map_err(|e| InvalidInput::new("body", e.to_string()))?;
+        serde_json::to_writer(&mut bytes, &body).map_err(|e| InvalidInput::new(InputField::Body, e.to_string()))?;
         let body = bytes;
         let mut uri = String::with_capacity(config.base_url.as_str().len() + 16);
         uri.push_str(config.base_url.as_str());
@@ -172,10 +190,15 @@ impl Operation for RecordUsage<'_> {
         Ok(request)
     }
 
-    fn parse(&self, response: Response<Bytes>) -> Result<RecordStatus, Error> {
+    fn parse(&self, response: Response<Bytes>) -> Result<RecordOutcome, Error> {
         let status = response.status();
         if status.is_success() {
-            Ok(RecordStatus::Recorded(status))
+            Ok(RecordOutcome {
+                tracking_id: self.tracking_id().clone(),
+                attempts: 1,
+                already_recorded: false,
+                status: Some(status),
+            })
         } else {
             Err(api_error(response))
         }
@@ -208,22 +231,24 @@ impl Operation for RecordUsage<'_> {
 /// );
 /// ```
 #[derive(Clone, Debug)]
-pub struct GetUsage<'a> {
+pub struct GetUsage {
     subscription_id: SubscriptionId,
-    unit_type: Option<&'a UnitType>,
+    unit_type: UnitType,
     window: UsageWindow,
 }
 
-impl<'a> GetUsage<'a> {
-    /// The roll-up of `unit_type` over `window`; refuses `.` and `..`.
-    pub fn new(
-        subscription_id: SubscriptionId,
-        unit_type: &'a UnitType,
-        window: UsageWindow,
-    ) -> Result<Self, InvalidInput> {
+impl GetUsage {
+    /// The roll-up of `unit_type` (a [`UnitType`], or text checked as one) over `window`;
+    /// refuses `.` and `..`.
+    pub fn new<U>(subscription_id: SubscriptionId, unit_type: U, window: UsageWindow) -> Result<Self, InvalidInput>
+    where
+        U: TryInto<UnitType>,
+        U::Error: Into<InvalidInput>,
+    {
+        let unit_type = unit_type.try_into().map_err(Into::into)?;
         if matches!(unit_type.as_str(), "." | "..") {
             return Err(InvalidInput::new(
-                "unitType",
+                InputField::model(usage_models::Field::UnitType),
                 format!(
                     "{:?} cannot be a path segment (it would walk the path)",
                     unit_type.as_str()
@@ -232,9 +257,19 @@ impl<'a> GetUsage<'a> {
         }
         Ok(GetUsage {
             subscription_id,
-            unit_type: Some(unit_type),
+            unit_type,
             window,
         })
+    }
+
+    /// The unit type.
+    pub fn unit_type(&self) -> &UnitType {
+        &self.unit_type
+    }
+
+    /// The subscription.
+    pub fn subscription_id(&self) -> SubscriptionId {
+        self.subscription_id
     }
 }
 
@@ -253,17 +288,24 @@ impl GetAllUsage {
             window,
         }
     }
+
+    /// The subscription.
+    pub fn subscription_id(&self) -> SubscriptionId {
+        self.subscription_id
+    }
 }
 
-impl Operation for GetUsage<'_> {
+impl Operation for GetUsage {
     type Output = RolledUpUsage;
 
-    fn name(&self) -> &'static str {
-        "get_usage"
-    }
-
     fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, InvalidInput> {
-        get_request(config, options, self.subscription_id, self.unit_type, &self.window)
+        get_request(
+            config,
+            options,
+            self.subscription_id,
+            Some(&self.unit_type),
+            &self.window,
+        )
     }
 
     fn parse(&self, response: Response<Bytes>) -> Result<RolledUpUsage, Error> {
@@ -273,10 +315,6 @@ impl Operation for GetUsage<'_> {
 
 impl Operation for GetAllUsage {
     type Output = RolledUpUsage;
-
-    fn name(&self) -> &'static str {
-        "get_all_usage"
-    }
 
     fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, InvalidInput> {
         get_request(config, options, self.subscription_id, None, &self.window)
@@ -319,7 +357,7 @@ fn get_request(
     for (key, value) in &options.plugin_properties {
         if key.is_empty() || key.contains('=') {
             return Err(InvalidInput::new(
-                "pluginProperty",
+                InputField::PluginProperty,
                 format!("key {key:?} must be non-empty and must not contain '='"),
             ));
         }
@@ -343,7 +381,7 @@ fn new_request(
     config: &ClientConfig,
     options: &RequestOptions,
 ) -> Result<Request<Bytes>, InvalidInput> {
-    let uri = http::Uri::try_from(uri).map_err(|e| InvalidInput::new("uri", e.to_string()))?;
+    let uri = http::Uri::try_from(uri).map_err(|e| InvalidInput::new(InputField::Uri, e.to_string()))?;
     // Room for every header up front, `Host` (added by the transport) included: a POST's
     // seventh header would otherwise grow the map and rehash it.
     let capacity = if method == Method::POST { 12 } else { 6 };
@@ -366,7 +404,7 @@ fn new_request(
     headers.insert(ACCEPT, APPLICATION_JSON);
     headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
     if let Some(request_id) = &options.request_id {
-        headers.insert(REQUEST_ID, ascii_header("X-Request-Id", request_id)?);
+        headers.insert(REQUEST_ID, ascii_header(InputField::RequestId, request_id)?);
     }
     Ok(request)
 }
@@ -377,14 +415,14 @@ fn audit_headers(headers: &mut HeaderMap, config: &ClientConfig, options: &Reque
     let created_by = options.created_by.as_deref().unwrap_or(&config.created_by);
     check_created_by(created_by)?;
     let audit = [
-        (CREATED_BY, "X-Killbill-CreatedBy", Some(created_by)),
-        (REASON, "X-Killbill-Reason", options.reason.as_deref()),
-        (COMMENT, "X-Killbill-Comment", options.comment.as_deref()),
+        (CREATED_BY, InputField::CreatedBy, Some(created_by)),
+        (REASON, InputField::Reason, options.reason.as_deref()),
+        (COMMENT, InputField::Comment, options.comment.as_deref()),
     ];
     let mut base64 = false;
     for (_, label, value) in &audit {
         if let Some(value) = value {
-            check_header_text(label, value)?;
+            check_header_text(*label, value)?;
             base64 |= !value.is_ascii();
         }
     }
@@ -404,7 +442,7 @@ fn audit_headers(headers: &mut HeaderMap, config: &ClientConfig, options: &Reque
 }
 
 /// Parses the answer of either GET: 2xx with a `RolledUpUsage`, or a typed error.
-pub fn parse_rolled_up_usage(response: Response<Bytes>) -> Result<RolledUpUsage, Error> {
+fn parse_rolled_up_usage(response: Response<Bytes>) -> Result<RolledUpUsage, Error> {
     if !response.status().is_success() {
         return Err(api_error(response));
     }
@@ -414,7 +452,7 @@ pub fn parse_rolled_up_usage(response: Response<Bytes>) -> Result<RolledUpUsage,
 
 /// The typed error of a non-2xx response: status, headers, raw body, and the Kill Bill error
 /// when the body is one (empty and non-JSON bodies are kept as they are).
-pub fn api_error(response: Response<Bytes>) -> Error {
+fn api_error(response: Response<Bytes>) -> Error {
     let (parts, body) = response.into_parts();
     let kill_bill = body
         .iter()

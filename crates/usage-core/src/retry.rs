@@ -1,6 +1,6 @@
 //! When and how long to wait before trying a call again.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use http::header::RETRY_AFTER;
 use http::{HeaderMap, StatusCode};
@@ -21,16 +21,22 @@ use http::{HeaderMap, StatusCode};
 /// it is at most `max_retry_after`; a longer one ends the retries. No wait ever runs past the
 /// call's deadline.
 ///
+/// Retries and deadlines wait on a [`Timer`](crate::Timer): a client built without one must
+/// have a policy of one attempt and no deadline
+/// (`RetryPolicy::none().without_deadline()`), or [`build`](crate::UsageClientBuilder::build)
+/// refuses it.
+///
 /// ```
 /// use std::time::Duration;
 /// use usage_core::RetryPolicy;
 ///
 /// let policy = RetryPolicy::default()
-///     .max_attempts(5)
-///     .initial_backoff(Duration::from_millis(50))
-///     .deadline(Duration::from_secs(10));
+///     .with_max_attempts(5)
+///     .with_initial_backoff(Duration::from_millis(50))
+///     .with_deadline(Duration::from_secs(10));
 /// assert_eq!(policy.backoff(1), Duration::from_millis(50).min(policy.backoff(1)));
-/// assert_eq!(RetryPolicy::none().attempts(), 1);
+/// assert_eq!(RetryPolicy::none().max_attempts(), 1);
+/// assert_eq!(policy.deadline(), Some(Duration::from_secs(10)));
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 #[must_use]
@@ -40,7 +46,7 @@ pub struct RetryPolicy {
     max_backoff: Duration,
     max_retry_after: Duration,
     jitter: bool,
-    deadline: Duration,
+    deadline: Option<Duration>,
 }
 
 impl Default for RetryPolicy {
@@ -53,7 +59,7 @@ impl Default for RetryPolicy {
             max_backoff: Duration::from_secs(5),
             max_retry_after: Duration::from_secs(30),
             jitter: true,
-            deadline: Duration::from_secs(60),
+            deadline: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -61,53 +67,81 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// One attempt only (the deadline still holds).
     pub fn none() -> Self {
-        RetryPolicy::default().max_attempts(1)
+        RetryPolicy::default().with_max_attempts(1)
     }
 
-    /// The most attempts of a call, the first included (at least 1).
-    pub fn max_attempts(mut self, attempts: u32) -> Self {
+    /// Sets the most attempts of a call, the first included (at least 1).
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts.max(1);
         self
     }
 
-    /// The first backoff.
-    pub fn initial_backoff(mut self, backoff: Duration) -> Self {
+    /// Sets the first backoff.
+    pub fn with_initial_backoff(mut self, backoff: Duration) -> Self {
         self.initial_backoff = backoff;
         self
     }
 
-    /// The longest backoff.
-    pub fn max_backoff(mut self, backoff: Duration) -> Self {
+    /// Sets the longest backoff.
+    pub fn with_max_backoff(mut self, backoff: Duration) -> Self {
         self.max_backoff = backoff;
         self
     }
 
-    /// The longest `Retry-After` honoured; a longer one ends the retries.
-    pub fn max_retry_after(mut self, wait: Duration) -> Self {
+    /// Sets the longest `Retry-After` honoured; a longer one ends the retries.
+    pub fn with_max_retry_after(mut self, wait: Duration) -> Self {
         self.max_retry_after = wait;
         self
     }
 
-    /// Whether backoffs are drawn at random in `[0, backoff]` (on by default, so that many
-    /// clients do not retry in step).
-    pub fn jitter(mut self, jitter: bool) -> Self {
+    /// Sets whether backoffs are drawn at random in `[0, backoff]` (on by default, so that
+    /// many clients do not retry in step).
+    pub fn with_jitter(mut self, jitter: bool) -> Self {
         self.jitter = jitter;
         self
     }
 
-    /// The default deadline of a call, across all attempts and waits.
-    pub fn deadline(mut self, deadline: Duration) -> Self {
-        self.deadline = deadline;
+    /// Sets the default deadline of a call, across all attempts and waits.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
         self
     }
 
-    /// The most attempts of a call.
-    pub fn attempts(&self) -> u32 {
+    /// No default deadline: a call lasts as long as its attempts, waits and the transport's own
+    /// timeouts (a call's [`RequestOptions::deadline`](crate::RequestOptions::deadline) still
+    /// holds).
+    pub fn without_deadline(mut self) -> Self {
+        self.deadline = None;
+        self
+    }
+
+    /// The most attempts of a call, the first included.
+    pub fn max_attempts(&self) -> u32 {
         self.max_attempts
     }
 
-    /// The default deadline of a call.
-    pub fn default_deadline(&self) -> Duration {
+    /// The first backoff.
+    pub fn initial_backoff(&self) -> Duration {
+        self.initial_backoff
+    }
+
+    /// The longest backoff.
+    pub fn max_backoff(&self) -> Duration {
+        self.max_backoff
+    }
+
+    /// The longest `Retry-After` honoured.
+    pub fn max_retry_after(&self) -> Duration {
+        self.max_retry_after
+    }
+
+    /// Whether backoffs are jittered.
+    pub fn jitter(&self) -> bool {
+        self.jitter
+    }
+
+    /// The default deadline of a call, if it has one.
+    pub fn deadline(&self) -> Option<Duration> {
         self.deadline
     }
 
@@ -143,8 +177,13 @@ pub(crate) fn ambiguous_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 502 | 504)
 }
 
-/// `Retry-After` of a 429 or 503, in seconds or as an HTTP date (a date in the past is 0).
-pub(crate) fn retry_after(status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
+/// `Retry-After` of a 429 or 503, in seconds or as an HTTP date (a date in the past is 0),
+/// measured from `now` (the timer's wall clock, read only for a date).
+pub(crate) fn retry_after(
+    status: StatusCode,
+    headers: &HeaderMap,
+    now: impl FnOnce() -> SystemTime,
+) -> Option<Duration> {
     if !matches!(status.as_u16(), 429 | 503) {
         return None;
     }
@@ -153,7 +192,7 @@ pub(crate) fn retry_after(status: StatusCode, headers: &HeaderMap) -> Option<Dur
         return Some(Duration::from_secs(seconds));
     }
     let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = date.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    let wait = date.with_timezone(&chrono::Utc) - chrono::DateTime::<chrono::Utc>::from(now());
     Some(wait.to_std().unwrap_or(Duration::ZERO))
 }
 
@@ -165,9 +204,9 @@ mod tests {
     #[test]
     fn exponential_and_capped() {
         let policy = RetryPolicy::default()
-            .initial_backoff(Duration::from_millis(100))
-            .max_backoff(Duration::from_millis(700))
-            .jitter(false);
+            .with_initial_backoff(Duration::from_millis(100))
+            .with_max_backoff(Duration::from_millis(700))
+            .with_jitter(false);
         let waits: Vec<_> = (1..=5).map(|n| policy.wait(n, None).unwrap().as_millis()).collect();
         assert_eq!(waits, [100, 200, 400, 700, 700]);
         assert_eq!(policy.backoff(1000), Duration::from_millis(700));
@@ -175,7 +214,7 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_the_backoff() {
-        let policy = RetryPolicy::default().initial_backoff(Duration::from_millis(100));
+        let policy = RetryPolicy::default().with_initial_backoff(Duration::from_millis(100));
         for _ in 0..100 {
             assert!(policy.wait(2, None).unwrap() <= Duration::from_millis(200));
         }
@@ -186,23 +225,30 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
         assert_eq!(
-            retry_after(StatusCode::SERVICE_UNAVAILABLE, &headers),
+            retry_after(StatusCode::SERVICE_UNAVAILABLE, &headers, SystemTime::now),
             Some(Duration::from_secs(7))
         );
-        assert_eq!(retry_after(StatusCode::BAD_GATEWAY, &headers), None);
+        assert_eq!(retry_after(StatusCode::BAD_GATEWAY, &headers, SystemTime::now), None);
         headers.insert(RETRY_AFTER, HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"));
         assert_eq!(
-            retry_after(StatusCode::TOO_MANY_REQUESTS, &headers),
+            retry_after(StatusCode::TOO_MANY_REQUESTS, &headers, SystemTime::now),
             Some(Duration::ZERO)
         );
         let later = (chrono::Utc::now() + chrono::Duration::seconds(120))
             .format("%a, %d %b %Y %H:%M:%S GMT")
             .to_string();
         headers.insert(RETRY_AFTER, HeaderValue::from_str(&later).unwrap());
-        let wait = retry_after(StatusCode::TOO_MANY_REQUESTS, &headers).unwrap();
+        let wait = retry_after(StatusCode::TOO_MANY_REQUESTS, &headers, SystemTime::now).unwrap();
         assert!(
             wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),
             "{wait:?}"
+        );
+        // Measured from the clock it is given, not the system's.
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"));
+        let then = || std::time::UNIX_EPOCH + Duration::from_secs(784_111_740); // 08:49:00
+        assert_eq!(
+            retry_after(StatusCode::SERVICE_UNAVAILABLE, &headers, then),
+            Some(Duration::from_secs(37))
         );
         let policy = RetryPolicy::default();
         assert_eq!(policy.wait(1, Some(wait)), None, "longer than max_retry_after");

@@ -4,7 +4,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
@@ -173,11 +173,19 @@ impl StdError for TransportError {
 /// A boxed, `Send` future of the [`Timer`].
 pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Time, for retries and deadlines: the client never reads the wall clock or sleeps but
-/// through this, so tests can use a timer that takes no time.
+/// Time, for retries and deadlines: the client never reads a clock or sleeps but through
+/// this, so tests can use a timer that takes no time.
 pub trait Timer: Send + Sync + fmt::Debug + 'static {
-    /// The current instant.
+    /// The current instant (deadlines and elapsed time).
     fn now(&self) -> Instant;
+
     /// Completes after `duration`.
     fn sleep(&self, duration: Duration) -> Sleep;
+
+    /// The current wall-clock time, read only to turn a `Retry-After` HTTP date into a wait.
+    /// The default reads the system clock; a timer with a virtual clock overrides it so that
+    /// dates move with its [`now`](Timer::now).
+    fn wall_clock(&self) -> SystemTime {
+        SystemTime::now()
+    }
 }

@@ -2,7 +2,7 @@
 
 use usage_models::UsageDate;
 
-use crate::InvalidInput;
+use crate::{InputField, InvalidInput};
 
 /// A half-open window `[start, end)` on instants: a record exactly at `end` is not counted.
 /// Both ends are required by Kill Bill (its OpenAPI file wrongly calls them optional:
@@ -28,7 +28,7 @@ impl UsageWindow {
         let (start, end) = (start.into(), end.into());
         if end.instant() < start.instant() {
             return Err(InvalidInput::new(
-                "window",
+                InputField::Window,
                 format!("ends ({end}) before it starts ({start})"),
             ));
         }
@@ -37,12 +37,15 @@ impl UsageWindow {
 
     /// Parses both ends (`2013-08-01` or an ISO-8601 date-time) and checks them.
     pub fn parse(start: &str, end: &str) -> Result<Self, InvalidInput> {
-        let parse = |which: &str, value: &str| {
+        let parse = |which: InputField, value: &str| {
             value
                 .parse::<UsageDate>()
-                .map_err(|e| InvalidInput::new(format!("window {which}"), e.reason().to_string()))
+                .map_err(|e| InvalidInput::new(which, e.reason().to_string()))
         };
-        UsageWindow::new(parse("start", start)?, parse("end", end)?)
+        UsageWindow::new(
+            parse(InputField::WindowStart, start)?,
+            parse(InputField::WindowEnd, end)?,
+        )
     }
 
     /// The start (inclusive).

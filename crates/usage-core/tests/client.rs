@@ -123,9 +123,11 @@ fn client(transport: Arc<FnTransport>, timer: Option<VirtualTimer>) -> UsageClie
         .user("admin", "password")
         .tenant("bob", "lazar")
         .transport(transport)
-        .retry_policy(RetryPolicy::default().jitter(false));
-    if let Some(timer) = timer {
-        builder = builder.timer(timer);
+        .retry_policy(RetryPolicy::default().with_jitter(false));
+    match timer {
+        Some(timer) => builder = builder.timer(timer),
+        // Without a timer: one attempt and no deadline, or the build is refused.
+        None => builder = builder.retry_policy(RetryPolicy::none().without_deadline()),
     }
     builder.build().unwrap()
 }
@@ -159,7 +161,10 @@ fn futures_are_send() {
     let record = record(None);
     let call = client.record_usage(&record).into_future();
     assert_send(&call);
-    let call = client.get_usage(SUB.parse().unwrap(), "u", window()).into_future();
+    let call = client
+        .get_usage(SUB.parse().unwrap(), "u", window())
+        .unwrap()
+        .into_future();
     assert_send(&call);
     let call = client.get_all_usage(SUB.parse().unwrap(), window()).into_future();
     assert_send(&call);
@@ -193,6 +198,7 @@ fn records_and_reads_through_a_hand_written_transport() {
         client.record_usage(&record(None)).await.unwrap();
         let usage = client
             .get_usage(SUB.parse().unwrap(), "gallons", window())
+            .unwrap()
             .await
             .unwrap();
         assert_eq!(usage.amount_of("gallons").unwrap().to_string(), "20.000000000");
@@ -209,10 +215,8 @@ fn invalid_input_sends_nothing() {
     let client = client(transport.clone(), None);
     block_on(async {
         for unit in ["", ".", ".."] {
-            let err = client
-                .get_usage(SUB.parse().unwrap(), unit, window())
-                .await
-                .unwrap_err();
+            // Refused when the call is made, as a record is when it is built.
+            let err = Error::from(client.get_usage(SUB.parse().unwrap(), unit, window()).unwrap_err());
             assert!(err.is_invalid_input(), "{unit:?}: {err}");
         }
         let err = client
@@ -319,6 +323,7 @@ fn every_attempt_sends_the_same_request() {
     block_on(
         reader
             .get_usage(SUB.parse().unwrap(), "liters/day", window())
+            .unwrap()
             .options(options()),
     )
     .unwrap();
@@ -426,6 +431,7 @@ fn secrets_never_show() {
         .user("admin", "hunter2-password")
         .tenant("bob", "lazar-secret")
         .transport(transport.clone())
+        .retry_policy(RetryPolicy::none().without_deadline())
         .build()
         .unwrap();
     let options = RequestOptions::new()
@@ -462,6 +468,67 @@ fn without_a_timer_there_is_one_attempt() {
     let err = block_on(client.get_all_usage(SUB.parse::<SubscriptionId>().unwrap(), window())).unwrap_err();
     assert_eq!(err.status(), Some(http::StatusCode::SERVICE_UNAVAILABLE));
     assert_eq!(transport.seen.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn a_client_without_a_timer_that_would_retry_or_stop_at_a_deadline_is_refused() {
+    let builder = || {
+        UsageClient::builder("http://127.0.0.1:8080")
+            .user("admin", "password")
+            .tenant("bob", "lazar")
+            .transport(scripted(vec![]))
+    };
+    for policy in [
+        RetryPolicy::default(),
+        RetryPolicy::none(),
+        RetryPolicy::default().with_max_attempts(2).without_deadline(),
+    ] {
+        let err = builder().retry_policy(policy.clone()).build().unwrap_err();
+        assert!(err.is_invalid_input(), "{policy:?}: {err}");
+        assert!(
+            err.to_string().contains("timer: is required for retries and deadlines"),
+            "{err}"
+        );
+        // The same policy with a timer is fine.
+        assert!(builder()
+            .retry_policy(policy)
+            .timer(VirtualTimer::new())
+            .build()
+            .is_ok());
+    }
+    assert!(builder()
+        .retry_policy(RetryPolicy::none().without_deadline())
+        .build()
+        .is_ok());
+}
+
+#[test]
+fn a_call_deadline_without_a_timer_is_refused_before_sending() {
+    let transport = scripted(vec![]);
+    let client = client(transport.clone(), None);
+    let options = RequestOptions::new().deadline(Duration::from_secs(5));
+    let err = block_on(client.get_all_usage(SUB.parse().unwrap(), window()).options(options)).unwrap_err();
+    assert!(err.is_invalid_input(), "{err}");
+    assert!(err.to_string().contains("deadline: is required"), "{err}");
+    assert!(transport.seen.lock().unwrap().is_empty());
+}
+
+#[test]
+fn without_a_deadline_retries_still_wait_and_go_on() {
+    let timer = VirtualTimer::new();
+    let transport = scripted(vec![status(503), status(503), status(201)]);
+    let client = UsageClient::builder("http://127.0.0.1:8080")
+        .user("admin", "password")
+        .tenant("bob", "lazar")
+        .transport(transport.clone())
+        .timer(timer.clone())
+        .retry_policy(RetryPolicy::default().with_jitter(false).without_deadline())
+        .build()
+        .unwrap();
+    let record = record(None);
+    let outcome = block_on(client.record_usage(&record)).unwrap();
+    assert_eq!(outcome.attempts, 3);
+    assert_eq!(timer.sleeps(), [Duration::from_millis(100), Duration::from_millis(200)]);
 }
 
 /// Answers 201 after yielding once (so that the client's race has to wait), and declares a

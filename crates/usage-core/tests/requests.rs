@@ -289,3 +289,45 @@ proptest! {
         prop_assert_eq!(decode_segment(property), format!("k={value}"));
     }
 }
+
+#[test]
+fn invalid_input_carries_its_field_as_data() {
+    use usage_core::{InputField, InvalidInput};
+    use usage_models::Field;
+
+    // A record's validation error keeps its field and indices.
+    let day: UsageDate = "2013-08-01".parse().unwrap();
+    let err = SubscriptionUsageRecord::builder(sub())
+        .record("gallons", day, 1)
+        .record("liters", day, 2)
+        .record("liters", day, "1234567890")
+        .build()
+        .map_err(InvalidInput::from)
+        .unwrap_err();
+    assert_eq!(
+        err.field(),
+        InputField::Model {
+            field: Field::Amount,
+            unit: Some(1),
+            record: Some(1)
+        },
+        "{err}"
+    );
+    assert_eq!(err.field().to_string(), "unitUsageRecords[1].usageRecords[1].amount");
+    // Headers, windows and the GET's unit type each have their own variant.
+    let cfg = config("http://127.0.0.1:8080");
+    let options = RequestOptions::new().comment("a\nb");
+    let err = RecordUsage::new(&record(None)).to_request(&cfg, &options).unwrap_err();
+    assert_eq!(err.field(), InputField::Comment);
+    let err = UsageWindow::parse("2013-08-01", "later").unwrap_err();
+    assert_eq!(err.field(), InputField::WindowEnd);
+    let err = GetUsage::new(sub(), "..", august()).unwrap_err();
+    assert_eq!(
+        err.field(),
+        InputField::Model {
+            field: Field::UnitType,
+            unit: None,
+            record: None
+        }
+    );
+}

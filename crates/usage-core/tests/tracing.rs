@@ -91,6 +91,7 @@ fn calls_are_traced_without_credentials() {
             client.record_usage(&record).await.unwrap();
             let err = client
                 .get_usage(subscription, "gallons", window)
+                .unwrap()
                 .options(options)
                 .await
                 .unwrap_err();

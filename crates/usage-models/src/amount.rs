@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use crate::ValidationError;
+use crate::{Field, ValidationError};
 
 /// The largest number of integer digits Kill Bill stores (`decimal(18,9)`).
 pub const MAX_INTEGER_DIGITS: u32 = 9;
@@ -21,6 +21,32 @@ pub const MAX_FRACTION_DIGITS: u32 = 9;
 /// a value that does not fit is refused with a [`ValidationError`].
 ///
 /// Equality is numeric: `15` equals `15.000000000`.
+///
+/// # Serde
+///
+/// - **JSON** (serde_json): a JSON number, exact both ways (written with its significant digits
+///   only, through serde_json's public `RawValue`; read from the number's text, or from a string
+///   holding a number). This is the wire format.
+/// - **`serde_json::Value`**: integral amounts stay exact; a fractional one becomes an `f64`
+///   number (unless your serde_json has its `arbitrary_precision` feature), so it comes back
+///   exact when it has at most 15 significant digits and may lose its last digits beyond.
+///   Serialize to a string or bytes, not to a `Value`, to keep every digit.
+/// - **Binary formats** (CBOR, bincode, postcard, ...: not human-readable): the exact decimal
+///   text as a string (`"19.500000000"`, scale kept), read back exactly.
+/// - Other text formats (YAML, TOML, ...) are not supported: serde gives no way to write a raw
+///   number to them, and reading an amount needs serde_json's raw values.
+///
+/// ```
+/// use usage_models::Amount;
+///
+/// let exact: Amount = "333333333.333333333".parse().unwrap();
+/// assert_eq!(serde_json::to_string(&exact).unwrap(), "333333333.333333333");
+/// let through_value: Amount = serde_json::from_value(serde_json::to_value(exact).unwrap()).unwrap();
+/// assert_ne!(through_value, exact); // 18 significant digits do not fit an f64
+/// let short: Amount = "12.375".parse().unwrap();
+/// let through_value: Amount = serde_json::from_value(serde_json::to_value(short).unwrap()).unwrap();
+/// assert_eq!(through_value, short);
+/// ```
 ///
 /// ```
 /// use usage_models::Amount;
@@ -43,7 +69,7 @@ impl Amount {
         let normalized = value.normalize();
         if normalized.scale() > MAX_FRACTION_DIGITS {
             return Err(ValidationError::new(
-                "amount",
+                Field::Amount,
                 format!(
                     "{value} has {} fraction digits; Kill Bill stores amounts as decimal(18,9): \
                      at most {MAX_FRACTION_DIGITS} fraction digits",
@@ -54,7 +80,7 @@ impl Amount {
         let integer_digits = integer_digits(normalized);
         if integer_digits > MAX_INTEGER_DIGITS {
             return Err(ValidationError::new(
-                "amount",
+                Field::Amount,
                 format!(
                     "{value} has {integer_digits} integer digits; Kill Bill stores amounts as \
                      decimal(18,9): at most {MAX_INTEGER_DIGITS} integer digits"
@@ -99,7 +125,7 @@ impl FromStr for Amount {
     /// Parses plain (`12.5`, `-3`) or exponent (`1.00E-7`, `1e3`) notation exactly.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let value =
-            parse_decimal(s.trim()).map_err(|reason| ValidationError::new("amount", format!("{s:?} {reason}")))?;
+            parse_decimal(s.trim()).map_err(|reason| ValidationError::new(Field::Amount, format!("{s:?} {reason}")))?;
         Amount::new(value)
     }
 }
@@ -208,8 +234,15 @@ fn parse_decimal_general(text: &str) -> Result<Decimal, String> {
 }
 
 /// Writes a decimal as a JSON number: integral values without a fraction (`10`), others with
-/// their significant digits only (`19.5`). Never a string, never through `f64`.
+/// their significant digits only (`19.5`). Never a string, never through `f64`: the digits go
+/// out through serde_json's public [`RawValue`].
+///
+/// A binary (not human-readable) format gets the decimal's exact text as a string instead
+/// (`"19.500000000"`, scale kept), which [`deserialize_decimal`] reads back.
 pub(crate) fn serialize_decimal<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
+    if !serializer.is_human_readable() {
+        return serializer.collect_str(value);
+    }
     if let Ok(mantissa) = u64::try_from(value.mantissa().unsigned_abs()) {
         return serialize_small_decimal(mantissa, value.scale(), value.is_sign_negative(), serializer);
     }
@@ -350,114 +383,55 @@ fn serialize_small_decimal<S: Serializer>(
     serialize_raw_number(text, serializer)
 }
 
-/// serde_json's private marker for raw JSON text: [`RawValue`] serializes itself as a struct of
-/// this name with one string field of this name, which serde_json's serializers write out
-/// verbatim, and deserializes itself by asking for a newtype struct of this name, which
-/// serde_json's deserializers answer with a one-entry map holding the value's text.
-///
-/// Speaking that protocol here, exactly as [`RawValue`] does, writes a number this module
-/// formatted without building a `Box<RawValue>` (whose `from_string` parses the text again),
-/// and reads a number's text without allocating a `Box<RawValue>` for it. Every serializer and
-/// deserializer sees the same calls as with [`RawValue`]; the tests pin the JSON both ways.
-const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
-
-/// Writes `text`, a valid JSON number, as it is: what `RawValue::serialize` does.
+/// Writes `text`, a valid JSON number, as it is, through serde_json's public [`RawValue`]
+/// (borrowed: checked, not copied).
 fn serialize_raw_number<S: Serializer>(text: &str, serializer: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeStruct as _;
-    let mut raw = serializer.serialize_struct(RAW_VALUE_TOKEN, 1)?;
-    raw.serialize_field(RAW_VALUE_TOKEN, text)?;
-    raw.end()
+    let raw: &RawValue = serde_json::from_str(text).map_err(serde::ser::Error::custom)?;
+    raw.serialize(serializer)
 }
 
-/// Reads a JSON number from its text (exactly), or a string holding a decimal number.
-///
-/// The text is read as a `Box<RawValue>` would read it (see [`RAW_VALUE_TOKEN`]), but parsed
-/// where it lies instead of being copied into a box first.
+/// Reads a JSON number from its text (exactly), or a string holding a decimal number; in a
+/// binary format, the decimal's text (see [`serialize_decimal`]).
 pub(crate) fn deserialize_decimal<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
-    deserializer.deserialize_newtype_struct(RAW_VALUE_TOKEN, RawDecimalVisitor)
+    if !deserializer.is_human_readable() {
+        return deserializer.deserialize_str(DecimalText);
+    }
+    let raw = Box::<RawValue>::deserialize(deserializer)?;
+    decimal_of_raw_text(raw.get())
 }
 
 /// The decimal of a value's raw JSON text: a number, or a string holding one.
 fn decimal_of_raw_text<E: serde::de::Error>(text: &str) -> Result<Decimal, E> {
-    let number = if text.starts_with('"') {
-        serde_json::from_str::<String>(text).map_err(E::custom)?
-    } else if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+    if text.starts_with('"') {
+        let number = serde_json::from_str::<String>(text).map_err(E::custom)?;
+        return decimal_of_text(&number);
+    }
+    if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
         return parse_decimal(text).map_err(|reason| E::custom(format!("amount {text} {reason}")));
-    } else {
-        return Err(E::custom(format!(
-            "expected a decimal number, found {}",
-            truncate(text)
-        )));
-    };
+    }
+    Err(E::custom(format!(
+        "expected a decimal number, found {}",
+        truncate(text)
+    )))
+}
+
+/// The decimal of a string holding one (surrounding whitespace allowed).
+fn decimal_of_text<E: serde::de::Error>(number: &str) -> Result<Decimal, E> {
     parse_decimal(number.trim()).map_err(|reason| E::custom(format!("amount {number:?} {reason}")))
 }
 
-/// Receives the one-entry map of a raw value (the `Box<RawValue>` protocol).
-struct RawDecimalVisitor;
+/// A decimal written as a string, in a binary format.
+struct DecimalText;
 
-impl<'de> serde::de::Visitor<'de> for RawDecimalVisitor {
+impl serde::de::Visitor<'_> for DecimalText {
     type Value = Decimal;
 
     fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // What `Box<RawValue>` says, so that errors read the same.
-        formatter.write_str("any valid JSON value")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Decimal, A::Error> {
-        if map.next_key::<RawValueKey>()?.is_none() {
-            return Err(serde::de::Error::invalid_type(serde::de::Unexpected::Map, &self));
-        }
-        map.next_value_seed(RawDecimalText)
-    }
-}
-
-/// The key of a raw value's map: the token itself.
-struct RawValueKey;
-
-impl<'de> Deserialize<'de> for RawValueKey {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-
-        impl serde::de::Visitor<'_> for KeyVisitor {
-            type Value = RawValueKey;
-
-            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-                formatter.write_str("raw value")
-            }
-
-            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<RawValueKey, E> {
-                if key == RAW_VALUE_TOKEN {
-                    Ok(RawValueKey)
-                } else {
-                    Err(E::custom("unexpected raw value"))
-                }
-            }
-        }
-
-        deserializer.deserialize_identifier(KeyVisitor)
-    }
-}
-
-/// The value of a raw value's map: the JSON text, parsed in place.
-struct RawDecimalText;
-
-impl<'de> serde::de::DeserializeSeed<'de> for RawDecimalText {
-    type Value = Decimal;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Decimal, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl serde::de::Visitor<'_> for RawDecimalText {
-    type Value = Decimal;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("raw value")
+        formatter.write_str("a decimal number as a string")
     }
 
     fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Decimal, E> {
-        decimal_of_raw_text(text)
+        decimal_of_text(text)
     }
 }
 
@@ -579,7 +553,7 @@ mod tests {
         }
     }
 
-    /// What `deserialize_decimal` did before it read the text in place: the reference.
+    /// Reading a boxed `RawValue` and parsing its text: the reference.
     fn reference_deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
         let raw = Box::<RawValue>::deserialize(deserializer)?;
         decimal_of_raw_text(raw.get())
@@ -600,7 +574,7 @@ mod tests {
     }
 
     #[test]
-    fn reading_in_place_matches_reading_a_boxed_raw_value() {
+    fn reading_matches_reading_a_boxed_raw_value() {
         for amount in [
             "15.000000000",
             "-0.5",
@@ -745,5 +719,55 @@ mod tests {
         assert_eq!(a.to_string(), "12.25");
         assert!(serde_json::from_str::<Amount>("true").is_err());
         assert!(serde_json::from_str::<Amount>("1234567890").is_err());
+    }
+
+    #[test]
+    fn through_a_serde_json_value() {
+        // Integral amounts are exact, fractional ones go through f64.
+        for (text, back) in [
+            ("10", "10"),
+            ("-999999999", "-999999999"),
+            ("12.375", "12.375"),
+            ("0.000000001", "1e-9"),
+            ("123456.789012345", "123456.789012345"),
+            ("333333333.333333333", "333333333.3333333"),
+            ("999999999.999999999", "1000000000.0"),
+        ] {
+            let amount: Amount = text.parse().unwrap();
+            let value = serde_json::to_value(amount).unwrap();
+            assert_eq!(value.to_string(), back, "{text}");
+            let decimal: Decimal = back.parse().unwrap();
+            match Amount::new(decimal) {
+                Ok(expected) => assert_eq!(serde_json::from_value::<Amount>(value).unwrap(), expected, "{text}"),
+                Err(_) => assert!(serde_json::from_value::<Amount>(value).is_err(), "{text}"),
+            }
+        }
+    }
+
+    #[test]
+    fn through_a_binary_format_every_digit_and_the_scale_survive() {
+        for text in [
+            "10",
+            "-3",
+            "15.000000000",
+            "333333333.333333333",
+            "-0.000000001",
+            "0E-9",
+        ] {
+            let amount: Amount = text.parse().unwrap();
+            let mut cbor = Vec::new();
+            ciborium::into_writer(&amount, &mut cbor).unwrap();
+            let back: Amount = ciborium::from_reader(cbor.as_slice()).unwrap();
+            assert_eq!(back.value().to_string(), amount.value().to_string(), "{text}");
+            // Written as the decimal's text.
+            let as_text: String = ciborium::from_reader(cbor.as_slice()).unwrap();
+            assert_eq!(as_text, amount.value().to_string(), "{text}");
+        }
+        let too_long = {
+            let mut cbor = Vec::new();
+            ciborium::into_writer("1234567890", &mut cbor).unwrap();
+            cbor
+        };
+        assert!(ciborium::from_reader::<Amount, _>(too_long.as_slice()).is_err());
     }
 }

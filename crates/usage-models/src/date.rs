@@ -7,7 +7,7 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Timelike, U
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::ValidationError;
+use crate::{Field, ValidationError};
 
 /// A point in time as the Usage API carries it: a calendar date or an instant.
 ///
@@ -172,7 +172,7 @@ impl FromStr for UsageDate {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         parse_usage_date(s).ok_or_else(|| {
             ValidationError::new(
-                "date",
+                Field::Date,
                 format!(
                     "{s:?} is neither a date (2013-08-01) nor an ISO-8601 date-time \
                      (2013-08-01T06:30:00Z, 2013-08-01T08:30:00+02:00)"

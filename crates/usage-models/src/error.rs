@@ -2,9 +2,71 @@
 
 use std::fmt;
 
+/// A field of the usage body (and the values that go in it), by its JSON name.
+///
+/// ```
+/// use usage_models::{Field, UnitType};
+///
+/// let err = UnitType::new("").unwrap_err();
+/// assert_eq!(err.field(), Field::UnitType);
+/// assert_eq!(Field::UnitType.as_str(), "unitType");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Field {
+    /// `subscriptionId`.
+    SubscriptionId,
+    /// `trackingId`.
+    TrackingId,
+    /// `unitUsageRecords`.
+    UnitUsageRecords,
+    /// `unitType`.
+    UnitType,
+    /// `usageRecords`.
+    UsageRecords,
+    /// A date or date-time (`recordDate`, the ends of a window), parsed from text.
+    Date,
+    /// `amount`.
+    Amount,
+}
+
+impl Field {
+    /// The JSON name (`unitType`), or `date` for a date parsed from text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::SubscriptionId => "subscriptionId",
+            Field::TrackingId => "trackingId",
+            Field::UnitUsageRecords => "unitUsageRecords",
+            Field::UnitType => "unitType",
+            Field::UsageRecords => "usageRecords",
+            Field::Date => "date",
+            Field::Amount => "amount",
+        }
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for Field {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Field {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// A value that breaks one of Kill Bill's rules, with where it is.
 ///
-/// The [`path`](ValidationError::path) names the field in the request body, with indices:
+/// The [`field`](ValidationError::field) and its indices say where, as data; the
+/// [`path`](ValidationError::path) writes them as in the request body:
 /// `unitUsageRecords[1].usageRecords[0].amount`.
 ///
 /// ```
@@ -17,19 +79,20 @@ use std::fmt;
 ///     .build()
 ///     .unwrap_err();
 /// assert_eq!(err.path(), "unitUsageRecords[1].usageRecords[0].amount");
+/// assert_eq!(err.field(), usage_models::Field::Amount);
 /// assert_eq!(err.unit_index(), Some(1));
 /// assert_eq!(err.record_index(), Some(0));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ValidationError {
-    field: &'static str,
+    field: Field,
     unit_index: Option<usize>,
     record_index: Option<usize>,
     reason: String,
 }
 
 impl ValidationError {
-    pub(crate) fn new(field: &'static str, reason: String) -> Self {
+    pub(crate) fn new(field: Field, reason: String) -> Self {
         ValidationError {
             field,
             unit_index: None,
@@ -48,8 +111,8 @@ impl ValidationError {
         self
     }
 
-    /// The JSON name of the field at fault (`amount`, `unitType`, `unitUsageRecords`, ...).
-    pub fn field(&self) -> &'static str {
+    /// The field at fault (`amount`, `unitType`, `unitUsageRecords`, ...).
+    pub fn field(&self) -> Field {
         self.field
     }
 
@@ -77,7 +140,7 @@ impl ValidationError {
         if let Some(record) = self.record_index {
             path.push_str(&format!("usageRecords[{record}]."));
         }
-        path.push_str(self.field);
+        path.push_str(self.field.as_str());
         path
     }
 }

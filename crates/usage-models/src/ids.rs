@@ -6,7 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
-use crate::ValidationError;
+use crate::{Field, ValidationError};
 
 /// The longest unit type Kill Bill stores (`varchar(255)`; longer ones make the server answer 500).
 pub const MAX_UNIT_TYPE_CHARS: usize = 255;
@@ -60,7 +60,7 @@ impl FromStr for SubscriptionId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Uuid::parse_str(s.trim()).map(SubscriptionId).map_err(|_| {
             ValidationError::new(
-                "subscriptionId",
+                Field::SubscriptionId,
                 format!("{s:?} is not a UUID (8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11)"),
             )
         })
@@ -69,7 +69,7 @@ impl FromStr for SubscriptionId {
 
 /// Defines a validated, non-empty, length-limited string newtype.
 macro_rules! bounded_name {
-    ($(#[$doc:meta])* $name:ident, $field:literal, $max:ident) => {
+    ($(#[$doc:meta])* $name:ident, $field:expr, $max:ident) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
         pub struct $name(String);
@@ -133,6 +133,13 @@ macro_rules! bounded_name {
             }
         }
 
+        impl From<&$name> for $name {
+            /// A copy: lets a call take a value or a reference alike.
+            fn from(value: &$name) -> Self {
+                value.clone()
+            }
+        }
+
         impl TryFrom<String> for $name {
             type Error = ValidationError;
             fn try_from(s: String) -> Result<Self, Self::Error> {
@@ -179,7 +186,7 @@ bounded_name!(
     /// assert!(UnitType::new("x".repeat(256)).is_err());
     /// ```
     UnitType,
-    "unitType",
+    Field::UnitType,
     MAX_UNIT_TYPE_CHARS
 );
 
@@ -195,7 +202,7 @@ bounded_name!(
     /// assert!(TrackingId::new("").is_err());
     /// ```
     TrackingId,
-    "trackingId",
+    Field::TrackingId,
     MAX_TRACKING_ID_CHARS
 );
 

@@ -15,8 +15,12 @@ use serde::{Deserialize, Serialize};
 /// assert_eq!(error.code, Some(50000));
 /// assert_eq!(error.short_class_name(), "UsageApiException");
 /// ```
+///
+/// The struct may gain fields as Kill Bill's error body does: build one with
+/// [`KillBillError::new`] and set the fields.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct KillBillError {
     /// The Java exception class.
     pub class_name: String,
@@ -52,9 +56,11 @@ impl KillBillError {
     }
 }
 
-/// One frame of a Java stack trace, as Kill Bill writes it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One frame of a Java stack trace, as Kill Bill writes it. Build one from
+/// [`StackTraceElement::default`] and set the fields.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct StackTraceElement {
     /// The class.
     pub class_name: Option<String>,

@@ -41,7 +41,9 @@
 //! ## Features
 //!
 //! This crate has no optional features. It depends on serde, serde_json (for exact numbers
-//! through `RawValue`; `arbitrary_precision` is not turned on), chrono, uuid and rust_decimal.
+//! through its public `RawValue`, feature `raw_value`; `arbitrary_precision` is not turned on),
+//! chrono, uuid and rust_decimal. What an amount becomes through `serde_json::Value` and other
+//! serde formats is on [`Amount`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod amount;
@@ -54,7 +56,7 @@ mod rollup;
 
 pub use amount::{Amount, MAX_FRACTION_DIGITS, MAX_INTEGER_DIGITS};
 pub use date::UsageDate;
-pub use error::ValidationError;
+pub use error::{Field, ValidationError};
 pub use ids::{SubscriptionId, TrackingId, UnitType, MAX_TRACKING_ID_CHARS, MAX_UNIT_TYPE_CHARS};
 pub use kill_bill_error::{KillBillError, StackTraceElement};
 pub use record::{SubscriptionUsageRecord, SubscriptionUsageRecordBuilder, UnitUsageRecord, UsageRecord};

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Amount, SubscriptionId, TrackingId, UnitType, UsageDate, ValidationError};
+use crate::{Amount, Field, SubscriptionId, TrackingId, UnitType, UsageDate, ValidationError};
 
 /// One dated amount of one unit.
 ///
@@ -58,7 +58,7 @@ impl UnitUsageRecord {
     pub fn new(unit_type: UnitType, usage_records: Vec<UsageRecord>) -> Result<Self, ValidationError> {
         if usage_records.is_empty() {
             return Err(ValidationError::new(
-                "usageRecords",
+                Field::UsageRecords,
                 format!("unit {unit_type:?} needs at least one usage record"),
             ));
         }
@@ -150,7 +150,7 @@ impl SubscriptionUsageRecord {
     ) -> Result<Self, ValidationError> {
         if unit_usage_records.is_empty() {
             return Err(ValidationError::new(
-                "unitUsageRecords",
+                Field::UnitUsageRecords,
                 "needs at least one unit".to_string(),
             ));
         }

@@ -22,6 +22,7 @@ use crate::{SubscriptionId, UnitType, UsageDate};
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct RolledUpUsage {
     /// The subscription, echoed.
     pub subscription_id: SubscriptionId,
@@ -35,6 +36,22 @@ pub struct RolledUpUsage {
 }
 
 impl RolledUpUsage {
+    /// The roll-up of `subscription_id` over `[start_date, end_date)` (for a test double's
+    /// answer; a client reads it from the server).
+    pub fn new(
+        subscription_id: SubscriptionId,
+        start_date: UsageDate,
+        end_date: UsageDate,
+        rolled_up_units: Vec<RolledUpUnit>,
+    ) -> Self {
+        RolledUpUsage {
+            subscription_id,
+            start_date,
+            end_date,
+            rolled_up_units,
+        }
+    }
+
     /// The sum for `unit_type`, if it had usage in the window.
     pub fn amount_of(&self, unit_type: &str) -> Option<Decimal> {
         self.rolled_up_units
@@ -51,6 +68,7 @@ fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Rolle
 /// The exact sum of one unit type over a window. Sums are not bounded by `decimal(18,9)`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct RolledUpUnit {
     /// The unit type.
     pub unit_type: UnitType,
@@ -60,6 +78,13 @@ pub struct RolledUpUnit {
         deserialize_with = "crate::amount::deserialize_decimal"
     )]
     pub amount: Decimal,
+}
+
+impl RolledUpUnit {
+    /// The sum `amount` of `unit_type`.
+    pub fn new(unit_type: UnitType, amount: Decimal) -> Self {
+        RolledUpUnit { unit_type, amount }
+    }
 }
 
 fn serialize_sum<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {

@@ -30,7 +30,7 @@
 //!     .tenant("bob", "lazar")
 //!     .transport(transport)
 //!     .timer(TokioTimer)
-//!     .retry_policy(RetryPolicy::default().deadline(Duration::from_secs(20)))
+//!     .retry_policy(RetryPolicy::default().with_deadline(Duration::from_secs(20)))
 //!     .build()?;
 //! # let _ = client;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -52,7 +52,7 @@
 //! let day: UsageDate = "2013-08-01".parse()?;
 //! let record = SubscriptionUsageRecord::builder(subscription).record("gallons", day, 10).build()?;
 //! client.record_usage(&record).await?;
-//! let usage = client.get_usage(subscription, "gallons", UsageWindow::parse("2013-08-01", "2013-09-01")?).await?;
+//! let usage = client.get_usage(subscription, "gallons", UsageWindow::parse("2013-08-01", "2013-09-01")?)?.await?;
 //! println!("{:?}", usage.amount_of("gallons"));
 //! # Ok(())
 //! # }

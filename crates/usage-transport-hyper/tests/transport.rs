@@ -17,7 +17,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
-use usage_core::{Error, RetryPolicy, Transport, TransportError, TransportErrorKind, UsageClient, UsageWindow};
+use usage_core::{
+    Error, Operation as _, RetryPolicy, Transport, TransportError, TransportErrorKind, UsageClient, UsageWindow,
+};
 use usage_models::{SubscriptionId, SubscriptionUsageRecord, UsageDate};
 use usage_transport_hyper::{client_builder, HyperTransport, TokioTimer};
 
@@ -296,6 +298,7 @@ async fn records_and_reads_through_the_client() {
 
     let usage = client
         .get_usage(subscription(), "gallons used", window())
+        .unwrap()
         .await
         .unwrap();
     assert_eq!(usage.subscription_id, subscription());
@@ -343,6 +346,7 @@ async fn records_and_reads_through_the_client() {
     for _ in 0..8 {
         client
             .get_usage(subscription(), "gallons used", window())
+            .unwrap()
             .await
             .unwrap();
     }
@@ -389,7 +393,9 @@ async fn error_statuses_come_back_as_typed_api_errors() {
     let response = transport.send(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(response.headers()["content-type"], "application/json");
-    let error = usage_core::parse_rolled_up_usage(response).unwrap_err();
+    let error = usage_core::GetAllUsage::new(subscription(), window())
+        .parse(response)
+        .unwrap_err();
     assert_eq!(error.status(), Some(StatusCode::BAD_REQUEST));
     assert_eq!(
         error.kill_bill_error().unwrap().class_name,
@@ -600,7 +606,7 @@ async fn redirects_are_not_followed() {
     let Error::Api(api) = &error else {
         panic!("not an API error: {error:?}")
     };
-    assert_eq!(api.headers["location"], "/elsewhere/1.0/kb/usages");
+    assert_eq!(api.headers()["location"], "/elsewhere/1.0/kb/usages");
     let seen = server.seen();
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert!(seen[0].uri.starts_with("/killbill/1.0/kb/usages/"));
@@ -922,7 +928,7 @@ async fn a_lost_answer_to_a_post_is_retried_under_the_same_tracking_id() {
         .unwrap()
         .user("admin", "password")
         .tenant("bob", "lazar")
-        .retry_policy(RetryPolicy::default().initial_backoff(Duration::from_millis(10)))
+        .retry_policy(RetryPolicy::default().with_initial_backoff(Duration::from_millis(10)))
         .build()
         .unwrap();
     let day: UsageDate = "2013-08-01".parse().unwrap();

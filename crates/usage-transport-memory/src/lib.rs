@@ -51,7 +51,7 @@
 //! meter_pump(&client, subscription, "2013-08-02", "4.5").await.unwrap();
 //!
 //! let august = usage_core::UsageWindow::parse("2013-08-01", "2013-09-01").unwrap();
-//! let usage = client.get_usage(subscription, "gallons", august).await.unwrap();
+//! let usage = client.get_usage(subscription, "gallons", august).unwrap().await.unwrap();
 //! assert_eq!(usage.amount_of("gallons"), Some("15".parse().unwrap()));
 //! assert_eq!(kb.rows(subscription).len(), 2);
 //!

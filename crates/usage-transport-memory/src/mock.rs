@@ -454,6 +454,7 @@ struct State {
 ///     .user("admin", "password")
 ///     .tenant("bob", "lazar")
 ///     .transport(mock.clone())
+///     .retry_policy(usage_core::RetryPolicy::none().without_deadline())
 ///     .build()
 ///     .unwrap();
 /// let record = SubscriptionUsageRecord::builder(SubscriptionId::random())

@@ -1,7 +1,7 @@
 //! A timer that takes no time.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use usage_core::{Sleep, Timer};
 
@@ -10,6 +10,9 @@ use usage_core::{Sleep, Timer};
 ///
 /// - [`now`](Timer::now) starts at the instant the timer was made and moves only when a
 ///   sleep completes, by exactly the slept duration;
+/// - its [`wall_clock`](Timer::wall_clock) starts at the system time the timer was made (or
+///   the one given to [`with_wall_clock`](Self::with_wall_clock)) and moves with `now`, so a
+///   `Retry-After` HTTP date gives the same wait in every run;
 /// - every duration asked for is recorded, in order: [`sleeps`](Self::sleeps);
 /// - clones share the clock and the record, so keep one to inspect and give one to the
 ///   client.
@@ -39,6 +42,7 @@ pub struct InstantTimer {
 #[derive(Debug)]
 struct State {
     origin: Instant,
+    wall_origin: SystemTime,
     elapsed: Duration,
     sleeps: Vec<Duration>,
 }
@@ -55,10 +59,21 @@ impl InstantTimer {
         InstantTimer {
             state: Arc::new(Mutex::new(State {
                 origin: Instant::now(),
+                wall_origin: SystemTime::now(),
                 elapsed: Duration::ZERO,
                 sleeps: Vec::new(),
             })),
         }
+    }
+
+    /// The same timer with its wall clock set to `time` (it moves with the virtual clock from
+    /// there).
+    pub fn with_wall_clock(self, time: SystemTime) -> Self {
+        {
+            let mut state = self.state();
+            state.wall_origin = time.checked_sub(state.elapsed).unwrap_or(time);
+        }
+        self
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -86,6 +101,14 @@ impl Timer for InstantTimer {
     fn now(&self) -> Instant {
         let state = self.state();
         state.origin.checked_add(state.elapsed).unwrap_or(state.origin)
+    }
+
+    fn wall_clock(&self) -> SystemTime {
+        let state = self.state();
+        state
+            .wall_origin
+            .checked_add(state.elapsed)
+            .unwrap_or(state.wall_origin)
     }
 
     fn sleep(&self, duration: Duration) -> Sleep {

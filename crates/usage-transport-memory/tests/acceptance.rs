@@ -42,7 +42,7 @@ async fn bullets_yesterday_and_today() {
         .unwrap();
     client.record_usage(&record).await.unwrap();
     for (window, expected) in [(days(-1, 0), "10"), (days(-1, 1), "15"), (days(0, 1), "5")] {
-        let usage = client.get_usage(sub, "bullets", window).await.unwrap();
+        let usage = client.get_usage(sub, "bullets", window).unwrap().await.unwrap();
         assert_eq!(usage.subscription_id, sub);
         assert_eq!(usage.amount_of("bullets"), Some(dec(expected)));
     }
@@ -83,7 +83,7 @@ async fn three_days(values: [&str; 3]) -> (usage_core::UsageClient, Subscription
 async fn decimals() {
     let (client, sub) = three_days(["4.75", "6.25", "8.5"]).await;
     for (window, expected) in [(days(-1, 1), "11"), (days(-1, 2), "19.5"), (days(0, 2), "14.75")] {
-        let usage = client.get_usage(sub, "bullets", window).await.unwrap();
+        let usage = client.get_usage(sub, "bullets", window).unwrap().await.unwrap();
         assert_eq!(usage.amount_of("bullets"), Some(dec(expected)));
     }
 }
@@ -96,7 +96,7 @@ async fn large_decimals() {
         (days(-1, 2), "666666666.666666666"),
         (days(0, 2), "555555555.555555555"),
     ] {
-        let usage = client.get_usage(sub, "bullets", window).await.unwrap();
+        let usage = client.get_usage(sub, "bullets", window).unwrap().await.unwrap();
         assert_eq!(usage.amount_of("bullets"), Some(dec(expected)));
     }
 }
@@ -112,6 +112,7 @@ async fn boundaries() {
     client.record_usage(&record).await.unwrap();
     let usage = client
         .get_usage(sub, "gallons", window("2013-08-1", "2013-08-31"))
+        .unwrap()
         .await
         .unwrap();
     assert_eq!(usage.amount_of("gallons"), Some(dec("10")));
@@ -119,6 +120,7 @@ async fn boundaries() {
     assert_eq!(usage.end_date.to_string(), "2013-08-31T00:00:00.000Z");
     let usage = client
         .get_usage(sub, "gallons", window("2013-08-1", "2013-09-01"))
+        .unwrap()
         .await
         .unwrap();
     assert_eq!(usage.amount_of("gallons"), Some(dec("15")));
@@ -143,6 +145,7 @@ async fn a_row_at_end_date_is_excluded_and_timestamps_are_exact() {
     assert_eq!(kb.rows(sub)[0].record_date.to_rfc3339(), "2013-01-01T13:15:46+00:00");
     let excluded = client
         .get_usage(sub, "gallons", window("2013-01-01", "2013-01-01T13:15:46Z"))
+        .unwrap()
         .await
         .unwrap();
     assert!(excluded.rolled_up_units.is_empty());
@@ -152,6 +155,7 @@ async fn a_row_at_end_date_is_excluded_and_timestamps_are_exact() {
             "gallons",
             window("2013-01-01T13:15:46Z", "2013-01-01T13:15:46.001Z"),
         )
+        .unwrap()
         .await
         .unwrap();
     assert_eq!(included.amount_of("gallons"), Some(dec("3")));

@@ -88,6 +88,7 @@ async fn commit_then_lose_makes_naive_retries_double_count() {
     client.record_usage(&no_tracking_id).await.unwrap();
     let total = client
         .get_usage(sub, "gallons", window("2013-08-01", "2013-08-02"))
+        .unwrap()
         .await
         .unwrap();
     assert_eq!(total.amount_of("gallons"), Some("20".parse().unwrap()));
@@ -212,6 +213,7 @@ async fn the_legacy_wire_format_speaks_dates_and_integers() {
     );
     let usage = client
         .get_usage(sub, "gallons", window("2013-08-01", "2013-08-31"))
+        .unwrap()
         .await
         .unwrap();
     assert_eq!(usage.amount_of("gallons"), Some("10".parse().unwrap()));
@@ -389,6 +391,7 @@ async fn concurrent_distinct_records_all_count() {
     }
     let total = client
         .get_usage(sub, "gallons", window("2013-08-01", "2013-08-02"))
+        .unwrap()
         .await
         .unwrap();
     assert_eq!(total.amount_of("gallons"), Some((0..50).sum::<i64>().into()));

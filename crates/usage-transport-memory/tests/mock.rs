@@ -23,7 +23,10 @@ fn client_of(mock: &MockTransport, timer: Option<&InstantTimer>) -> UsageClient 
         .transport(mock.clone());
     match timer {
         Some(timer) => builder.timer(timer.clone()).build().unwrap(),
-        None => builder.build().unwrap(),
+        None => builder
+            .retry_policy(RetryPolicy::none().without_deadline())
+            .build()
+            .unwrap(),
     }
 }
 
@@ -96,6 +99,7 @@ async fn rules_match_method_path_query_header_and_body() {
     let client = client_of(&mock, None);
     let usage = client
         .get_usage(sub(), "gallons", window("2013-08-01", "2013-09-01"))
+        .unwrap()
         .await
         .unwrap();
     assert_eq!(usage.amount_of("gallons").unwrap().to_string(), "15.000000000");
@@ -297,6 +301,7 @@ async fn scripted_transport_errors_and_kill_bill_errors_come_back_typed() {
     assert!(error.is_not_found());
     let error = client
         .get_usage(sub(), "gallons", window("2013-08-01", "2013-09-01"))
+        .unwrap()
         .await
         .unwrap_err();
     assert_eq!(error.status(), Some(http::StatusCode::BAD_GATEWAY));
@@ -320,8 +325,8 @@ async fn a_timer_records_backoffs_without_waiting() {
         .timer(timer.clone())
         .retry_policy(
             RetryPolicy::default()
-                .jitter(false)
-                .initial_backoff(Duration::from_millis(100)),
+                .with_jitter(false)
+                .with_initial_backoff(Duration::from_millis(100)),
         )
         .build()
         .unwrap();
@@ -331,5 +336,33 @@ async fn a_timer_records_backoffs_without_waiting() {
         .unwrap();
     assert_eq!(usage.amount_of("gallons").unwrap().to_string(), "2");
     assert_eq!(timer.sleeps(), [Duration::from_millis(100), Duration::from_millis(200)]);
+    mock.assert_all_consumed();
+}
+
+#[tokio::test]
+async fn an_http_date_retry_after_is_read_against_the_timer_clock() {
+    // 20 s after the timer's wall clock: in 1994, long past for the system clock, which would
+    // make the wait 0.
+    let start = std::time::UNIX_EPOCH + Duration::from_secs(784_111_740); // 1994-11-06 08:49:00 UTC
+    let mock = MockTransport::new();
+    mock.expect(Rule::get(format!("/1.0/kb/usages/{SUB}")).replies([
+        Reply::status(503).header("retry-after", "Sun, 06 Nov 1994 08:49:20 GMT"),
+        Reply::status(429).header("retry-after", "Sun, 06 Nov 1994 08:49:23 GMT"),
+        rolled_up("2"),
+    ]));
+    let timer = InstantTimer::new().with_wall_clock(start);
+    let client = UsageClient::builder(BASE)
+        .user("admin", "password")
+        .tenant("bob", "lazar")
+        .transport(mock.clone())
+        .timer(timer.clone())
+        .build()
+        .unwrap();
+    client
+        .get_all_usage(sub(), window("2013-08-01", "2013-09-01"))
+        .await
+        .unwrap();
+    // The second date is read after the first wait: 3 s later on the same clock.
+    assert_eq!(timer.sleeps(), [Duration::from_secs(20), Duration::from_secs(3)]);
     mock.assert_all_consumed();
 }

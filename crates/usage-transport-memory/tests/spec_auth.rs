@@ -47,8 +47,8 @@ async fn wrong_password_through_the_client() {
     assert!(error.is_unauthorized());
     match &error {
         usage_core::Error::Api(api) => {
-            assert!(api.body.is_empty());
-            assert_eq!(api.headers["www-authenticate"], "BASIC realm=\"application\"");
+            assert!(api.body().is_empty());
+            assert_eq!(api.headers()["www-authenticate"], "BASIC realm=\"application\"");
         }
         other => panic!("{other:?}"),
     }
@@ -95,7 +95,7 @@ async fn wrong_tenant_key_or_secret_is_401_with_a_non_json_body_that_echoes_noth
         let usage_core::Error::Api(api) = &error else {
             panic!("{error:?}")
         };
-        let body = String::from_utf8_lossy(&api.body);
+        let body = String::from_utf8_lossy(api.body());
         assert!(!body.is_empty());
         assert!(!body.contains(secret) && !body.contains("lazar"), "{body}");
     }

@@ -337,7 +337,7 @@ async fn row13_usage_after_the_effective_end_date_is_400_with_an_empty_body() {
     let error = client.record_usage(&record).await.unwrap_err();
     assert_eq!(error.status(), Some(http::StatusCode::BAD_REQUEST));
     match &error {
-        usage_core::Error::Api(api) => assert!(api.body.is_empty()),
+        usage_core::Error::Api(api) => assert!(api.body().is_empty()),
         other => panic!("{other:?}"),
     }
     assert_eq!(kb.row_count(), 0, "all or nothing");

@@ -5,7 +5,9 @@ use bytes::Bytes;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, Response, StatusCode};
 use subtle::{Choice, ConstantTimeEq};
-use usage_core::{Secret, API_KEY, API_SECRET};
+use usage_core::Secret;
+
+use super::headers::{API_KEY, API_SECRET};
 use uuid::Uuid;
 
 use super::respond;

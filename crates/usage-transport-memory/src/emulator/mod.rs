@@ -25,7 +25,7 @@ use percent_encoding::percent_decode_str;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::value::RawValue;
-use usage_core::{Secret, Transport, TransportError, COMMENT, CREATED_BY, ENCODING, REASON};
+use usage_core::{Secret, Transport, TransportError};
 use usage_models::{KillBillError, SubscriptionId};
 use uuid::Uuid;
 
@@ -35,6 +35,26 @@ use bind::{BoundAmount, BoundRecord};
 pub use faults::Fault;
 use respond::{class, empty, illegal_argument, simple_error, ErrorStyle};
 use store::{Row, Store, Subscription};
+
+/// The Kill Bill headers the emulator reads, named as the contract names them (its own
+/// copies: the emulator checks the client, so it shares none of the client's constants).
+pub(crate) mod headers {
+    use http::HeaderName;
+
+    /// `X-Killbill-ApiKey`.
+    pub(crate) const API_KEY: HeaderName = HeaderName::from_static("x-killbill-apikey");
+    /// `X-Killbill-ApiSecret`.
+    pub(crate) const API_SECRET: HeaderName = HeaderName::from_static("x-killbill-apisecret");
+    /// `X-Killbill-CreatedBy`.
+    pub(crate) const CREATED_BY: HeaderName = HeaderName::from_static("x-killbill-createdby");
+    /// `X-Killbill-Reason`.
+    pub(crate) const REASON: HeaderName = HeaderName::from_static("x-killbill-reason");
+    /// `X-Killbill-Comment`.
+    pub(crate) const COMMENT: HeaderName = HeaderName::from_static("x-killbill-comment");
+    /// `X-Killbill-Encoding`.
+    pub(crate) const ENCODING: HeaderName = HeaderName::from_static("x-killbill-encoding");
+}
+use headers::{COMMENT, CREATED_BY, ENCODING, REASON};
 
 /// The longest `X-Killbill-CreatedBy` the emulator stores (`varchar(50)`).
 const MAX_CREATED_BY_CHARS: usize = 50;
@@ -864,17 +884,12 @@ impl InMemoryKillBill {
         }
         let tracking_id = match tracking_id.filter(|t| !t.is_empty()) {
             Some(id) if subscription.tracking_ids.contains(&id) => {
-                return respond::error(
-                    StatusCode::BAD_REQUEST,
-                    style,
-                    KillBillError {
-                        code: Some(usage_core::DUPLICATE_TRACKING_ID_CODE),
-                        ..KillBillError::new(
-                            class::USAGE_API,
-                            format!("A usage record with tracking ID {id} already exists"),
-                        )
-                    },
+                let mut body = KillBillError::new(
+                    class::USAGE_API,
+                    format!("A usage record with tracking ID {id} already exists"),
                 );
+                body.code = Some(usage_core::DUPLICATE_TRACKING_ID_CODE);
+                return respond::error(StatusCode::BAD_REQUEST, style, body);
             }
             Some(id) => id,
             None => Uuid::new_v4().to_string(),
@@ -969,14 +984,9 @@ type Valid = (Uuid, Option<String>, Vec<NewRow>);
 
 fn validate(record: BoundRecord, style: ErrorStyle) -> Result<Valid, Response<Bytes>> {
     let npe = || {
-        respond::error(
-            StatusCode::BAD_REQUEST,
-            style,
-            KillBillError {
-                message: None,
-                ..KillBillError::new(class::NULL_POINTER, "")
-            },
-        )
+        let mut body = KillBillError::new(class::NULL_POINTER, "");
+        body.message = None;
+        respond::error(StatusCode::BAD_REQUEST, style, body)
     };
     let Some(subscription) = record.subscription_id else {
         return Err(illegal_argument(

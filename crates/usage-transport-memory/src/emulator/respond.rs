@@ -47,13 +47,11 @@ pub(crate) struct ErrorStyle {
 /// A Kill Bill JSON error (`className, code, message, causeClassName, causeMessage, stackTrace`).
 pub(crate) fn error(status: StatusCode, style: ErrorStyle, mut error: KillBillError) -> Response<Bytes> {
     if style.with_stack_trace {
-        error.stack_trace = vec![StackTraceElement {
-            class_name: Some("org.killbill.billing.jaxrs.resources.UsageResource".to_string()),
-            file_name: Some("UsageResource.java".to_string()),
-            line_number: None,
-            method_name: Some("emulated".to_string()),
-            native_method: false,
-        }];
+        let mut frame = StackTraceElement::default();
+        frame.class_name = Some("org.killbill.billing.jaxrs.resources.UsageResource".to_string());
+        frame.file_name = Some("UsageResource.java".to_string());
+        frame.method_name = Some("emulated".to_string());
+        error.stack_trace = vec![frame];
     }
     match serde_json::to_vec(&error) {
         Ok(body) => with_body(status, Bytes::from(body)),
@@ -106,18 +104,10 @@ pub(crate) fn data_truncation(style: ErrorStyle, column: &str, too_long: bool) -
         "Out of range value for column"
     };
     let cause = format!("Data truncation: {problem} '{column}' at row 1");
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        style,
-        KillBillError {
-            class_name: class::UNABLE_TO_EXECUTE.to_string(),
-            code: None,
-            message: Some(format!("{}: {cause}", class::DATA_TRUNCATION)),
-            cause_class_name: Some(class::DATA_TRUNCATION.to_string()),
-            cause_message: Some(cause),
-            stack_trace: Vec::new(),
-        },
-    )
+    let mut body = KillBillError::new(class::UNABLE_TO_EXECUTE, format!("{}: {cause}", class::DATA_TRUNCATION));
+    body.cause_class_name = Some(class::DATA_TRUNCATION.to_string());
+    body.cause_message = Some(cause);
+    error(StatusCode::INTERNAL_SERVER_ERROR, style, body)
 }
 
 /// 401 from the Basic-auth filter: empty body and the challenge.

@@ -16,6 +16,7 @@ pub fn client(kb: &InMemoryKillBill) -> UsageClient {
         .user("admin", "password")
         .tenant("bob", "lazar")
         .transport(kb.clone())
+        .retry_policy(usage_core::RetryPolicy::none().without_deadline())
         .build()
         .unwrap()
 }
