@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +15,11 @@ use serde_json::value::RawValue;
 use usage_cli::serve::{ServeConfig, Server, Stats};
 use usage_models::Decimal;
 use usage_transport_memory::InMemoryKillBill;
+use wait_timeout::ChildExt;
+
+/// How long a run of the binary may take before the test kills it and fails: far more than any
+/// run in these tests needs, so that a hung binary fails the test instead of hanging CI.
+pub const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The emulator served over loopback on a runtime of its own, stopped on drop.
 pub struct TestServer {
@@ -116,11 +121,43 @@ pub fn kb_with_stdin(url: &str, args: &[&str], stdin: Option<&[u8]>) -> Run {
         let mut pipe = child.stdin.take().expect("stdin");
         pipe.write_all(bytes).expect("write stdin");
     }
-    let output = child.wait_with_output().expect("kb-usage output");
+    let output = wait_bounded(child, CHILD_TIMEOUT);
     Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Waits for `child` for at most `limit`, reading its stdout and stderr pipes meanwhile (those
+/// not taken yet); past `limit`, kills it and fails with what it wrote.
+pub fn wait_bounded(mut child: Child, limit: Duration) -> Output {
+    // A pipe the caller took (to read it as it comes) is theirs to read: empty here.
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let status = child.wait_timeout(limit).expect("wait for kb-usage");
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let stdout = stdout.join().expect("stdout reader");
+    let stderr = stderr.join().expect("stderr reader");
+    match status {
+        Some(status) => Output { status, stdout, stderr },
+        None => panic!(
+            "kb-usage still running after {limit:?}, killed\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        ),
     }
 }
 
