@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use usage_cli::serve::{ServeConfig, Server, Stats};
+use usage_cli::serve::{build_emulator, Handler, ServeConfig, Server, Stats};
 use usage_models::Decimal;
 use usage_transport_memory::InMemoryKillBill;
 use wait_timeout::ChildExt;
@@ -32,6 +32,15 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(config: ServeConfig) -> TestServer {
+        TestServer::start_with(config, None)
+    }
+
+    /// Serves the emulator built from `config` through `wrap`, a handler that receives the
+    /// emulator and answers in its place (to hold a request, say).
+    pub fn start_with(
+        config: ServeConfig,
+        wrap: Option<Box<dyn FnOnce(InMemoryKillBill) -> Arc<dyn Handler> + Send>>,
+    ) -> TestServer {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -41,8 +50,18 @@ impl TestServer {
                 .build()
                 .expect("runtime");
             runtime.block_on(async move {
-                let server = Server::bind(config).await.expect("bind");
-                let emulator = server.emulator().expect("emulator").clone();
+                let (server, emulator) = match wrap {
+                    None => {
+                        let server = Server::bind(config).await.expect("bind");
+                        let emulator = server.emulator().expect("emulator").clone();
+                        (server, emulator)
+                    }
+                    Some(wrap) => {
+                        let emulator = build_emulator(&config).expect("emulator");
+                        let handler = wrap(emulator.clone());
+                        (Server::bind_with(config, handler).await.expect("bind"), emulator)
+                    }
+                };
                 ready_tx
                     .send((server.local_addr(), emulator, server.stats()))
                     .expect("ready");
