@@ -990,7 +990,11 @@ async fn a_pooled_connection_closed_by_the_server_is_not_reused() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(finished.load(Ordering::SeqCst), accepted.load(Ordering::SeqCst));
-    assert_eq!(sent_after_close.load(Ordering::SeqCst), 0, "a request went out on a connection the server had closed");
+    assert_eq!(
+        sent_after_close.load(Ordering::SeqCst),
+        0,
+        "a request went out on a connection the server had closed"
+    );
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
 }
 
