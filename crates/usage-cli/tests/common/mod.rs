@@ -21,6 +21,9 @@ use wait_timeout::ChildExt;
 /// run in these tests needs, so that a hung binary fails the test instead of hanging CI.
 pub const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Builds the handler a [`TestServer`] serves from its emulator.
+pub type WrapEmulator = Box<dyn FnOnce(InMemoryKillBill) -> Arc<dyn Handler> + Send>;
+
 /// The emulator served over loopback on a runtime of its own, stopped on drop.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -39,7 +42,7 @@ impl TestServer {
     /// emulator and answers in its place (to hold a request, say).
     pub fn start_with(
         config: ServeConfig,
-        wrap: Option<Box<dyn FnOnce(InMemoryKillBill) -> Arc<dyn Handler> + Send>>,
+        wrap: Option<WrapEmulator>,
     ) -> TestServer {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
