@@ -40,10 +40,7 @@ impl TestServer {
 
     /// Serves the emulator built from `config` through `wrap`, a handler that receives the
     /// emulator and answers in its place (to hold a request, say).
-    pub fn start_with(
-        config: ServeConfig,
-        wrap: Option<WrapEmulator>,
-    ) -> TestServer {
+    pub fn start_with(config: ServeConfig, wrap: Option<WrapEmulator>) -> TestServer {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
