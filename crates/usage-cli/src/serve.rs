@@ -233,9 +233,15 @@ impl ServeConfig {
 pub struct Stats {
     requests: AtomicU64,
     faults: [AtomicU64; 4],
+    open_connections: AtomicU64,
 }
 
 impl Stats {
+    /// Connections accepted and not yet let go of (closed by either side, or cut off).
+    pub fn open_connections(&self) -> u64 {
+        self.open_connections.load(Ordering::Relaxed)
+    }
+
     /// Requests received (faulted ones included).
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
@@ -260,6 +266,22 @@ impl fmt::Display for Stats {
             write!(f, " {}={}", kind.name(), self.faults(kind))?;
         }
         Ok(())
+    }
+}
+
+/// One connection counted in [`Stats::open_connections`] for as long as this lives.
+struct OpenConnection(Arc<Stats>);
+
+impl OpenConnection {
+    fn count(stats: Arc<Stats>) -> OpenConnection {
+        stats.open_connections.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(stats)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -350,7 +372,7 @@ impl Server {
         self.emulator.as_ref()
     }
 
-    /// The counters (requests, faults), live.
+    /// The counters (requests, faults, open connections), live.
     pub fn stats(&self) -> Arc<Stats> {
         self.shared.stats.clone()
     }
@@ -395,7 +417,10 @@ impl Server {
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             let connection = graceful.watch(connection);
             let log = self.shared.config.log;
+            let open = OpenConnection::count(self.shared.stats.clone());
             tokio::spawn(async move {
+                // Dropped last: the connection and its socket are gone by then.
+                let _open = open;
                 if let Err(e) = connection.await {
                     if log && !is_dropped(&e) {
                         eprintln!("connection ended: {e}");

@@ -502,9 +502,44 @@ fn faults_of_every_kind_are_injected() {
     }
 }
 
+/// The POST the server holds in flight in the Ctrl-C test (1-based): that many rows are stored
+/// when the import stops.
+const HELD_POST: usize = 10;
+
 #[test]
 fn ctrl_c_stops_an_import_cleanly_and_a_rerun_finishes_it() {
-    let server = TestServer::with_subscriptions(&[SUB]);
+    use std::io::{BufRead, BufReader};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    // The server holds the HELD_POST-th POST until the test lets it go, so that Ctrl-C
+    // certainly arrives with a request in flight and rows not sent yet. It blocks one of the
+    // server's two worker threads meanwhile, which the other one does not need.
+    let (held_tx, held_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let held_tx = std::sync::Mutex::new(held_tx);
+    let release_rx = std::sync::Mutex::new(release_rx);
+    let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
+    config.subscriptions = vec![SUB.parse().unwrap()];
+    let server = TestServer::start_with(
+        config,
+        Some(Box::new(move |emulator: usage_transport_memory::InMemoryKillBill| {
+            let posts = AtomicUsize::new(0);
+            let hold = move |request: http::Request<bytes::Bytes>| {
+                if request.method() == http::Method::POST && posts.fetch_add(1, Ordering::SeqCst) + 1 == HELD_POST {
+                    held_tx.lock().unwrap().send(()).unwrap();
+                    release_rx
+                        .lock()
+                        .unwrap()
+                        .recv_timeout(Duration::from_secs(60))
+                        .expect("the test lets the held request go");
+                }
+                emulator.handle(request)
+            };
+            std::sync::Arc::new(hold)
+        })),
+    );
     let url = server.url();
     let mut rng = fastrand::Rng::with_seed(21);
     let (amounts, sum) = random_amounts(&mut rng, 3_000);
@@ -523,7 +558,7 @@ fn ctrl_c_stops_an_import_cleanly_and_a_rerun_finishes_it() {
         "--output",
         "json",
     ];
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kb-usage"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kb-usage"))
         .args(args)
         .env("KILLBILL_URL", &url)
         .stdin(std::process::Stdio::null())
@@ -531,37 +566,58 @@ fn ctrl_c_stops_an_import_cleanly_and_a_rerun_finishes_it() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Once the first rows are stored, Ctrl-C.
-    for _ in 0..6_000 {
-        if server.emulator.row_count() > 0 {
-            break;
+    // Stderr line by line: the test waits for the import to say it saw the signal.
+    let (lines_tx, lines_rx) = mpsc::channel::<String>();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
         }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+        all
+    });
+    held_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the held request reaches the server");
+    assert_eq!(server.emulator.row_count(), HELD_POST - 1);
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let stored = server.emulator.row_count();
-    println!(
-        "Ctrl-C with {stored} of 3000 rows stored: exit {:?}",
-        output.status.code()
-    );
-    match output.status.code() {
-        Some(130) => {
-            let json: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-            assert!(json["not_sent_requests"].as_u64().unwrap() > 0, "{json}");
-            assert_eq!(json["recorded_rows"].as_u64().unwrap() as usize, stored, "{json}");
-            assert!(stderr.contains("run the same command again"), "{stderr}");
+    // The import has stopped sending before the held request is answered.
+    loop {
+        let line = lines_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the import reports the interruption");
+        if line.starts_with("interrupted: finishing the requests in flight") {
+            break;
         }
-        // The import finished before the signal arrived: nothing to check about stopping.
-        Some(0) => assert_eq!(stored, 3_000),
-        other => panic!("exit {other:?}: {stderr}"),
     }
+    release_tx.send(()).unwrap();
+    let output = common::wait_bounded(child, common::CHILD_TIMEOUT);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = reader.join().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{stdout}\n{stderr}");
+    // The request in flight was finished and counted; the rest was not sent.
+    let stored = server.emulator.row_count();
+    assert_eq!(stored, HELD_POST);
+    let json: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(json["recorded_rows"].as_u64().unwrap() as usize, stored, "{json}");
+    assert_eq!(
+        json["not_sent_requests"].as_u64().unwrap() as usize,
+        3_000 - HELD_POST,
+        "{json}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "interrupted: {} of 3000 requests not sent; run the same command again",
+            3_000 - HELD_POST
+        )),
+        "{stderr}"
+    );
     let rerun = kb(&url, &args);
     assert_eq!(rerun.code, 0, "{rerun:?}");
     let json = summary(&rerun);

@@ -1,5 +1,5 @@
-//! `UsageClient` over the hyper transport through `serve --faults`: every fault survived,
-//! nothing lost, nothing doubled.
+//! `UsageClient` over the hyper transport through `serve --faults`: every kind of fault met and
+//! survived, nothing lost, nothing doubled.
 
 mod common;
 
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{random_amounts, TestServer};
-use usage_cli::serve::{FaultKind, Faults, ServeConfig};
+use usage_cli::serve::{FaultKind, Faults, ServeConfig, Stats};
 use usage_core::{RetryPolicy, UsageWindow};
 use usage_models::{Decimal, SubscriptionId, SubscriptionUsageRecord, TrackingId, UsageDate};
 
@@ -27,7 +27,8 @@ fn the_client_survives_every_fault_without_losing_or_doubling() {
         .build()
         .unwrap();
     let url = server.url();
-    let (sum, counts) = runtime.block_on(async move {
+    let stats = server.stats.clone();
+    let (sum, counts, during) = runtime.block_on(async move {
         let client = usage_transport_hyper::client_builder(url)
             .unwrap()
             .user("admin", "password")
@@ -65,9 +66,6 @@ fn the_client_survives_every_fault_without_losing_or_doubling() {
                 for round in 0..5 {
                     match client.record_usage(&record).await {
                         Ok(outcome) => {
-                            counts
-                                .attempts
-                                .fetch_add(u64::from(outcome.attempts), Ordering::Relaxed);
                             if outcome.already_recorded {
                                 counts.already.fetch_add(1, Ordering::Relaxed);
                             }
@@ -96,6 +94,8 @@ fn the_client_survives_every_fault_without_losing_or_doubling() {
             }
         }
         assert_eq!(recorded, RECORDS, "every record reported recorded");
+        // What the server saw of the records (the roll-up below draws faults too).
+        let during = Seen::now(&stats);
         let window = UsageWindow::parse("2013-08-01", "2013-09-01").unwrap();
         let mut usage = None;
         for _ in 0..20 {
@@ -106,29 +106,60 @@ fn the_client_survives_every_fault_without_losing_or_doubling() {
         }
         let usage = usage.expect("the roll-up, through faults");
         assert_eq!(usage.amount_of("calls"), Some(sum), "nothing lost, nothing doubled");
-        (sum, counts)
+        (sum, counts, during)
     });
-    let stats = &server.stats;
+    let already = counts.already.load(Ordering::Relaxed);
     println!(
-        "{RECORDS} records, sum {sum}: {} attempts in all, {} answers lost after storing and resolved as already recorded, \
-         {} calls retried again by the application; server {stats}",
-        counts.attempts.load(Ordering::Relaxed),
-        counts.already.load(Ordering::Relaxed),
+        "{RECORDS} records, sum {sum}: {} requests received for them (every attempt of every call), \
+         faults met:{}; {already} answers lost after storing and resolved as already recorded, \
+         {} calls retried again by the application",
+        during.requests,
+        FaultKind::ALL
+            .iter()
+            .zip(during.faults)
+            .map(|(kind, n)| format!(" {kind:?} x {n}"))
+            .collect::<String>(),
         counts.gave_up.load(Ordering::Relaxed),
     );
     assert_eq!(server.emulator.row_count(), RECORDS);
-    for kind in FaultKind::ALL {
-        assert!(stats.faults(kind) > 0, "{kind:?} never injected");
+    // Every request met a fault or was answered, and each record was answered once: the
+    // server counted every attempt and every fault it injected.
+    let faulted: u64 = during.faults.iter().sum();
+    assert_eq!(during.requests, faulted + RECORDS as u64);
+    for (kind, n) in FaultKind::ALL.iter().zip(during.faults) {
+        assert!(n > 0, "{kind:?} never injected");
     }
+    // A lost answer is resolved only after the server stored and closed without answering.
+    let closed_after = during.fault(FaultKind::CloseAfterHandling);
     assert!(
-        counts.already.load(Ordering::Relaxed) > 0,
-        "some answers were lost after storing"
+        already > 0 && already <= closed_after,
+        "{already} resolved, {closed_after} closed after storing"
     );
 }
 
 #[derive(Default)]
 struct Counts {
-    attempts: AtomicU64,
     already: AtomicU64,
     gave_up: AtomicU64,
+}
+
+/// The server's counters at one moment.
+struct Seen {
+    requests: u64,
+    /// Faults injected, in the order of [`FaultKind::ALL`].
+    faults: [u64; 4],
+}
+
+impl Seen {
+    fn now(stats: &Stats) -> Seen {
+        Seen {
+            requests: stats.requests(),
+            faults: FaultKind::ALL.map(|kind| stats.faults(kind)),
+        }
+    }
+
+    fn fault(&self, kind: FaultKind) -> u64 {
+        let index = FaultKind::ALL.iter().position(|k| *k == kind).expect("a kind");
+        self.faults[index]
+    }
 }

@@ -947,11 +947,18 @@ async fn a_lost_answer_to_a_post_is_retried_under_the_same_tracking_id() {
 
 #[tokio::test]
 async fn a_pooled_connection_closed_by_the_server_is_not_reused() {
-    // Answers one request per connection, then closes it without saying so.
+    // Answers one request per connection, then closes its side (FIN, 20 ms later, with no
+    // `Connection: close` to warn the client) and keeps reading: bytes arriving after the
+    // answer are a request sent on a connection the server closes, that is, a reuse.
+    // (Counting connections alone cannot tell: hyper-util resends a request that hit a dead
+    // pooled connection on a new one, so the count would be the same.)
     let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
+    let sent_after_close = Arc::new(AtomicUsize::new(0));
+    let finished = Arc::new(AtomicUsize::new(0));
+    let (count, late, done) = (accepted.clone(), sent_after_close.clone(), finished.clone());
     let addr = raw_server(move |mut stream| {
         count.fetch_add(1, Ordering::SeqCst);
+        let (late, done) = (late.clone(), done.clone());
         async move {
             read_head(&mut stream).await;
             let body = rolled_up(SUBSCRIPTION);
@@ -960,7 +967,16 @@ async fn a_pooled_connection_closed_by_the_server_is_not_reused() {
                 body.len()
             );
             let _ = stream.write_all(response.as_bytes()).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
             let _ = stream.shutdown().await;
+            // Until the client closes its side (or 5 s pass).
+            let mut buf = [0u8; 1024];
+            if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+                if n > 0 {
+                    late.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            done.fetch_add(1, Ordering::SeqCst);
         }
     })
     .await;
@@ -969,8 +985,22 @@ async fn a_pooled_connection_closed_by_the_server_is_not_reused() {
         let usage = client.get_all_usage(subscription(), window()).await.unwrap();
         assert_eq!(usage.subscription_id, subscription());
         // Give the pool time to see the server's FIN.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Dropping the client closes what the pool holds: every connection's watch then ends.
+    drop(client);
+    for _ in 0..500 {
+        if finished.load(Ordering::SeqCst) == accepted.load(Ordering::SeqCst) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(finished.load(Ordering::SeqCst), accepted.load(Ordering::SeqCst));
+    assert_eq!(
+        sent_after_close.load(Ordering::SeqCst),
+        0,
+        "a request went out on a connection the server had closed"
+    );
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
 }
 

@@ -143,7 +143,11 @@ async fn latency_delays_the_transport_answer() {
     let sub = kb.create_subscription();
     kb.set_latency(Duration::from_secs(5));
     assert_eq!(kb.latency(), Duration::from_secs(5));
+    // The clock is paused: it moves only when every task waits, and then exactly to the next
+    // timer, so the virtual time the call took is the latency, to the nanosecond.
+    let started = tokio::time::Instant::now();
     let response = kb.send(get_request(sub)).await.unwrap();
+    assert_eq!(started.elapsed(), Duration::from_secs(5));
     assert_eq!(response.status(), 200);
     assert_eq!(json(&response)["subscriptionId"], sub.to_string());
 }

@@ -5,16 +5,24 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use usage_cli::serve::{ServeConfig, Server, Stats};
+use usage_cli::serve::{build_emulator, Handler, ServeConfig, Server, Stats};
 use usage_models::Decimal;
 use usage_transport_memory::InMemoryKillBill;
+use wait_timeout::ChildExt;
+
+/// How long a run of the binary may take before the test kills it and fails: far more than any
+/// run in these tests needs, so that a hung binary fails the test instead of hanging CI.
+pub const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Builds the handler a [`TestServer`] serves from its emulator.
+pub type WrapEmulator = Box<dyn FnOnce(InMemoryKillBill) -> Arc<dyn Handler> + Send>;
 
 /// The emulator served over loopback on a runtime of its own, stopped on drop.
 pub struct TestServer {
@@ -27,6 +35,12 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(config: ServeConfig) -> TestServer {
+        TestServer::start_with(config, None)
+    }
+
+    /// Serves the emulator built from `config` through `wrap`, a handler that receives the
+    /// emulator and answers in its place (to hold a request, say).
+    pub fn start_with(config: ServeConfig, wrap: Option<WrapEmulator>) -> TestServer {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -36,8 +50,18 @@ impl TestServer {
                 .build()
                 .expect("runtime");
             runtime.block_on(async move {
-                let server = Server::bind(config).await.expect("bind");
-                let emulator = server.emulator().expect("emulator").clone();
+                let (server, emulator) = match wrap {
+                    None => {
+                        let server = Server::bind(config).await.expect("bind");
+                        let emulator = server.emulator().expect("emulator").clone();
+                        (server, emulator)
+                    }
+                    Some(wrap) => {
+                        let emulator = build_emulator(&config).expect("emulator");
+                        let handler = wrap(emulator.clone());
+                        (Server::bind_with(config, handler).await.expect("bind"), emulator)
+                    }
+                };
                 ready_tx
                     .send((server.local_addr(), emulator, server.stats()))
                     .expect("ready");
@@ -116,11 +140,43 @@ pub fn kb_with_stdin(url: &str, args: &[&str], stdin: Option<&[u8]>) -> Run {
         let mut pipe = child.stdin.take().expect("stdin");
         pipe.write_all(bytes).expect("write stdin");
     }
-    let output = child.wait_with_output().expect("kb-usage output");
+    let output = wait_bounded(child, CHILD_TIMEOUT);
     Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Waits for `child` for at most `limit`, reading its stdout and stderr pipes meanwhile (those
+/// not taken yet); past `limit`, kills it and fails with what it wrote.
+pub fn wait_bounded(mut child: Child, limit: Duration) -> Output {
+    // A pipe the caller took (to read it as it comes) is theirs to read: empty here.
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let status = child.wait_timeout(limit).expect("wait for kb-usage");
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let stdout = stdout.join().expect("stdout reader");
+    let stderr = stderr.join().expect("stderr reader");
+    match status {
+        Some(status) => Output { status, stdout, stderr },
+        None => panic!(
+            "kb-usage still running after {limit:?}, killed\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        ),
     }
 }
 
