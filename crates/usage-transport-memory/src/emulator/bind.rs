@@ -12,15 +12,18 @@ use http::StatusCode;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
+use usage_models::KillBillError;
 
-use super::dates;
-use super::respond::{class, simple_error, ErrorStyle};
+use super::respond::{class, error, simple_error, ErrorStyle};
 use super::WireFormat;
+use super::{dates, syntax};
 
-const RECORD_CLASS: &str = "org.killbill.billing.jaxrs.json.SubscriptionUsageRecordJson";
-const UNIT_CLASS: &str = "org.killbill.billing.jaxrs.json.UnitUsageRecordJson";
-const USAGE_CLASS: &str = "org.killbill.billing.jaxrs.json.UsageRecordJson";
-const SOURCE: &str = "(org.glassfish.jersey.message.internal.ReaderInterceptorExecutor$UnCloseableInputStream)";
+pub(super) const RECORD_CLASS: &str = "org.killbill.billing.jaxrs.json.SubscriptionUsageRecordJson";
+// Nested static classes of `SubscriptionUsageRecordJson`: `Class.getName()` joins them with `$`.
+pub(super) const UNIT_CLASS: &str = "org.killbill.billing.jaxrs.json.SubscriptionUsageRecordJson$UnitUsageRecordJson";
+pub(super) const USAGE_CLASS: &str = "org.killbill.billing.jaxrs.json.SubscriptionUsageRecordJson$UsageRecordJson";
+pub(super) const SOURCE: &str =
+    "(org.glassfish.jersey.message.internal.ReaderInterceptorExecutor$UnCloseableInputStream)";
 const JSON_MAPPING: &str = "com.fasterxml.jackson.databind.JsonMappingException";
 const INPUT_COERCION: &str = "com.fasterxml.jackson.core.exc.InputCoercionException";
 
@@ -88,8 +91,8 @@ impl<'de> Deserialize<'de> for Ordered<'de> {
 }
 
 /// One path element of Jackson's "reference chain".
-#[derive(Clone)]
-enum Link {
+#[derive(Clone, Debug)]
+pub(super) enum Link {
     Property(&'static str, String),
     Index(usize),
 }
@@ -101,17 +104,48 @@ struct Binder<'a> {
     format: WireFormat,
 }
 
-/// A binding failure: the Jackson class and the message.
+/// A binding failure: the Jackson class, the message and the wrapped cause (class, message).
 pub(crate) struct BindError {
     class_name: &'static str,
     message: String,
+    cause: Option<(&'static str, String)>,
 }
 
 impl BindError {
     /// The 400 answer.
     pub(crate) fn into_response(self, style: ErrorStyle) -> http::Response<bytes::Bytes> {
-        simple_error(StatusCode::BAD_REQUEST, style, self.class_name, self.message)
+        let Some((cause_class, cause_message)) = self.cause else {
+            return simple_error(StatusCode::BAD_REQUEST, style, self.class_name, self.message);
+        };
+        error(
+            StatusCode::BAD_REQUEST,
+            style,
+            KillBillError {
+                cause_class_name: Some(cause_class.to_string()),
+                cause_message: Some(cause_message),
+                ..KillBillError::new(self.class_name, self.message)
+            },
+        )
     }
+}
+
+/// ` (through reference chain: A["x"]->java.util.ArrayList[0]->...)`, or nothing for no links.
+fn reference_chain(links: &[Link]) -> String {
+    if links.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(" (through reference chain: ");
+    for (i, link) in links.iter().enumerate() {
+        if i > 0 {
+            out.push_str("->");
+        }
+        match link {
+            Link::Property(class, name) => out.push_str(&format!("{class}[\"{name}\"]")),
+            Link::Index(index) => out.push_str(&format!("java.util.ArrayList[{index}]")),
+        }
+    }
+    out.push(')');
+    out
 }
 
 fn token_description(node: &Node<'_>) -> &'static str {
@@ -150,6 +184,7 @@ impl<'a> Binder<'a> {
         serde_json::from_str(raw.get()).map_err(|e| BindError {
             class_name: class::JSON_PARSE,
             message: format!("{e}"),
+            cause: None,
         })
     }
 
@@ -165,27 +200,14 @@ impl<'a> Binder<'a> {
     }
 
     fn chain(&self) -> String {
-        if self.chain.is_empty() {
-            return String::new();
-        }
-        let mut out = String::from(" (through reference chain: ");
-        for (i, link) in self.chain.iter().enumerate() {
-            if i > 0 {
-                out.push_str("->");
-            }
-            match link {
-                Link::Property(class, name) => out.push_str(&format!("{class}[\"{name}\"]")),
-                Link::Index(index) => out.push_str(&format!("java.util.ArrayList[{index}]")),
-            }
-        }
-        out.push(')');
-        out
+        reference_chain(&self.chain)
     }
 
     fn fail(&self, class_name: &'static str, raw: &RawValue, problem: String) -> BindError {
         BindError {
             class_name,
             message: format!("{problem}{}{}", self.location(raw), self.chain()),
+            cause: None,
         }
     }
 
@@ -327,9 +349,13 @@ impl<'a> Binder<'a> {
                 } else {
                     dates::parse_date_time(s.trim())
                 };
-                parsed
-                    .map(Some)
-                    .map_err(|message| self.fail(JSON_MAPPING, raw, message))
+                // Joda's exception is not Jackson's: `wrapAndThrow` wraps it in a
+                // `JsonMappingException` with no parser, hence no location, and keeps it as the cause.
+                parsed.map(Some).map_err(|message| BindError {
+                    class_name: JSON_MAPPING,
+                    message: format!("{message}{}", self.chain()),
+                    cause: Some((dates::joda_class(&message), message)),
+                })
             }
             Node::Number(text) if is_integer(text) => text
                 .parse::<i64>()
@@ -463,26 +489,55 @@ fn fit_column(value: Decimal) -> BoundAmount {
 pub(crate) fn bind(body: &[u8], format: WireFormat) -> Result<Option<BoundRecord>, BindError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     // Like Jackson, read the first value and ignore whatever trails it.
-    let raw = <&RawValue>::deserialize(&mut deserializer).map_err(|e| {
-        let text = e.to_string();
-        let problem = text
-            .rsplit_once(" at line ")
-            .map_or(text.as_str(), |(problem, _)| problem);
-        BindError {
-            class_name: class::JSON_PARSE,
-            message: format!(
-                "Unexpected character: {problem}\n at [Source: {SOURCE}; line: {}, column: {}]",
-                e.line(),
-                e.column()
-            ),
-        }
-    })?;
+    let raw = match <&RawValue>::deserialize(&mut deserializer) {
+        Ok(raw) => raw,
+        Err(e) => return Err(syntax_error(body, &e, format)),
+    };
     let mut binder = Binder {
         body,
         chain: Vec::new(),
         format,
     };
     binder.record(raw)
+}
+
+/// The answer to a body with a syntax error (see [`syntax`](super::syntax)): a binding error
+/// met before it, or the parser's exception, wrapped when a container holds it.
+fn syntax_error(body: &[u8], e: &serde_json::Error, format: WireFormat) -> BindError {
+    let eof = e.classify() == serde_json::error::Category::Eof;
+    let offset = if eof {
+        body.len()
+    } else {
+        let line_start = body
+            .split_inclusive(|b| *b == b'\n')
+            .take(e.line().saturating_sub(1))
+            .map(<[u8]>::len)
+            .sum::<usize>();
+        (line_start + e.column().saturating_sub(1)).min(body.len())
+    };
+    let scan = syntax::scan(body, offset);
+    if let Some(prefix) = &scan.repaired {
+        if let Err(first) = bind(prefix.as_bytes(), format) {
+            return first;
+        }
+    }
+    let text = e.to_string();
+    let serde_problem = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(problem, _)| problem);
+    let (cause_class, cause_message) = scan.problem(body, offset, eof, serde_problem);
+    match scan.chain() {
+        None => BindError {
+            class_name: cause_class,
+            message: cause_message,
+            cause: None,
+        },
+        Some(links) => BindError {
+            class_name: JSON_MAPPING,
+            message: format!("{cause_message}{}", reference_chain(&links)),
+            cause: Some((cause_class, cause_message)),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -575,7 +630,13 @@ mod tests {
         assert_eq!(class, class::MISMATCHED_INPUT);
         let (class, message) = bind_err(r#"{"subscriptionId": }"#);
         assert_eq!(class, class::JSON_PARSE);
-        assert!(message.contains("line: 1, column: 20"), "{message}");
+        // Jackson stands past the character it refused.
+        assert_eq!(
+            message,
+            format!(
+                "Unexpected character ('}}' (code 125)): expected a value\n at [Source: {SOURCE}; line: 1, column: 21]"
+            )
+        );
         let (class, message) = bind_err(r#"{"unitUsageRecords":[{"usageRecords":[{"amount":true}]}]}"#);
         assert_eq!(class, class::MISMATCHED_INPUT);
         assert!(

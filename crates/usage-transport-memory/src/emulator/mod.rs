@@ -9,6 +9,7 @@ mod dates;
 mod faults;
 mod respond;
 mod store;
+mod syntax;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -160,6 +161,28 @@ pub struct StoredRow {
 /// - an amount with more than 9 integer digits is `Out of range value for column 'amount'`
 ///   (same 500); more than 9 fraction digits are rounded half away from zero, as MySQL does;
 /// - unlike the real server, the duplicate tracking-id check and the insert are atomic.
+///
+/// Jackson's and Joda's answers, and where they still differ:
+/// - a body is bound as Jackson's streaming binder does: the first problem in document order
+///   wins; a syntax error inside a nested value is a `JsonMappingException` whose cause is
+///   the parser's `JsonParseException` (or `JsonEOFException`) and whose message ends with
+///   the reference chain (`SubscriptionUsageRecordJson["unitUsageRecords"]->java.util.ArrayList[0]->...`,
+///   nested classes written `SubscriptionUsageRecordJson$UnitUsageRecordJson` as
+///   `Class.getName()` does); one in the root object stays a bare `JsonParseException`;
+/// - the parser's messages are Jackson's for the usual mistakes (a missing comma or colon, an
+///   unquoted name, an unknown token, a leading zero, a bad escape, a control character, the
+///   end of input); rarer ones (an invalid `\u` escape, a lone surrogate, a malformed number
+///   other than a leading zero) keep serde_json's wording: the contract (§4 row 1) asks only
+///   that the message describe the problem;
+/// - a record date with a field out of range is wrapped with Joda's
+///   `org.joda.time.IllegalFieldValueException` as the cause; a *query* date out of range
+///   answers `className` `java.lang.IllegalArgumentException` (the real server names the
+///   subclass, `IllegalFieldValueException`), because the contract (§3 row 2) names
+///   `IllegalArgumentException` for every malformed query date;
+/// - ISO week dates (`2013-W31-4`, `2013-W31` = its Thursday) are read as Joda reads them;
+/// - a path subscription id that matches `\w+-\w+-\w+-\w+-\w+` but that `UUID.fromString`
+///   refuses is a 404 with an empty body (JAX-RS's path-parameter conversion), checked before
+///   the dates; `1-2-3-4-5` is a UUID.
 ///
 /// ```
 /// use usage_transport_memory::InMemoryKillBill;
@@ -364,30 +387,27 @@ fn route(path: &str) -> Route<'_> {
 }
 
 /// `java.util.UUID.fromString` (Java 11): five dash-separated hex fields, each masked to its
-/// width, so `a-b-c-d-e` is `0000000a-000b-000c-000d-00000000000e`.
-fn java_uuid(text: &str) -> Result<Uuid, (&'static str, String)> {
+/// width, so `a-b-c-d-e` is `0000000a-000b-000c-000d-00000000000e`. `None` where Java throws
+/// (`IllegalArgumentException` for more than 36 characters, `NumberFormatException` for a field
+/// that is not hex or overflows a `long`).
+fn java_uuid(text: &str) -> Option<Uuid> {
     if text.len() > 36 {
-        return Err((class::ILLEGAL_ARGUMENT, "UUID string too large".to_string()));
+        return None;
     }
     let parts: Vec<&str> = text.split('-').collect();
     if parts.len() != 5 {
-        return Err((class::ILLEGAL_ARGUMENT, format!("Invalid UUID string: {text}")));
+        return None;
     }
     let mut values = [0u64; 5];
     for (value, part) in values.iter_mut().zip(&parts) {
-        if let Some(at) = part.chars().position(|c| !c.is_ascii_hexdigit()) {
-            return Err((class::NUMBER_FORMAT, format!("Error at index {at} in: \"{part}\"")));
+        if !part.chars().all(|c| c.is_ascii_hexdigit()) {
+            return None;
         }
-        *value = i64::from_str_radix(part, 16).map_err(|_| {
-            (
-                class::NUMBER_FORMAT,
-                format!("For input string: \"{part}\" under radix 16"),
-            )
-        })? as u64;
+        *value = i64::from_str_radix(part, 16).ok()? as u64;
     }
     let high = ((values[0] & 0xffff_ffff) << 32) | ((values[1] & 0xffff) << 16) | (values[2] & 0xffff);
     let low = ((values[3] & 0xffff) << 48) | (values[4] & 0xffff_ffff_ffff);
-    Ok(Uuid::from_u64_pair(high, low))
+    Some(Uuid::from_u64_pair(high, low))
 }
 
 /// The audit headers of a POST, decoded (`X-Killbill-Encoding: base64`).
@@ -734,6 +754,11 @@ impl InMemoryKillBill {
         query: &Query,
         style: ErrorStyle,
     ) -> Response<Bytes> {
+        // JAX-RS converts the `UUID` path parameter before any resource code runs; a failed
+        // conversion of a path parameter is a 404 with an empty body (spec §1).
+        let Some(id) = java_uuid(id_segment) else {
+            return empty(StatusCode::NOT_FOUND);
+        };
         let (Some(start), Some(end)) = (query.first("startDate"), query.first("endDate")) else {
             return empty(StatusCode::BAD_REQUEST);
         };
@@ -748,10 +773,6 @@ impl InMemoryKillBill {
         let (start, end) = match (parse(start), parse(end)) {
             (Ok(start), Ok(end)) => (start, end),
             (Err(message), _) | (_, Err(message)) => return illegal_argument(style, message),
-        };
-        let id = match java_uuid(id_segment) {
-            Ok(id) => id,
-            Err((class_name, message)) => return simple_error(StatusCode::BAD_REQUEST, style, class_name, message),
         };
         let auto = self.inner.auto_provision.load(Ordering::SeqCst);
         if auto && !self.store().subscriptions.contains_key(&id) {
@@ -1084,6 +1105,10 @@ mod tests {
     #[test]
     fn java_uuid_is_lenient_like_java_11() {
         assert_eq!(
+            java_uuid("1-2-3-4-5").unwrap().to_string(),
+            "00000001-0002-0003-0004-000000000005"
+        );
+        assert_eq!(
             java_uuid("a-b-c-d-e").unwrap().to_string(),
             "0000000a-000b-000c-000d-00000000000e"
         );
@@ -1091,11 +1116,10 @@ mod tests {
             java_uuid("8B9C1E0E-5A0B-4D47-9A7E-1F3C2C8F4A11").unwrap().to_string(),
             "8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11"
         );
-        assert_eq!(
-            java_uuid("g-b-c-d-e").unwrap_err(),
-            (class::NUMBER_FORMAT, "Error at index 0 in: \"g\"".to_string())
-        );
-        assert_eq!(java_uuid(&"a".repeat(37)).unwrap_err().1, "UUID string too large");
+        assert_eq!(java_uuid("g-b-c-d-e"), None);
+        assert_eq!(java_uuid("zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz"), None);
+        assert_eq!(java_uuid(&format!("{}-b-c-d-e", "a".repeat(29))), None);
+        assert_eq!(java_uuid("10000000000000000-b-c-d-e"), None);
     }
 
     #[test]
