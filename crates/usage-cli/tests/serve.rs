@@ -464,3 +464,82 @@ fn serve_matches_kill_bill_at_its_edges() {
         "{answer}"
     );
 }
+
+/// A tracked POST as raw HTTP/1.1 (`Connection: close`).
+fn tracked_post(tracking_id: &str) -> String {
+    let body = format!(
+        r#"{{"subscriptionId":"{SUB}","trackingId":"{tracking_id}","unitUsageRecords":[{{"unitType":"a","usageRecords":[{{"recordDate":"2013-08-01","amount":1}}]}}]}}"#
+    );
+    format!(
+        "POST /1.0/kb/usages HTTP/1.1\r\nHost: localhost\r\nAuthorization: {BASIC}\r\nX-Killbill-ApiKey: bob\r\n\
+         X-Killbill-ApiSecret: lazar\r\nX-Killbill-CreatedBy: t\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Kill Bill's non-atomic duplicate check over HTTP: two overlapping POSTs with the same
+/// tracking id are both stored; one after them is refused.
+#[test]
+fn serve_with_kill_bills_duplicate_check_stores_overlapping_posts_twice() {
+    let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
+    config.subscriptions = vec![SUB.parse().unwrap()];
+    config.duplicate_check = usage_transport_memory::DuplicateCheck::KillBill {
+        processing: Duration::from_millis(300),
+    };
+    let server = TestServer::start(config);
+    let addr = server.addr;
+    let both: Vec<_> = (0..2)
+        .map(|_| std::thread::spawn(move || status_of(&raw_http(addr, tracked_post("t-1").as_bytes()))))
+        .collect();
+    let statuses: Vec<u16> = both.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(statuses, [201, 201]);
+    assert_eq!(server.emulator.row_count(), 2);
+    let response = raw_http(addr, tracked_post("t-1").as_bytes());
+    assert_eq!(status_of(&response), 400, "{response}");
+    assert!(response.contains("\"code\":50000"), "{response}");
+    assert_eq!(server.emulator.row_count(), 2);
+}
+
+/// The binary's options: `--kill-bill-duplicates` and `--slow-commits`.
+#[test]
+fn the_binary_serves_slow_commits_with_kill_bills_duplicate_check() {
+    let served = Served::start(&[
+        "--subscription",
+        SUB,
+        "--kill-bill-duplicates",
+        "50",
+        "--slow-commits",
+        "1",
+        "--slow-commit-ms",
+        "400",
+    ]);
+    let addr = served.addr;
+    let started = std::time::Instant::now();
+    let slow = std::thread::spawn(move || status_of(&raw_http(addr, tracked_post("t-2").as_bytes())));
+    // A retry while the first POST is still processed: both pass the check.
+    std::thread::sleep(Duration::from_millis(150));
+    let retry = status_of(&raw_http(addr, tracked_post("t-2").as_bytes()));
+    assert_eq!((slow.join().unwrap(), retry), (201, 201));
+    assert!(
+        started.elapsed() >= Duration::from_millis(450),
+        "{:?}",
+        started.elapsed()
+    );
+    let response = raw_http(
+        addr,
+        get_request(
+            &format!("/1.0/kb/usages/{SUB}?startDate=2013-08-01&endDate=2013-09-01"),
+            true,
+        )
+        .as_bytes(),
+    );
+    assert!(
+        response.contains(r#""amount":2.000000000"#),
+        "counted twice: {response}"
+    );
+    let (code, stderr) = served.terminate();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("duplicate check as Kill Bill's"), "{stderr}");
+    assert!(stderr.contains("slow commits: 2"), "{stderr}");
+}

@@ -70,7 +70,8 @@ mod mock;
 mod timer;
 
 pub use emulator::{
-    EmulatorError, Fault, InMemoryKillBill, InMemoryKillBillBuilder, NewSubscription, StoredRow, WireFormat,
+    DuplicateCheck, EmulatorError, Fault, InMemoryKillBill, InMemoryKillBillBuilder, NewSubscription, StoredRow,
+    WireFormat,
 };
 pub use java::{java_big_decimal_string, kill_bill_sum_string, SUM_SCALE};
 pub use mock::{CapturedRequest, MockTransport, Reply, Rule};

@@ -9,7 +9,15 @@ use common::*;
 use http::{Method, StatusCode};
 use usage_core::{RequestOptions, TenantCredentials, Transport, TransportErrorKind};
 use usage_models::{SubscriptionId, SubscriptionUsageRecord};
-use usage_transport_memory::{EmulatorError, Fault, InMemoryKillBill, InstantTimer, WireFormat};
+use usage_transport_memory::{DuplicateCheck, EmulatorError, Fault, InMemoryKillBill, InstantTimer, WireFormat};
+
+const GOOD_RECORD: &str = r#"{"recordDate":"2013-08-01","amount":1}"#;
+
+/// A POST of one record under the tracking id `t-1`.
+fn tracked_post(sub: SubscriptionId) -> http::Request<bytes::Bytes> {
+    let body = body_with(sub, GOOD_RECORD).replace(r#""unitUsageRecords""#, r#""trackingId":"t-1","unitUsageRecords""#);
+    Raw::post(body).build()
+}
 
 fn get_request(sub: SubscriptionId) -> http::Request<bytes::Bytes> {
     Raw::get(&format!("/1.0/kb/usages/{sub}?startDate=2013-08-01&endDate=2013-09-01")).build()
@@ -31,18 +39,18 @@ async fn retries_through_503_503_201_with_an_instant_timer() {
     assert_eq!(kb.pending_faults(), 0);
 }
 
-#[test]
-fn status_faults_answer_without_reaching_kill_bill() {
+#[tokio::test]
+async fn status_faults_answer_without_reaching_kill_bill() {
     let kb = InMemoryKillBill::new();
     let sub = kb.create_subscription();
     kb.inject(Fault::unavailable(7), 1);
     kb.inject(Fault::proxy_page(StatusCode::GATEWAY_TIMEOUT), 1);
     let post = || Raw::post(body_with(sub, r#"{"recordDate":"2013-08-01","amount":1}"#)).build();
-    let first = kb.serve(post()).unwrap();
+    let first = kb.serve(post()).await.unwrap();
     assert_eq!(first.status(), 503);
     assert_eq!(first.headers()["retry-after"], "7");
     assert!(first.body().is_empty());
-    let second = kb.serve(post()).unwrap();
+    let second = kb.serve(post()).await.unwrap();
     assert_eq!(second.status(), 504);
     assert!(
         text(&second).contains("<h1>504 Gateway Timeout</h1>"),
@@ -50,7 +58,7 @@ fn status_faults_answer_without_reaching_kill_bill() {
         text(&second)
     );
     assert_eq!(kb.row_count(), 0);
-    assert_eq!(kb.serve(post()).unwrap().status(), 201);
+    assert_eq!(kb.serve(post()).await.unwrap().status(), 201);
     assert_eq!(kb.row_count(), 1);
 }
 
@@ -393,4 +401,82 @@ async fn concurrent_distinct_records_all_count() {
         .unwrap();
     assert_eq!(total.amount_of("gallons"), Some((0..50).sum::<i64>().into()));
     assert_eq!(kb.row_count(), 50);
+}
+
+/// Spec §4: Kill Bill's duplicate check is a `SELECT` then the `INSERT`s, not atomic.
+#[tokio::test(start_paused = true)]
+async fn kill_bill_duplicate_check_stores_two_overlapping_posts() {
+    let processing = Duration::from_millis(100);
+    let kb = InMemoryKillBill::builder()
+        .duplicate_check(DuplicateCheck::KillBill { processing })
+        .build();
+    let sub = kb.create_subscription();
+    let post = || tracked_post(sub);
+    let started = tokio::time::Instant::now();
+    let (first, second) = tokio::join!(kb.process(post()), kb.process(post()));
+    assert_eq!(started.elapsed(), processing, "both waited their processing time");
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::CREATED, StatusCode::CREATED)
+    );
+    assert_eq!(kb.rows(sub).len(), 2, "both passed the check before either inserted");
+    // Once the insert is done, the check refuses the tracking id.
+    let third = kb.process(post()).await;
+    assert_eq!(third.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json(&third)["code"], 50000);
+    assert_eq!(kb.rows(sub).len(), 2);
+    // `handle` does both steps at once.
+    assert_eq!(kb.handle(post()).status(), StatusCode::BAD_REQUEST);
+
+    // The default, atomic check: exactly one of two overlapping POSTs is stored.
+    let kb = InMemoryKillBill::new();
+    assert_eq!(kb.duplicate_check(), DuplicateCheck::Atomic);
+    let sub2 = kb.create_subscription();
+    let post2 = || tracked_post(sub2);
+    let (first, second) = tokio::join!(kb.process(post2()), kb.process(post2()));
+    let mut statuses = [first.status().as_u16(), second.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 400]);
+    assert_eq!(kb.rows(sub2).len(), 1);
+}
+
+/// A slow commit: the attempt is still being processed when a retry arrives.
+#[tokio::test(start_paused = true)]
+async fn a_slow_commit_overlaps_a_retry_and_counts_twice_only_with_kill_bills_check() {
+    for (check, rows) in [
+        (
+            DuplicateCheck::KillBill {
+                processing: Duration::from_millis(10),
+            },
+            2,
+        ),
+        (DuplicateCheck::Atomic, 1),
+    ] {
+        let kb = InMemoryKillBill::builder().duplicate_check(check).build();
+        let sub = kb.create_subscription();
+        let post = || tracked_post(sub);
+        kb.inject(
+            Fault::SlowCommit {
+                processing: Duration::from_secs(1),
+            },
+            1,
+        );
+        let slow = tokio::spawn({
+            let kb = kb.clone();
+            let request = post();
+            async move { kb.serve(request).await.unwrap().status() }
+        });
+        // The client gave up on the first attempt and retries while it is still processed.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let retry = kb.serve(post()).await.unwrap().status();
+        let slow = slow.await.unwrap();
+        assert_eq!(kb.rows(sub).len(), rows, "{check:?}: retry {retry}, slow {slow}");
+        assert_eq!(retry, StatusCode::CREATED, "{check:?}");
+        let expected = if rows == 2 {
+            StatusCode::CREATED
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        assert_eq!(slow, expected, "{check:?}");
+    }
 }

@@ -56,6 +56,38 @@ pub enum WireFormat {
     Legacy022,
 }
 
+/// How the emulator checks a POST's tracking id against the stored rows (spec §4, row 14).
+///
+/// ```
+/// use std::time::Duration;
+/// use usage_transport_memory::{DuplicateCheck, InMemoryKillBill};
+///
+/// // Kill Bill: check, 50 ms of processing, insert; two overlapping POSTs with the same
+/// // tracking id can both be stored.
+/// let kb = InMemoryKillBill::builder()
+///     .duplicate_check(DuplicateCheck::KillBill { processing: Duration::from_millis(50) })
+///     .build();
+/// assert_ne!(kb.duplicate_check(), DuplicateCheck::Atomic);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DuplicateCheck {
+    /// The check and the insert are one step (under one lock): of two POSTs with the same
+    /// tracking id, however they overlap, exactly one is stored. Stricter than Kill Bill; the
+    /// default, so that a test of a client's retries isolates the client.
+    #[default]
+    Atomic,
+    /// As Kill Bill does (`DefaultRolledUpUsageDao`: a `SELECT` for the tracking id, then the
+    /// `INSERT`s, no transaction, no unique index): the check, then `processing` (the time
+    /// Kill Bill spends between them, waited by [`InMemoryKillBill::process`] and the
+    /// [`Transport`] implementation), then the insert without checking again. Two POSTs with
+    /// the same tracking id whose processing overlaps are both stored.
+    KillBill {
+        /// The time between the check and the insert.
+        processing: Duration,
+    },
+}
+
 /// What went wrong with a call of the emulator's Rust API.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -160,7 +192,9 @@ pub struct StoredRow {
 ///   `created_by`, then per record `unit_type`, `amount`, `tracking_id`);
 /// - an amount with more than 9 integer digits is `Out of range value for column 'amount'`
 ///   (same 500); more than 9 fraction digits are rounded half away from zero, as MySQL does;
-/// - unlike the real server, the duplicate tracking-id check and the insert are atomic.
+/// - the duplicate tracking-id check and the insert are atomic by default, which Kill Bill's
+///   are not: [`DuplicateCheck::KillBill`] makes them two steps with a processing time
+///   between them, as in Kill Bill.
 ///
 /// Jackson's and Joda's answers, and where they still differ:
 /// - a body is bound as Jackson's streaming binder does: the first problem in document order
@@ -215,6 +249,7 @@ struct Inner {
     store: RwLock<Store>,
     faults: Mutex<VecDeque<Fault>>,
     latency: Mutex<Duration>,
+    duplicate_check: Mutex<DuplicateCheck>,
     auto_provision: AtomicBool,
     format: WireFormat,
     path_prefix: String,
@@ -247,6 +282,7 @@ pub struct InMemoryKillBillBuilder {
     auto_provision: bool,
     format: WireFormat,
     path_prefix: String,
+    duplicate_check: DuplicateCheck,
 }
 
 impl InMemoryKillBillBuilder {
@@ -288,6 +324,12 @@ impl InMemoryKillBillBuilder {
         self
     }
 
+    /// How a POST's tracking id is checked (default [`DuplicateCheck::Atomic`]).
+    pub fn duplicate_check(mut self, check: DuplicateCheck) -> Self {
+        self.duplicate_check = check;
+        self
+    }
+
     /// The emulator.
     pub fn build(self) -> InMemoryKillBill {
         InMemoryKillBill {
@@ -296,6 +338,7 @@ impl InMemoryKillBillBuilder {
                 store: RwLock::new(Store::default()),
                 faults: Mutex::new(VecDeque::new()),
                 latency: Mutex::new(Duration::ZERO),
+                duplicate_check: Mutex::new(self.duplicate_check),
                 auto_provision: AtomicBool::new(self.auto_provision),
                 format: self.format,
                 path_prefix: self.path_prefix,
@@ -469,6 +512,7 @@ impl InMemoryKillBill {
             auto_provision: false,
             format: WireFormat::V024,
             path_prefix: String::new(),
+            duplicate_check: DuplicateCheck::Atomic,
         }
         .user("admin", "password")
         .tenant("bob", "lazar")
@@ -665,33 +709,98 @@ impl InMemoryKillBill {
         *lock(&self.inner.latency)
     }
 
+    /// Sets how a POST's tracking id is checked, for the requests that start from now on.
+    pub fn set_duplicate_check(&self, check: DuplicateCheck) {
+        *lock(&self.inner.duplicate_check) = check;
+    }
+
+    /// How a POST's tracking id is checked.
+    pub fn duplicate_check(&self) -> DuplicateCheck {
+        *lock(&self.inner.duplicate_check)
+    }
+
     /// Applies the next queued fault, then answers: what the [`Transport`] implementation does
     /// after its latency. A status fault answers without reaching the emulator; a transport
     /// fault fails without reaching it; [`Fault::CommitThenLose`] handles the request then
-    /// fails with [`Incomplete`](usage_core::TransportErrorKind::Incomplete).
-    pub fn serve(&self, request: Request<Bytes>) -> Result<Response<Bytes>, TransportError> {
-        let Some(fault) = self.next_fault() else {
-            return Ok(self.handle(request));
+    /// fails with [`Incomplete`](usage_core::TransportErrorKind::Incomplete);
+    /// [`Fault::SlowCommit`] processes it more slowly. Without a fault, the request is
+    /// [`process`](Self::process)ed (needs a Tokio runtime with time enabled when there is a
+    /// processing time to wait).
+    pub async fn serve(&self, request: Request<Bytes>) -> Result<Response<Bytes>, TransportError> {
+        let fault = match self.next_fault() {
+            None => return Ok(self.process(request).await),
+            Some(Fault::SlowCommit { processing }) => {
+                return Ok(self.process_slowly(request, processing).await);
+            }
+            Some(fault) => fault,
         };
         if let Some(response) = fault.response() {
             return Ok(response);
         }
         if fault == Fault::CommitThenLose {
-            let _lost = self.handle(request);
+            let _lost = self.process(request).await;
         }
         Err(fault
             .transport_error()
             .unwrap_or_else(|| TransportError::new(usage_core::TransportErrorKind::Other, "fault injected")))
     }
 
-    /// Answers one request exactly as Kill Bill would (no fault applied). Never panics.
+    /// Answers one request exactly as Kill Bill would (no fault applied), at once: in the
+    /// [Kill-Bill-like duplicate check](DuplicateCheck::KillBill) the check and the insert of a
+    /// POST are separate steps, but nothing waits between them (use [`process`](Self::process)
+    /// for the processing time). Never panics.
     pub fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
+        match self.prepare(request) {
+            Prepared::Answer(response) => response,
+            Prepared::Post(post) => self.commit(post),
+        }
+    }
+
+    /// Answers one request as [`handle`](Self::handle) does, taking the time Kill Bill takes:
+    /// in the [Kill-Bill-like duplicate check](DuplicateCheck::KillBill), a POST waits its
+    /// processing time between the tracking-id check and the insert (with
+    /// `tokio::time::sleep`: it needs a Tokio runtime with time enabled).
+    pub async fn process(&self, request: Request<Bytes>) -> Response<Bytes> {
+        self.process_slowly(request, Duration::ZERO).await
+    }
+
+    /// [`process`](Self::process), with `slow` more processing time before the insert: a slow
+    /// commit ([`Fault::SlowCommit`]), for an HTTP server that draws its own faults.
+    pub async fn process_slowly(&self, request: Request<Bytes>, slow: Duration) -> Response<Bytes> {
+        let post = match self.prepare(request) {
+            Prepared::Answer(response) => return response,
+            Prepared::Post(post) => post,
+        };
+        match self.duplicate_check() {
+            DuplicateCheck::Atomic => {
+                if !slow.is_zero() {
+                    tokio::time::sleep(slow).await;
+                }
+                self.commit(post)
+            }
+            DuplicateCheck::KillBill { processing } => {
+                let checked = self.check(&mut write(&self.inner.store), &post);
+                let tracking_id = match checked {
+                    Ok(tracking_id) => tracking_id,
+                    Err(refused) => return refused,
+                };
+                let wait = processing + slow;
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+                insert(&mut write(&self.inner.store), post, tracking_id)
+            }
+        }
+    }
+
+    /// Reads, authenticates and routes a request: the answer, or a valid POST to commit.
+    fn prepare(&self, request: Request<Bytes>) -> Prepared {
         let (parts, body) = request.into_parts();
         let full_path = parts.uri.path();
         let prefix = self.inner.path_prefix.as_str();
         let path = match full_path.strip_prefix(prefix) {
             Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
-            _ => return empty(StatusCode::NOT_FOUND),
+            _ => return Prepared::Answer(empty(StatusCode::NOT_FOUND)),
         };
         let query = Query::parse(parts.uri.query());
         let style = ErrorStyle {
@@ -699,13 +808,18 @@ impl InMemoryKillBill {
         };
         let tenant = match self.credentials().authenticate(&parts.headers, full_path) {
             Ok(tenant) => tenant,
-            Err(denied) => return denied,
+            Err(denied) => return Prepared::Answer(denied),
         };
         let method = &parts.method;
         let is_read = method == Method::GET || method == Method::HEAD;
         let mut response = match route(path) {
             Route::Usages | Route::Admin if method == Method::OPTIONS => options("POST,OPTIONS"),
-            Route::Usages if method == Method::POST => self.record(&tenant, &parts.headers, &body, style),
+            Route::Usages if method == Method::POST => {
+                return match self.record(tenant, &parts.headers, &body, style) {
+                    Ok(post) => Prepared::Post(post),
+                    Err(response) => Prepared::Answer(response),
+                };
+            }
             Route::Admin if method == Method::POST => self.admin_subscription(&tenant, &body, style),
             Route::Usages | Route::Admin => respond::method_not_allowed("POST,OPTIONS"),
             Route::Subscription(_) | Route::Unit(..) if method == Method::OPTIONS => options("GET,HEAD,OPTIONS"),
@@ -720,7 +834,7 @@ impl InMemoryKillBill {
         if method == Method::HEAD {
             *response.body_mut() = Bytes::new();
         }
-        response
+        Prepared::Answer(response)
     }
 
     /// The subscription for a request, created when auto-provisioning is on; or the 404/500
@@ -824,26 +938,30 @@ impl InMemoryKillBill {
         }
     }
 
-    /// `POST /1.0/kb/usages`: every check of spec §4 in order.
-    fn record(&self, tenant: &Tenant, headers: &HeaderMap, body: &Bytes, style: ErrorStyle) -> Response<Bytes> {
+    /// `POST /1.0/kb/usages`: rows 1 to 10 of spec §4 in order; rows 11 to 14 and the insert
+    /// are [`commit`](Self::commit)'s.
+    fn record(
+        &self,
+        tenant: Tenant,
+        headers: &HeaderMap,
+        body: &Bytes,
+        style: ErrorStyle,
+    ) -> Result<Post, Response<Bytes>> {
         if !is_json(headers) {
-            return empty(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+            return Err(empty(StatusCode::UNSUPPORTED_MEDIA_TYPE));
         }
         const NO_BODY: &str = "SubscriptionUsageRecordJson body should be specified";
         if body.iter().all(u8::is_ascii_whitespace) {
-            return illegal_argument(style, NO_BODY);
+            return Err(illegal_argument(style, NO_BODY));
         }
         let record = match bind::bind(body, self.inner.format) {
-            Err(e) => return e.into_response(style),
-            Ok(None) => return illegal_argument(style, NO_BODY),
+            Err(e) => return Err(e.into_response(style)),
+            Ok(None) => return Err(illegal_argument(style, NO_BODY)),
             Ok(Some(record)) => record,
         };
-        let (subscription, tracking_id, rows) = match validate(record, style) {
-            Ok(valid) => valid,
-            Err(response) => return response,
-        };
+        let (subscription, tracking_id, rows) = validate(record, style)?;
         let Some(created_by) = header_text(headers, &CREATED_BY) else {
-            return illegal_argument(style, "Header X-Killbill-CreatedBy needs to be set");
+            return Err(illegal_argument(style, "Header X-Killbill-CreatedBy needs to be set"));
         };
         let base64 = headers
             .get(ENCODING)
@@ -854,82 +972,59 @@ impl InMemoryKillBill {
                 reason: decode_audit(header_text(headers, &REASON), base64, "X-Killbill-Reason")?,
                 comment: decode_audit(header_text(headers, &COMMENT), base64, "X-Killbill-Comment")?,
             })
-        })();
-        let audit = match audit {
-            Ok(audit) => audit,
-            Err(message) => return illegal_argument(style, message),
-        };
-        self.commit(tenant, subscription, tracking_id, rows, audit, style)
+        })()
+        .map_err(|message| illegal_argument(style, message))?;
+        Ok(Post {
+            tenant,
+            subscription,
+            tracking_id,
+            rows,
+            audit,
+            style,
+        })
     }
 
-    /// Rows 11 to 14 and the insert, atomically under the write lock.
-    fn commit(
-        &self,
-        tenant: &Tenant,
-        id: Uuid,
-        tracking_id: Option<String>,
-        rows: Vec<NewRow>,
-        audit: Audit,
-        style: ErrorStyle,
-    ) -> Response<Bytes> {
+    /// Rows 11 to 14 and the insert, without waiting: under one write lock with the atomic
+    /// duplicate check, as two steps (the lock released between them) with Kill Bill's.
+    fn commit(&self, post: Post) -> Response<Bytes> {
         let mut store = write(&self.inner.store);
-        let subscription = match self.owned(&mut store, tenant, id, style) {
-            Ok(subscription) => subscription,
-            Err(denied) => return denied,
+        let tracking_id = match self.check(&mut store, &post) {
+            Ok(tracking_id) => tracking_id,
+            Err(refused) => return refused,
         };
-        if let (Some(end), Some(latest)) = (subscription.effective_end, rows.iter().map(|r| r.at).max()) {
+        if matches!(self.duplicate_check(), DuplicateCheck::KillBill { .. }) {
+            drop(store);
+            store = write(&self.inner.store);
+        }
+        insert(&mut store, post, tracking_id)
+    }
+
+    /// Rows 11 to 14: the tracking id to store (a random one when the request has none), or
+    /// the refusal. The caller holds the write lock.
+    fn check(&self, store: &mut Store, post: &Post) -> Result<String, Response<Bytes>> {
+        let style = post.style;
+        let subscription = self.owned(store, &post.tenant, post.subscription, style)?;
+        let latest = post.rows.iter().map(|r| r.at).max();
+        if let (Some(end), Some(latest)) = (subscription.effective_end, latest) {
             if latest > end {
-                return empty(StatusCode::BAD_REQUEST);
+                return Err(empty(StatusCode::BAD_REQUEST));
             }
         }
-        let tracking_id = match tracking_id.filter(|t| !t.is_empty()) {
-            Some(id) if subscription.tracking_ids.contains(&id) => {
-                return respond::error(
-                    StatusCode::BAD_REQUEST,
-                    style,
-                    KillBillError {
-                        code: Some(usage_core::DUPLICATE_TRACKING_ID_CODE),
-                        ..KillBillError::new(
-                            class::USAGE_API,
-                            format!("A usage record with tracking ID {id} already exists"),
-                        )
-                    },
-                );
-            }
-            Some(id) => id,
-            None => Uuid::new_v4().to_string(),
-        };
-        if audit.created_by.chars().count() > MAX_CREATED_BY_CHARS {
-            return respond::data_truncation(style, "created_by", true);
-        }
-        let mut amounts = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if row.unit_type.chars().count() > usage_models::MAX_UNIT_TYPE_CHARS {
-                return respond::data_truncation(style, "unit_type", true);
-            }
-            let BoundAmount::Fits(amount) = row.amount else {
-                return respond::data_truncation(style, "amount", false);
-            };
-            if tracking_id.chars().count() > usage_models::MAX_TRACKING_ID_CHARS {
-                return respond::data_truncation(style, "tracking_id", true);
-            }
-            amounts.push(amount);
-        }
-        for (row, amount) in rows.into_iter().zip(amounts) {
-            store.insert(
-                id,
-                &row.unit_type,
-                row.at,
-                Row {
-                    amount,
-                    tracking_id: tracking_id.clone(),
-                    created_by: audit.created_by.clone(),
-                    reason: audit.reason.clone(),
-                    comment: audit.comment.clone(),
+        match post.tracking_id.as_deref().filter(|t| !t.is_empty()) {
+            Some(id) if subscription.tracking_ids.contains(id) => Err(respond::error(
+                StatusCode::BAD_REQUEST,
+                style,
+                KillBillError {
+                    code: Some(usage_core::DUPLICATE_TRACKING_ID_CODE),
+                    ..KillBillError::new(
+                        class::USAGE_API,
+                        format!("A usage record with tracking ID {id} already exists"),
+                    )
                 },
-            );
+            )),
+            Some(id) => Ok(id.to_string()),
+            None => Ok(Uuid::new_v4().to_string()),
         }
-        empty(StatusCode::CREATED)
     }
 
     /// `POST /emulator/subscriptions`: creates (or cancels) a subscription in the caller's
@@ -981,6 +1076,67 @@ impl InMemoryKillBill {
         let json = serde_json::json!({ "subscriptionId": id.to_string() }).to_string();
         respond::with_body(StatusCode::CREATED, Bytes::from(json))
     }
+}
+
+/// A POST that passed rows 1 to 10, to commit.
+struct Post {
+    tenant: Tenant,
+    subscription: Uuid,
+    tracking_id: Option<String>,
+    rows: Vec<NewRow>,
+    audit: Audit,
+    style: ErrorStyle,
+}
+
+/// What [`InMemoryKillBill::prepare`] makes of a request.
+enum Prepared {
+    /// The answer, already known.
+    Answer(Response<Bytes>),
+    /// A valid POST, to commit.
+    Post(Post),
+}
+
+/// The insert of a checked POST, with the limits of the database's columns (see
+/// [`InMemoryKillBill`]): all rows or none. The caller holds the write lock.
+fn insert(store: &mut Store, post: Post, tracking_id: String) -> Response<Bytes> {
+    let Post {
+        subscription: id,
+        rows,
+        audit,
+        style,
+        ..
+    } = post;
+    if audit.created_by.chars().count() > MAX_CREATED_BY_CHARS {
+        return respond::data_truncation(style, "created_by", true);
+    }
+    let mut amounts = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.unit_type.chars().count() > usage_models::MAX_UNIT_TYPE_CHARS {
+            return respond::data_truncation(style, "unit_type", true);
+        }
+        let BoundAmount::Fits(amount) = row.amount else {
+            return respond::data_truncation(style, "amount", false);
+        };
+        if tracking_id.chars().count() > usage_models::MAX_TRACKING_ID_CHARS {
+            return respond::data_truncation(style, "tracking_id", true);
+        }
+        amounts.push(amount);
+    }
+    for (row, amount) in rows.into_iter().zip(amounts) {
+        store.insert(
+            id,
+            &row.unit_type,
+            row.at,
+            Row {
+                amount,
+                tracking_id: tracking_id.clone(),
+                created_by: audit.created_by.clone(),
+                reason: audit.reason.clone(),
+                comment: audit.comment.clone(),
+            },
+        );
+    }
+    empty(StatusCode::CREATED)
 }
 
 /// Rows 3 to 9 of spec §4, unit by unit as Kill Bill loops: the subscription, the tracking id
@@ -1075,7 +1231,7 @@ impl Transport for InMemoryKillBill {
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
-        self.serve(request)
+        self.serve(request).await
     }
 }
 
