@@ -203,6 +203,7 @@ impl UsageClient {
                 Some(request) => request,
                 None => operation.to_request(&inner.config, options)?,
             };
+            let is_post = request.method() == http::Method::POST;
             // A transport that bounds its own exchange within the time left needs no timer here.
             let sent = match inner.transport.timeout() {
                 Some(bound) if bound < remaining => Some(inner.transport.send(request).await),
@@ -217,7 +218,9 @@ impl UsageClient {
                 );
                 return Err(Error::DeadlineExceeded { deadline, attempts });
             };
-            let (failure, wait_hint) = match sent {
+            // `timed_out`: this attempt timed out (here or at a gateway), so the server may still
+            // be processing it, and a POST's retry must not overlap it (see `RetryPolicy`).
+            let (failure, wait_hint, timed_out) = match sent {
                 Ok(response) => {
                     let status = response.status();
                     event!(Level::DEBUG, attempt = attempts, status = status.as_u16(), "answered");
@@ -230,7 +233,7 @@ impl UsageClient {
                         },
                         Err(e) if retryable_status(status) => {
                             may_have_landed |= ambiguous_status(status);
-                            (e, wait_hint)
+                            (e, wait_hint, status == http::StatusCode::GATEWAY_TIMEOUT)
                         }
                         Err(e) => return Err(e),
                     }
@@ -248,13 +251,14 @@ impl UsageClient {
                         return Err(e.into());
                     }
                     may_have_landed |= e.may_have_reached_server();
-                    (Error::from(e), None)
+                    let timed_out = e.kind() == TransportErrorKind::Timeout;
+                    (Error::from(e), None, timed_out)
                 }
             };
             if attempts >= inner.retry.attempts() {
                 return Err(failure);
             }
-            let Some(wait) = inner.retry.wait(attempts, wait_hint) else {
+            let Some(wait) = inner.retry.post_wait(attempts, wait_hint, is_post && timed_out) else {
                 return Err(failure);
             };
             let elapsed = timer.now().saturating_duration_since(started);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use http::{Method, StatusCode};
-use usage_core::{RequestOptions, TenantCredentials, Transport, TransportErrorKind};
+use usage_core::{RequestOptions, RetryPolicy, TenantCredentials, Transport, TransportErrorKind};
 use usage_models::{SubscriptionId, SubscriptionUsageRecord};
 use usage_transport_memory::{DuplicateCheck, EmulatorError, Fault, InMemoryKillBill, InstantTimer, WireFormat};
 
@@ -478,5 +478,139 @@ async fn a_slow_commit_overlaps_a_retry_and_counts_twice_only_with_kill_bills_ch
             StatusCode::BAD_REQUEST
         };
         assert_eq!(slow, expected, "{check:?}");
+    }
+}
+
+/// A POST whose attempt timed out (or met a 504) is retried no sooner than the policy's
+/// `timed_out_post_wait` (5 s by default); other failures and GETs keep the plain backoff.
+#[tokio::test]
+async fn a_timed_out_post_waits_before_its_retry() {
+    let policy = || RetryPolicy::default().jitter(false);
+    for (fault, wait) in [
+        (Fault::transport(TransportErrorKind::Timeout), Duration::from_secs(5)),
+        (Fault::proxy_page(StatusCode::GATEWAY_TIMEOUT), Duration::from_secs(5)),
+        (
+            Fault::transport(TransportErrorKind::Incomplete),
+            Duration::from_millis(100),
+        ),
+        (Fault::proxy_page(StatusCode::BAD_GATEWAY), Duration::from_millis(100)),
+        (Fault::unavailable(1), Duration::from_secs(1)),
+    ] {
+        let kb = InMemoryKillBill::new();
+        let sub = kb.create_subscription();
+        let timer = InstantTimer::new();
+        let client = client_with(kb.clone(), timer.clone(), policy());
+        kb.inject(fault.clone(), 1);
+        let outcome = client
+            .record_usage(&one(sub, "gallons", "2013-08-01", "1"))
+            .await
+            .unwrap();
+        assert_eq!(outcome.attempts, 2, "{fault:?}");
+        assert_eq!(timer.sleeps(), [wait], "{fault:?}");
+        // A GET is never counted twice: it keeps the backoff.
+        kb.inject(fault.clone(), 1);
+        client
+            .get_all_usage(sub, window("2013-08-01", "2013-09-01"))
+            .await
+            .unwrap();
+        assert!(
+            timer.sleeps()[1] <= Duration::from_secs(1),
+            "{fault:?}: {:?}",
+            timer.sleeps()
+        );
+    }
+    // Configurable; zero is the plain backoff.
+    let kb = InMemoryKillBill::new();
+    let sub = kb.create_subscription();
+    let timer = InstantTimer::new();
+    let client = client_with(kb.clone(), timer.clone(), policy().timed_out_post_wait(Duration::ZERO));
+    kb.inject(Fault::transport(TransportErrorKind::Timeout), 1);
+    client
+        .record_usage(&one(sub, "gallons", "2013-08-01", "1"))
+        .await
+        .unwrap();
+    assert_eq!(timer.sleeps(), [Duration::from_millis(100)]);
+}
+
+/// The emulator behind an attempt timeout, as an HTTP transport has one: the attempt goes on
+/// being processed after the client stopped waiting for it.
+#[derive(Debug, Clone)]
+struct AttemptTimeout {
+    kb: InMemoryKillBill,
+    timeout: Duration,
+}
+
+#[async_trait::async_trait]
+impl Transport for AttemptTimeout {
+    async fn send(
+        &self,
+        request: http::Request<bytes::Bytes>,
+    ) -> Result<http::Response<bytes::Bytes>, usage_core::TransportError> {
+        let kb = self.kb.clone();
+        let processing = tokio::spawn(async move { kb.send(request).await });
+        match tokio::time::timeout(self.timeout, processing).await {
+            Ok(answer) => answer.expect("the emulator does not panic"),
+            Err(_) => Err(usage_core::TransportError::new(
+                TransportErrorKind::Timeout,
+                "attempt timeout",
+            )),
+        }
+    }
+}
+
+/// Tokio's clock, paused in these tests.
+#[derive(Debug)]
+struct TokioClock;
+
+impl usage_core::Timer for TokioClock {
+    fn now(&self) -> std::time::Instant {
+        tokio::time::Instant::now().into_std()
+    }
+
+    fn sleep(&self, duration: Duration) -> usage_core::Sleep {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// With Kill Bill's duplicate check, a slow commit (3 s) outlives the attempt timeout (1 s):
+/// a retry within the next 2 s overlaps it and counts twice; the default wait after a timed-out
+/// POST (5 s) lets the processing end first, and the retry is refused as a duplicate.
+#[tokio::test(start_paused = true)]
+async fn waiting_after_a_timed_out_post_keeps_a_slow_commit_from_counting_twice() {
+    for (wait, rows) in [
+        (Some(Duration::ZERO), 2),         // the policy before: retried after the 100 ms backoff
+        (Some(Duration::from_secs(1)), 2), // shorter than the 2 s left of processing
+        (None, 1),                         // the default, 5 s
+    ] {
+        let kb = InMemoryKillBill::builder()
+            .duplicate_check(DuplicateCheck::KillBill {
+                processing: Duration::from_millis(10),
+            })
+            .build();
+        let sub = kb.create_subscription();
+        let mut policy = RetryPolicy::default().jitter(false);
+        if let Some(wait) = wait {
+            policy = policy.timed_out_post_wait(wait);
+        }
+        let transport = AttemptTimeout {
+            kb: kb.clone(),
+            timeout: Duration::from_secs(1),
+        };
+        let client = client_with(transport, TokioClock, policy);
+        kb.inject(
+            Fault::SlowCommit {
+                processing: Duration::from_secs(3),
+            },
+            1,
+        );
+        let outcome = client
+            .record_usage(&one(sub, "gallons", "2013-08-01", "1"))
+            .await
+            .unwrap();
+        assert_eq!(outcome.attempts, 2, "{wait:?}");
+        assert_eq!(outcome.already_recorded, rows == 1, "{wait:?}");
+        // Let the slow commit finish.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(kb.rows(sub).len(), rows, "{wait:?}");
     }
 }
