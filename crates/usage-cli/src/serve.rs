@@ -675,7 +675,12 @@ async fn respond(
         Duration::ZERO
     };
     let request = Request::from_parts(parts, body);
-    let response = shared.handler.process(request, slow).await;
+    // Processed on a task of its own, as a servlet container goes on processing a request
+    // whose client went away: hyper drops this future when the connection closes, and an
+    // attempt the client gave up on must still be stored.
+    let handler = shared.handler.clone();
+    let processing = tokio::spawn(async move { handler.process(request, slow).await });
+    let response = processing.await.map_err(|_| Dropped)?;
     if fault == Some(FaultKind::CloseAfterHandling) {
         return Err(Dropped);
     }
