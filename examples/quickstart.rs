@@ -66,8 +66,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
     };
 
-    // Usage of two unit types on a few days, under one tracking id: recording it twice can never
-    // count it twice.
+    // Usage of two unit types on a few days, under one tracking id: once stored, recording it again
+    // is refused as a duplicate.
     let day = |s: &str| s.parse::<UsageDate>();
     let run = uuid_suffix();
     let record = SubscriptionUsageRecord::builder(subscription)

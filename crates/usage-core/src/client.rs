@@ -310,7 +310,9 @@ pub struct RecordUsageCall<'a> {
 impl RecordUsageCall<'_> {
     /// The tracking id this call records under (the record's, or the one generated for it),
     /// known before the call is awaited: if the call fails in a way that leaves its outcome
-    /// unknown, recording the same record again under this id can never count it twice.
+    /// unknown, recording the same record again under this id counts it once, provided no
+    /// earlier attempt is still being processed by Kill Bill (its duplicate check is not atomic:
+    /// see [`RetryPolicy`] and docs/RELIABILITY.md).
     ///
     /// ```
     /// # use usage_core::{UsageClient, Transport, TransportError};
@@ -331,7 +333,7 @@ impl RecordUsageCall<'_> {
     /// let tracking_id = call.tracking_id().clone();
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// if call.await.is_err() {
-    ///     // Later, when the server is back: the same usage, the same id, never counted twice.
+    ///     // Later, when the server is back: the same usage, the same id, counted once.
     ///     let again = record.clone().with_tracking_id(tracking_id);
     ///     let _ = client.record_usage(&again).await;
     /// }
