@@ -216,12 +216,19 @@ fn row1_a_syntax_error_inside_a_value_is_wrapped_with_its_reference_chain() {
         truncated.len() + 1
     );
     assert_eq!(error["message"], format!("{cause}{}", chain(2)));
-    // A binding problem before the syntax error is met first, as in Jackson's single pass.
+    // A binding problem before the syntax error is met first, as in Jackson's single pass...
+    let error = refused_json(&kb, &records(r#"{"amount":true,"recordDate": 2019-10-19"}"#));
+    assert_eq!(
+        error["className"],
+        "com.fasterxml.jackson.databind.exc.MismatchedInputException"
+    );
+    // ... but not an unknown property, which Jackson holds until every creator property was seen.
     let error = refused_json(&kb, &records(r#"{"price":1,"recordDate": 2019-10-19"}"#));
     assert_eq!(
         error["className"],
-        "com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException"
+        "com.fasterxml.jackson.databind.JsonMappingException"
     );
+    assert_eq!(error["causeClassName"], "com.fasterxml.jackson.core.JsonParseException");
     // Syntax errors in the root object itself stay unwrapped.
     let error = refused_json(&kb, &format!(r#"{{"subscriptionId":"{sub}" "unitUsageRecords":[]}}"#));
     assert_eq!(error["className"], "com.fasterxml.jackson.core.JsonParseException");

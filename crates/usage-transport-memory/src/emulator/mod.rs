@@ -203,6 +203,10 @@ pub struct StoredRow {
 ///   the reference chain (`SubscriptionUsageRecordJson["unitUsageRecords"]->java.util.ArrayList[0]->...`,
 ///   nested classes written `SubscriptionUsageRecordJson$UnitUsageRecordJson` as
 ///   `Class.getName()` does); one in the root object stays a bare `JsonParseException`;
+/// - an unknown property met before every `@JsonCreator` property of its object was seen is
+///   held, as Jackson buffers it, and reported once they all are or at the end of the object,
+///   with the parser's location then (a problem met in between comes first); one met after
+///   them is reported at once, past the first token of its value;
 /// - the parser's messages are Jackson's for the usual mistakes (a missing comma or colon, an
 ///   unquoted name, an unknown token, a leading zero, a bad escape, a control character, the
 ///   end of input); rarer ones (an invalid `\u` escape, a lone surrogate, a malformed number

@@ -38,8 +38,9 @@ pub(super) struct Scan {
     /// The error is inside a string value (not a property name).
     in_value_string: bool,
     in_string: bool,
-    /// The valid body before the error, closed: what Jackson has bound when it meets the error.
-    pub(super) repaired: Option<String>,
+    /// The valid body before the error, closed, and how many of its bytes are the request's:
+    /// what Jackson has bound when it meets the error.
+    pub(super) repaired: Option<(String, usize)>,
 }
 
 fn structural(b: u8) -> bool {
@@ -129,7 +130,7 @@ pub(super) fn scan(body: &[u8], end: usize) -> Scan {
             }
         }
     }
-    let repaired = cut.map(|(at, close)| format!("{}{close}", String::from_utf8_lossy(&body[..at])));
+    let repaired = cut.map(|(at, close)| (format!("{}{close}", String::from_utf8_lossy(&body[..at])), at));
     Scan {
         frames,
         in_value_string,
