@@ -216,6 +216,28 @@ fn row1_a_syntax_error_inside_a_value_is_wrapped_with_its_reference_chain() {
         truncated.len() + 1
     );
     assert_eq!(error["message"], format!("{cause}{}", chain(2)));
+    // Past a separator, or inside a string value (decoded by the value's own deserializer).
+    let unit = format!(r#"{{"subscriptionId":"{sub}","unitUsageRecords":[{{"unitType":"a"#);
+    for (body, problem, unit_type) in [
+        (format!("{unit}\","), "within/between Object entries", false),
+        (unit.clone(), "in VALUE_STRING", true),
+    ] {
+        let error = refused_json(&kb, &body);
+        let cause = format!(
+            "Unexpected end-of-input {problem}\n at {SOURCE}; line: 1, column: {}]",
+            body.len() + 1
+        );
+        assert_eq!(error["causeMessage"], cause, "{body}");
+        let chain = if unit_type {
+            format!(
+                "{}->{RECORD}$UnitUsageRecordJson[\"unitType\"])",
+                chain(2).trim_end_matches(')')
+            )
+        } else {
+            chain(2)
+        };
+        assert_eq!(error["message"], format!("{cause}{chain}"), "{body}");
+    }
     // A binding problem before the syntax error is met first, as in Jackson's single pass...
     let error = refused_json(&kb, &records(r#"{"amount":true,"recordDate": 2019-10-19"}"#));
     assert_eq!(

@@ -28,7 +28,7 @@ use super::respond::class::JSON_PARSE;
 #[derive(Clone, Debug)]
 enum Frame {
     Object { key: Option<String>, start: usize },
-    Array { index: usize },
+    Array { index: usize, start: usize },
 }
 
 /// The structure of the body up to a syntax error.
@@ -75,7 +75,7 @@ pub(super) fn scan(body: &[u8], end: usize) -> Scan {
                 frames.push(if b == b'{' {
                     Frame::Object { key: None, start: i }
                 } else {
-                    Frame::Array { index: 0 }
+                    Frame::Array { index: 0, start: i }
                 });
                 i += 1;
                 cut = Some((i, closers(&frames)));
@@ -87,7 +87,7 @@ pub(super) fn scan(body: &[u8], end: usize) -> Scan {
             }
             b',' => {
                 match frames.last_mut() {
-                    Some(Frame::Array { index }) => *index += 1,
+                    Some(Frame::Array { index, .. }) => *index += 1,
                     Some(Frame::Object { key, .. }) => *key = None,
                     None => {}
                 }
@@ -159,7 +159,7 @@ impl Scan {
                     links.push(Link::Property(class, key.clone()?));
                     objects += 1;
                 }
-                Frame::Array { index } => links.push(Link::Index(*index)),
+                Frame::Array { index, .. } => links.push(Link::Index(*index)),
             }
         }
         (!links.is_empty()).then_some(links)
@@ -176,13 +176,26 @@ impl Scan {
         let mut past = (offset + c.len_utf8()).min(body.len());
         let (class_name, message) = if eof {
             past = body.len();
+            let last = body.iter().rev().find(|b| !b.is_ascii_whitespace());
             let message = match self.frames.last() {
-                _ if self.in_string => ": was expecting closing quote for a string value".to_string(),
-                Some(Frame::Object { start, .. }) => format!(
-                    ": expected close marker for Object (start marker at {})",
-                    location(body, *start)
-                ),
-                Some(Frame::Array { .. }) | None => ": expected close marker for Array".to_string(),
+                _ if self.in_value_string => " in VALUE_STRING".to_string(),
+                _ if self.in_string => " in field name".to_string(),
+                // Past a separator, Jackson's parser needs more than white space.
+                Some(Frame::Object { .. }) if matches!(last, Some(b',' | b':')) => {
+                    " within/between Object entries".to_string()
+                }
+                Some(Frame::Array { .. }) if last == Some(&b',') => " within/between Array entries".to_string(),
+                Some(frame) => {
+                    let (kind, start) = match frame {
+                        Frame::Object { start, .. } => ("Object", *start),
+                        Frame::Array { start, .. } => ("Array", *start),
+                    };
+                    format!(
+                        ": expected close marker for {kind} (start marker at {})",
+                        location(body, start)
+                    )
+                }
+                None => " within/between root entries".to_string(),
             };
             (JSON_EOF, format!("Unexpected end-of-input{message}"))
         } else if serde.starts_with("invalid escape") {
