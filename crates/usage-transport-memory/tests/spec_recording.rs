@@ -178,6 +178,13 @@ fn row1_a_syntax_error_inside_a_value_is_wrapped_with_its_reference_chain() {
             5,
         ),
         case(
+            "xyz-1",
+            "Unrecognized token 'xyz': was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')",
+            "xyz",
+            4,
+            3,
+        ),
+        case(
             r#"{"recordDate":"2013-08-01","amount":1} {"#,
             "Unexpected character ('{' (code 123)): was expecting comma to separate Array entries",
             "} {",

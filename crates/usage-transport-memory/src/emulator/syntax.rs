@@ -231,9 +231,10 @@ impl Scan {
             if matches!(c, '}' | ']' | ',') {
                 (JSON_PARSE, unexpected("expected a value"))
             } else if body[start].is_ascii_alphabetic() || matches!(body[start], b'_' | b'$') {
+                // Jackson reads on while `Character.isJavaIdentifierPart`.
                 let end = body[start..]
                     .iter()
-                    .position(|b| structural(*b))
+                    .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$') || *b >= 0x80))
                     .map_or(body.len(), |n| start + n);
                 past = end;
                 let token = String::from_utf8_lossy(&body[start..end]);
