@@ -207,9 +207,10 @@ pub struct StoredRow {
 ///   held, as Jackson buffers it, and reported once they all are or at the end of the object,
 ///   with the parser's location then (a problem met in between comes first); one met after
 ///   them is reported at once, past the first token of its value;
-/// - the parser's messages are Jackson's for the usual mistakes (a missing comma or colon, an
-///   unquoted name, an unknown token, a leading zero, a bad escape, a control character, the
-///   end of input); rarer ones (an invalid `\u` escape, a lone surrogate, a malformed number
+/// - the parser's messages and locations are Jackson's (as written in jackson-core 2.13's
+///   source: not checked against a running Jackson) for the usual mistakes (a missing comma or
+///   colon, an unquoted name, an unknown token, a leading zero, a bad escape, a control
+///   character, the end of input); rarer ones (an invalid `\u` escape, a lone surrogate, a malformed number
 ///   other than a leading zero) keep serde_json's wording: the contract (§4 row 1) asks only
 ///   that the message describe the problem;
 /// - a record date with a field out of range is wrapped with Joda's
