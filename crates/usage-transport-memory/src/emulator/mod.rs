@@ -77,8 +77,9 @@ pub enum DuplicateCheck {
     /// default, so that a test of a client's retries isolates the client.
     #[default]
     Atomic,
-    /// As Kill Bill does (`DefaultRolledUpUsageDao`: a `SELECT` for the tracking id, then the
-    /// `INSERT`s, no transaction, no unique index): the check, then `processing` (the time
+    /// As Kill Bill does (`DefaultUsageUserApi.recordUsage`: `recordsWithTrackingIdExist`, a
+    /// `SELECT`, then `DefaultRolledUpUsageDao.record`, the `INSERT`s; no transaction around
+    /// both, no unique index): the check, then `processing` (the time
     /// Kill Bill spends between them, waited by [`InMemoryKillBill::process`] and the
     /// [`Transport`] implementation), then the insert without checking again. Two POSTs with
     /// the same tracking id whose processing overlaps are both stored.
