@@ -84,8 +84,8 @@ async fn record_and_read_back(
     client: &UsageClient,
     subscription: SubscriptionId,
 ) -> Result<Vec<(String, Decimal)>, Box<dyn Error>> {
-    // Usage of two unit types on a few days, under one tracking id: recording it twice can never
-    // count it twice.
+    // Usage of two unit types on a few days, under one tracking id: once stored, recording it again
+    // is refused as a duplicate.
     let day = |s: &str| s.parse::<UsageDate>();
     let run = uuid_suffix();
     let record = SubscriptionUsageRecord::builder(subscription)

@@ -1,4 +1,5 @@
-//! Retries and tracking ids: how the client records usage exactly once over a flaky network.
+//! Retries and tracking ids: how the client records usage once over a flaky network (and the one
+//! exception, a retry overlapping an attempt Kill Bill is still processing: docs/RELIABILITY.md).
 //!
 //! - Reads are retried on connect/timeout/I/O errors and on 429, 502, 503, 504.
 //! - Recording is retried too, because the client always sends a tracking id (yours, or one it
@@ -6,8 +7,9 @@
 //!   refused that way means an earlier attempt landed, so the call succeeds with
 //!   `already_recorded = true`.
 //! - When a call fails for good, its tracking id (known before the call) lets you resubmit the
-//!   same usage later without any risk of counting it twice: a resubmission refused with code
-//!   50000 (`err.is_duplicate_tracking_id()`) means the usage was already recorded.
+//!   same usage later, counted once when the earlier attempts are no longer being processed: a
+//!   resubmission refused with code 50000 (`err.is_duplicate_tracking_id()`) means the usage was
+//!   already recorded.
 //!
 //! ```sh
 //! cargo run --example retries_and_tracking_ids

@@ -14,11 +14,12 @@ use serde::Serialize;
 use usage_core::{Error as ClientError, InputField, RequestOptions, RetryPolicy, UsageClient, UsageWindow};
 use usage_models::{Amount, SubscriptionId, SubscriptionUsageRecord, TrackingId, UnitType, UsageDate};
 use usage_transport_hyper::{HyperTransport, TokioTimer};
+use usage_transport_memory::DuplicateCheck;
 
 use crate::import::{self, Chunk, Format, MAX_ROWS_PER_REQUEST};
 use crate::render;
 use crate::series::{self, Every, Point, Series};
-use crate::serve::{Faults, ServeConfig, Server};
+use crate::serve::{Faults, ServeConfig, Server, SlowCommits};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -151,9 +152,17 @@ API) creates a subscription in the caller's tenant.
 Retry-After: 0, 429, a connection closed before handling, or a request handled (usage stored!)
 and then its connection closed without an answer. Admin routes are never faulted.
 
+--kill-bill-duplicates MILLIS checks a POST's tracking id, waits MILLIS (the time Kill Bill spends
+processing), then inserts, as Kill Bill does: two POSTs with the same tracking id that overlap are
+both stored. Without it, the check and the insert are one atomic step.
+--slow-commits RATE processes that fraction of POSTs (seeded by --seed) --slow-commit-ms longer
+before their insert: a client whose attempt timeout is shorter gives up while the attempt is still
+being processed, and its retry overlaps it.
+
 Examples:
   kb-usage serve --listen 127.0.0.1:0 --subscription 8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11
-  kb-usage serve --auto-provision --log --faults 0.2 --seed 7";
+  kb-usage serve --auto-provision --log --faults 0.2 --seed 7
+  kb-usage serve --auto-provision --kill-bill-duplicates 20 --slow-commits 0.1 --slow-commit-ms 1000";
 
 /// Where the server is and who we are.
 #[derive(Debug, Clone, Args)]
@@ -341,6 +350,7 @@ struct SeriesArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("faulty").args(["faults", "slow_commits"]).multiple(true)))]
 struct ServeArgs {
     /// Address to listen on (port 0 picks a free port)
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
@@ -366,9 +376,18 @@ struct ServeArgs {
     /// Inject a fault into this fraction of requests (0 to 1)
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     faults: Option<f64>,
-    /// Seed of the fault RNG
-    #[arg(long, value_name = "N", requires = "faults", default_value_t = 0)]
+    /// Seed of the fault RNG (and of the slow-commit RNG)
+    #[arg(long, value_name = "N", requires = "faulty", default_value_t = 0)]
     seed: u64,
+    /// Check a POST's tracking id, wait MILLIS, then insert, as Kill Bill does (not atomic)
+    #[arg(long, value_name = "MILLIS")]
+    kill_bill_duplicates: Option<u64>,
+    /// Process this fraction of POSTs (0 to 1) --slow-commit-ms longer before their insert
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    slow_commits: Option<f64>,
+    /// The extra processing time of a slow commit
+    #[arg(long, value_name = "MILLIS", requires = "slow_commits", default_value_t = 1000)]
+    slow_commit_ms: u64,
     /// Largest request body accepted, in bytes (413 past it)
     #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
     max_body_bytes: usize,
@@ -1186,6 +1205,16 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     config.legacy_0_22 = args.legacy_0_22;
     config.log = args.log;
     config.faults = args.faults.map(|rate| Faults { rate, seed: args.seed });
+    if let Some(millis) = args.kill_bill_duplicates {
+        config.duplicate_check = DuplicateCheck::KillBill {
+            processing: Duration::from_millis(millis),
+        };
+    }
+    config.slow_commits = args.slow_commits.map(|rate| SlowCommits {
+        rate,
+        processing: Duration::from_millis(args.slow_commit_ms),
+        seed: args.seed,
+    });
     config.max_body_bytes = args.max_body_bytes;
     config.header_read_timeout = args.header_timeout;
     let server = Server::bind(config.clone())
@@ -1208,8 +1237,17 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         match config.faults {
             Some(f) => format!("; faults {} (seed {})", f.rate, f.seed),
             None => String::new(),
-        }
+        },
     );
+    if let DuplicateCheck::KillBill { processing } = config.duplicate_check {
+        eprintln!("duplicate check as Kill Bill's: check, {processing:?}, insert");
+    }
+    if let Some(slow) = config.slow_commits {
+        eprintln!(
+            "slow commits: {} of POSTs, {:?} longer (seed {})",
+            slow.rate, slow.processing, slow.seed
+        );
+    }
     let stats = server.stats();
     server
         .run_until(shutdown_signal())

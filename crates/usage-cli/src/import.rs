@@ -5,7 +5,8 @@
 //! its rows in file order, its position among the requests of that subscription) and on an
 //! optional namespace: running the same file again produces the same requests with the same
 //! tracking ids, so Kill Bill refuses the ones it already stored (code 50000) and records the
-//! ones that were missing. Nothing is counted twice.
+//! ones that were missing. Nothing is counted twice, provided the earlier run's requests are no
+//! longer being processed by Kill Bill (its duplicate check is not atomic; docs/RELIABILITY.md).
 //!
 //! ```
 //! use usage_cli::import::{parse, plan, Format, MAX_ROWS_PER_REQUEST};

@@ -34,15 +34,29 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use usage_models::SubscriptionId;
-use usage_transport_memory::{EmulatorError, InMemoryKillBill, NewSubscription, WireFormat};
+use usage_transport_memory::{DuplicateCheck, EmulatorError, InMemoryKillBill, NewSubscription, WireFormat};
 
 /// The path prefix of the emulator's admin routes, which faults never touch.
 pub const ADMIN_PREFIX: &str = "/emulator/";
+
+/// A `Send` boxed future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Anything that answers buffered requests: the emulator, or a stand-in in tests.
 pub trait Handler: Send + Sync + 'static {
     /// Answers one request.
     fn handle(&self, request: Request<Bytes>) -> Response<Bytes>;
+
+    /// Answers one request taking the time processing takes, with `slow` more for a slow
+    /// commit. By default: waits `slow`, then [`handle`](Self::handle)s.
+    fn process(&self, request: Request<Bytes>, slow: Duration) -> BoxFuture<'_, Response<Bytes>> {
+        Box::pin(async move {
+            if !slow.is_zero() {
+                tokio::time::sleep(slow).await;
+            }
+            self.handle(request)
+        })
+    }
 }
 
 impl<F> Handler for F
@@ -58,6 +72,12 @@ impl Handler for InMemoryKillBill {
     fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
         InMemoryKillBill::handle(self, request)
     }
+
+    /// The emulator's own processing: with [`DuplicateCheck::KillBill`], the processing time
+    /// (and `slow`) between the tracking-id check and the insert.
+    fn process(&self, request: Request<Bytes>, slow: Duration) -> BoxFuture<'_, Response<Bytes>> {
+        Box::pin(self.process_slowly(request, slow))
+    }
 }
 
 /// The emulator `config` describes: its users and tenants (the defaults when none are given),
@@ -66,6 +86,7 @@ pub fn build_emulator(config: &ServeConfig) -> Result<InMemoryKillBill, Emulator
     let mut builder = InMemoryKillBill::builder()
         .without_default_credentials()
         .auto_provision(config.auto_provision)
+        .duplicate_check(config.duplicate_check)
         .wire_format(if config.legacy_0_22 {
             WireFormat::Legacy022
         } else {
@@ -91,6 +112,21 @@ pub struct Faults {
     /// The probability of a fault per request, in `[0, 1]`.
     pub rate: f64,
     /// The seed of the RNG (the same seed gives the same draws for the same request order).
+    pub seed: u64,
+}
+
+/// Slow commits: with probability `rate` per `POST /1.0/kb/usages`, the request is processed
+/// `processing` longer before its insert (after its tracking-id check with
+/// [`DuplicateCheck::KillBill`]), so that a client whose attempt timeout is shorter gives up
+/// while it is still being processed. Drawn from an RNG seeded with `seed`, apart from
+/// [`Faults`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SlowCommits {
+    /// The probability of a slow commit per POST, in `[0, 1]`.
+    pub rate: f64,
+    /// The extra processing time of a slow commit.
+    pub processing: Duration,
+    /// The seed of the RNG.
     pub seed: u64,
 }
 
@@ -147,6 +183,10 @@ pub struct ServeConfig {
     pub log: bool,
     /// Fault injection.
     pub faults: Option<Faults>,
+    /// How a POST's tracking id is checked: atomic (the default), or as Kill Bill does.
+    pub duplicate_check: DuplicateCheck,
+    /// Slow commits.
+    pub slow_commits: Option<SlowCommits>,
     /// The largest request body accepted (413 past it).
     pub max_body_bytes: usize,
     /// How long a client may take to send a request's headers.
@@ -177,6 +217,8 @@ impl fmt::Debug for ServeConfig {
             .field("legacy_0_22", &self.legacy_0_22)
             .field("log", &self.log)
             .field("faults", &self.faults)
+            .field("duplicate_check", &self.duplicate_check)
+            .field("slow_commits", &self.slow_commits)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("header_read_timeout", &self.header_read_timeout)
             .field("body_read_timeout", &self.body_read_timeout)
@@ -199,6 +241,8 @@ impl ServeConfig {
             legacy_0_22: false,
             log: false,
             faults: None,
+            duplicate_check: DuplicateCheck::Atomic,
+            slow_commits: None,
             max_body_bytes: 16 * 1024 * 1024,
             // As Tomcat's default: longer than the hyper transport keeps idle connections (15 s),
             // so that a client never reuses a kept-alive connection the server is closing.
@@ -234,6 +278,7 @@ pub struct Stats {
     requests: AtomicU64,
     faults: [AtomicU64; 4],
     open_connections: AtomicU64,
+    slow_commits: AtomicU64,
 }
 
 impl Stats {
@@ -253,7 +298,12 @@ impl Stats {
         self.faults[index].load(Ordering::Relaxed)
     }
 
-    /// All faults injected.
+    /// How many POSTs were slow commits.
+    pub fn slow_commits(&self) -> u64 {
+        self.slow_commits.load(Ordering::Relaxed)
+    }
+
+    /// All faults injected (slow commits apart).
     pub fn total_faults(&self) -> u64 {
         FaultKind::ALL.iter().map(|kind| self.faults(*kind)).sum()
     }
@@ -265,7 +315,7 @@ impl fmt::Display for Stats {
         for kind in FaultKind::ALL {
             write!(f, " {}={}", kind.name(), self.faults(kind))?;
         }
-        Ok(())
+        write!(f, ", slow commits: {}", self.slow_commits())
     }
 }
 
@@ -289,6 +339,7 @@ struct Shared {
     handler: Arc<dyn Handler>,
     config: ServeConfig,
     rng: Option<Mutex<fastrand::Rng>>,
+    slow_rng: Option<Mutex<fastrand::Rng>>,
     stats: Arc<Stats>,
 }
 
@@ -304,6 +355,16 @@ impl Shared {
         let index = FaultKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
         self.stats.faults[index].fetch_add(1, Ordering::Relaxed);
         Some(kind)
+    }
+
+    /// The extra processing time of a POST drawn as a slow commit.
+    fn draw_slow_commit(&self) -> Option<Duration> {
+        let (slow, rng) = (self.config.slow_commits?, self.slow_rng.as_ref()?);
+        let drawn = rng.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).f64() < slow.rate;
+        drawn.then(|| {
+            self.stats.slow_commits.fetch_add(1, Ordering::Relaxed);
+            slow.processing
+        })
     }
 }
 
@@ -350,12 +411,16 @@ impl Server {
         let rng = config
             .faults
             .map(|faults| Mutex::new(fastrand::Rng::with_seed(faults.seed)));
+        let slow_rng = config
+            .slow_commits
+            .map(|slow| Mutex::new(fastrand::Rng::with_seed(slow.seed)));
         Ok(Server {
             listener,
             shared: Arc::new(Shared {
                 handler,
                 config,
                 rng,
+                slow_rng,
                 stats: Arc::new(Stats::default()),
             }),
             emulator: None,
@@ -629,8 +694,18 @@ async fn respond(
         Ok(Err(_)) => return Err(Dropped),
         Ok(Ok(collected)) => collected.to_bytes(),
     };
+    let slow = if parts.method == http::Method::POST && !parts.uri.path().starts_with(ADMIN_PREFIX) {
+        shared.draw_slow_commit().unwrap_or_default()
+    } else {
+        Duration::ZERO
+    };
     let request = Request::from_parts(parts, body);
-    let response = shared.handler.handle(request);
+    // Processed on a task of its own, as a servlet container goes on processing a request
+    // whose client went away: hyper drops this future when the connection closes, and an
+    // attempt the client gave up on must still be stored.
+    let handler = shared.handler.clone();
+    let processing = tokio::spawn(async move { handler.process(request, slow).await });
+    let response = processing.await.map_err(|_| Dropped)?;
     if fault == Some(FaultKind::CloseAfterHandling) {
         return Err(Dropped);
     }

@@ -380,3 +380,166 @@ fn serve_answers_exactly_what_handle_answers() {
         [201, 400, 400, 400, 400, 400, 200, 200, 400, 400, 404, 404, 401, 401, 201, 200]
     );
 }
+
+/// Issue 13's two answers, over HTTP through `serve`: a syntax error inside a nested value is
+/// Jackson's `JsonMappingException` with the reference chain, and a path id that matches the
+/// template but that `UUID.fromString` refuses is a 404 with an empty body.
+#[test]
+fn serve_matches_kill_bill_at_its_edges() {
+    let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
+    config.subscriptions = vec![SUB.parse().unwrap()];
+    let server = TestServer::start(config);
+    let auth = [
+        ("Authorization", BASIC),
+        ("X-Killbill-ApiKey", "bob"),
+        ("X-Killbill-ApiSecret", "lazar"),
+        ("Accept", "application/json"),
+    ];
+    let send = |method: &str, path: &str, body: &str| {
+        let mut headers = auth.to_vec();
+        if method == "POST" {
+            headers.extend([("Content-Type", "application/json"), ("X-Killbill-CreatedBy", "t")]);
+        }
+        let (raw, _) = twin_request(method, path, &headers, body);
+        parse_response(&raw_http(server.addr, &raw), "content-type")
+    };
+
+    let body = format!(
+        r#"{{"subscriptionId":"{SUB}","unitUsageRecords":[{{"unitType":"a","usageRecords":[{{"recordDate": 2019-10-19","amount":1}}]}}]}}"#
+    );
+    let (status, content_type, answer) = send("POST", "/1.0/kb/usages", &body);
+    assert_eq!((status, content_type.as_deref()), (400, Some("application/json")));
+    let error: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(
+        error["className"],
+        "com.fasterxml.jackson.databind.JsonMappingException"
+    );
+    assert_eq!(error["causeClassName"], "com.fasterxml.jackson.core.JsonParseException");
+    let record = "org.killbill.billing.jaxrs.json.SubscriptionUsageRecordJson";
+    let cause = format!(
+        "Unexpected character ('-' (code 45)): was expecting comma to separate Object entries\n at \
+         [Source: (org.glassfish.jersey.message.internal.ReaderInterceptorExecutor$UnCloseableInputStream); \
+         line: 1, column: {}]",
+        body.find("-10-19").unwrap() + 2
+    );
+    assert_eq!(error["causeMessage"], cause);
+    assert_eq!(
+        error["message"],
+        format!(
+            "{cause} (through reference chain: {record}[\"unitUsageRecords\"]->java.util.ArrayList[0]->\
+             {record}$UnitUsageRecordJson[\"usageRecords\"]->java.util.ArrayList[0])"
+        )
+    );
+    // At the top level nothing wraps the parser's exception.
+    let (status, _, answer) = send("POST", "/1.0/kb/usages", "xyz");
+    assert_eq!(status, 400);
+    let error: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(error["className"], "com.fasterxml.jackson.core.JsonParseException");
+    assert_eq!(error["causeClassName"], serde_json::Value::Null);
+
+    let window = "startDate=2013-08-01&endDate=2013-09-01";
+    for path in [
+        format!("/1.0/kb/usages/zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz?{window}"),
+        format!("/1.0/kb/usages/zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz/gallons?{window}"),
+    ] {
+        let (status, _, answer) = send("GET", &path, "");
+        assert_eq!((status, answer.as_str()), (404, ""), "{path}");
+    }
+    // Lenient where Java is: 1-2-3-4-5 is a UUID (unknown here: the JSON 404).
+    let (status, _, answer) = send("GET", &format!("/1.0/kb/usages/1-2-3-4-5?{window}"), "");
+    assert_eq!(status, 404);
+    assert!(
+        answer.contains("Object id=00000001-0002-0003-0004-000000000005 type=SUBSCRIPTION doesn't exist!"),
+        "{answer}"
+    );
+    // ISO week dates, as Joda reads them: week 31 of 2013 starts on 2013-07-29.
+    let (status, _, answer) = send(
+        "GET",
+        &format!("/1.0/kb/usages/{SUB}?startDate=2013-W31-1&endDate=2013-W32"),
+        "",
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer.contains(r#""startDate":"2013-07-29T00:00:00.000Z","endDate":"2013-08-08T00:00:00.000Z""#),
+        "{answer}"
+    );
+}
+
+/// A tracked POST as raw HTTP/1.1 (`Connection: close`).
+fn tracked_post(tracking_id: &str) -> String {
+    let body = format!(
+        r#"{{"subscriptionId":"{SUB}","trackingId":"{tracking_id}","unitUsageRecords":[{{"unitType":"a","usageRecords":[{{"recordDate":"2013-08-01","amount":1}}]}}]}}"#
+    );
+    format!(
+        "POST /1.0/kb/usages HTTP/1.1\r\nHost: localhost\r\nAuthorization: {BASIC}\r\nX-Killbill-ApiKey: bob\r\n\
+         X-Killbill-ApiSecret: lazar\r\nX-Killbill-CreatedBy: t\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Kill Bill's non-atomic duplicate check over HTTP: two overlapping POSTs with the same
+/// tracking id are both stored; one after them is refused.
+#[test]
+fn serve_with_kill_bills_duplicate_check_stores_overlapping_posts_twice() {
+    let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
+    config.subscriptions = vec![SUB.parse().unwrap()];
+    config.duplicate_check = usage_transport_memory::DuplicateCheck::KillBill {
+        processing: Duration::from_millis(300),
+    };
+    let server = TestServer::start(config);
+    let addr = server.addr;
+    let both: Vec<_> = (0..2)
+        .map(|_| std::thread::spawn(move || status_of(&raw_http(addr, tracked_post("t-1").as_bytes()))))
+        .collect();
+    let statuses: Vec<u16> = both.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(statuses, [201, 201]);
+    assert_eq!(server.emulator.row_count(), 2);
+    let response = raw_http(addr, tracked_post("t-1").as_bytes());
+    assert_eq!(status_of(&response), 400, "{response}");
+    assert!(response.contains("\"code\":50000"), "{response}");
+    assert_eq!(server.emulator.row_count(), 2);
+}
+
+/// The binary's options: `--kill-bill-duplicates` and `--slow-commits`.
+#[test]
+fn the_binary_serves_slow_commits_with_kill_bills_duplicate_check() {
+    let served = Served::start(&[
+        "--subscription",
+        SUB,
+        "--kill-bill-duplicates",
+        "50",
+        "--slow-commits",
+        "1",
+        "--slow-commit-ms",
+        "400",
+    ]);
+    let addr = served.addr;
+    let started = std::time::Instant::now();
+    let slow = std::thread::spawn(move || status_of(&raw_http(addr, tracked_post("t-2").as_bytes())));
+    // A retry while the first POST is still processed: both pass the check.
+    std::thread::sleep(Duration::from_millis(150));
+    let retry = status_of(&raw_http(addr, tracked_post("t-2").as_bytes()));
+    assert_eq!((slow.join().unwrap(), retry), (201, 201));
+    assert!(
+        started.elapsed() >= Duration::from_millis(450),
+        "{:?}",
+        started.elapsed()
+    );
+    let response = raw_http(
+        addr,
+        get_request(
+            &format!("/1.0/kb/usages/{SUB}?startDate=2013-08-01&endDate=2013-09-01"),
+            true,
+        )
+        .as_bytes(),
+    );
+    assert!(
+        response.contains(r#""amount":2.000000000"#),
+        "counted twice: {response}"
+    );
+    let (code, stderr) = served.terminate();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("duplicate check as Kill Bill's"), "{stderr}");
+    assert!(stderr.contains("slow commits: 2"), "{stderr}");
+}

@@ -204,6 +204,7 @@ impl UsageClient {
                 Some(request) => request,
                 None => operation.to_request(&inner.config, options)?,
             };
+            let is_post = request.method() == http::Method::POST;
             // A transport that bounds its own exchange within the time left needs no timer here.
             let sent = match (remaining, inner.transport.timeout()) {
                 (None, _) => Ok(inner.transport.send(request).await),
@@ -224,7 +225,9 @@ impl UsageClient {
                     return Err(Error::DeadlineExceeded { deadline, attempts });
                 }
             };
-            let (failure, wait_hint) = match sent {
+            // `timed_out`: this attempt timed out (here or at a gateway), so the server may still
+            // be processing it, and a POST's retry must not overlap it (see `RetryPolicy`).
+            let (failure, wait_hint, timed_out) = match sent {
                 Ok(response) => {
                     let status = response.status();
                     event!(Level::DEBUG, attempt = attempts, status = status.as_u16(), "answered");
@@ -237,7 +240,7 @@ impl UsageClient {
                         },
                         Err(e) if retryable_status(status) => {
                             may_have_landed |= ambiguous_status(status);
-                            (e, wait_hint)
+                            (e, wait_hint, status == http::StatusCode::GATEWAY_TIMEOUT)
                         }
                         Err(e) => return Err(e),
                     }
@@ -255,13 +258,14 @@ impl UsageClient {
                         return Err(e.into());
                     }
                     may_have_landed |= e.may_have_reached_server();
-                    (Error::from(e), None)
+                    let timed_out = e.kind() == TransportErrorKind::Timeout;
+                    (Error::from(e), None, timed_out)
                 }
             };
             if attempts >= inner.retry.max_attempts() {
                 return Err(failure);
             }
-            let Some(wait) = inner.retry.wait(attempts, wait_hint) else {
+            let Some(wait) = inner.retry.post_wait(attempts, wait_hint, is_post && timed_out) else {
                 return Err(failure);
             };
             let elapsed = timer.now().saturating_duration_since(started);
@@ -319,7 +323,9 @@ pub struct RecordUsageCall<'a> {
 impl RecordUsageCall<'_> {
     /// The tracking id this call records under (the record's, or the one generated for it),
     /// known before the call is awaited: if the call fails in a way that leaves its outcome
-    /// unknown, recording the same record again under this id can never count it twice.
+    /// unknown, recording the same record again under this id counts it once, provided no
+    /// earlier attempt is still being processed by Kill Bill (its duplicate check is not atomic:
+    /// see [`RetryPolicy`] and docs/RELIABILITY.md).
     ///
     /// ```
     /// # use usage_core::{UsageClient, Transport, TransportError};
@@ -341,7 +347,7 @@ impl RecordUsageCall<'_> {
     /// let tracking_id = call.tracking_id().clone();
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// if call.await.is_err() {
-    ///     // Later, when the server is back: the same usage, the same id, never counted twice.
+    ///     // Later, when the server is back: the same usage, the same id, counted once.
     ///     let again = record.clone().with_tracking_id(tracking_id);
     ///     let _ = client.record_usage(&again).await;
     /// }

@@ -16,6 +16,14 @@ use http::{HeaderMap, StatusCode};
 ///   that may have landed, the call succeeds and [`RecordOutcome`](crate::RecordOutcome) says
 ///   the usage was already recorded.
 ///
+/// A POST whose attempt *timed out* (the transport's `Timeout`, or a gateway's 504) may still be
+/// being processed by Kill Bill, whose duplicate check is not atomic (docs/contract.md §4): a retry that
+/// arrives before that processing is over can pass the check too and count the usage twice. So
+/// such a POST is retried no sooner than [`timed_out_post_wait`](Self::with_timed_out_post_wait)
+/// (5 s by default) after its attempt ended, whatever the backoff: the server then has had the
+/// attempt timeout plus that wait to finish, and the retry is refused as a duplicate (the call
+/// succeeds as "already recorded"). See docs/RELIABILITY.md for the guarantee in numbers.
+///
 /// Backoff is exponential (`initial * 2^n`, capped at `max_backoff`) with full jitter, unless
 /// jitter is turned off. `Retry-After` (seconds or an HTTP date) is honoured for 429 and 503 when
 /// it is at most `max_retry_after`; a longer one ends the retries. No wait ever runs past the
@@ -47,11 +55,12 @@ pub struct RetryPolicy {
     max_retry_after: Duration,
     jitter: bool,
     deadline: Option<Duration>,
+    timed_out_post_wait: Duration,
 }
 
 impl Default for RetryPolicy {
-    /// 4 attempts, backoff from 100 ms up to 5 s with jitter, `Retry-After` up to 30 s, and a
-    /// deadline of 60 s per call.
+    /// 4 attempts, backoff from 100 ms up to 5 s with jitter, `Retry-After` up to 30 s, at
+    /// least 5 s before retrying a POST whose attempt timed out, and a deadline of 60 s per call.
     fn default() -> Self {
         RetryPolicy {
             max_attempts: 4,
@@ -60,6 +69,7 @@ impl Default for RetryPolicy {
             max_retry_after: Duration::from_secs(30),
             jitter: true,
             deadline: Some(Duration::from_secs(60)),
+            timed_out_post_wait: Duration::from_secs(5),
         }
     }
 }
@@ -107,6 +117,17 @@ impl RetryPolicy {
         self
     }
 
+    /// Sets the least wait before retrying a POST whose attempt timed out (a transport `Timeout` or
+    /// a 504), counted from the end of that attempt: set it to at least the longest time Kill
+    /// Bill may go on processing a POST after your attempt timeout, so that the retry cannot
+    /// overlap it. Longer waits leave fewer attempts within the deadline; when the wait would
+    /// pass the deadline, the call fails with the timeout instead (its outcome unknown: resubmit
+    /// it later under the same tracking id). `Duration::ZERO` retries after the plain backoff.
+    pub fn with_timed_out_post_wait(mut self, wait: Duration) -> Self {
+        self.timed_out_post_wait = wait;
+        self
+    }
+
     /// No default deadline: a call lasts as long as its attempts, waits and the transport's own
     /// timeouts (a call's [`RequestOptions::deadline`](crate::RequestOptions::deadline) still
     /// holds).
@@ -145,10 +166,26 @@ impl RetryPolicy {
         self.deadline
     }
 
+    /// The least wait before retrying a POST whose attempt timed out.
+    pub fn timed_out_post_wait(&self) -> Duration {
+        self.timed_out_post_wait
+    }
+
     /// The backoff before attempt `retry + 1` (`retry` counts from 1), before jitter.
     pub fn backoff(&self, retry: u32) -> Duration {
         let factor = 2u32.saturating_pow(retry.saturating_sub(1).min(31));
         self.initial_backoff.saturating_mul(factor).min(self.max_backoff)
+    }
+
+    /// The wait before retry number `retry` (from 1) of a POST whose attempt `timed_out`:
+    /// at least [`timed_out_post_wait`](Self::with_timed_out_post_wait).
+    pub(crate) fn post_wait(&self, retry: u32, retry_after: Option<Duration>, timed_out: bool) -> Option<Duration> {
+        let wait = self.wait(retry, retry_after)?;
+        Some(if timed_out {
+            wait.max(self.timed_out_post_wait)
+        } else {
+            wait
+        })
     }
 
     /// The wait before retry number `retry` (from 1): `Retry-After` when the server gave one,
@@ -210,6 +247,16 @@ mod tests {
         let waits: Vec<_> = (1..=5).map(|n| policy.wait(n, None).unwrap().as_millis()).collect();
         assert_eq!(waits, [100, 200, 400, 700, 700]);
         assert_eq!(policy.backoff(1000), Duration::from_millis(700));
+    }
+
+    #[test]
+    fn a_timed_out_post_waits_at_least_its_wait() {
+        let policy = RetryPolicy::default().with_jitter(false);
+        assert_eq!(policy.post_wait(1, None, true), Some(Duration::from_secs(5)));
+        assert_eq!(policy.post_wait(1, None, false), Some(Duration::from_millis(100)));
+        let policy = policy.with_timed_out_post_wait(Duration::from_millis(50));
+        assert_eq!(policy.post_wait(2, None, true), Some(Duration::from_millis(200)));
+        assert_eq!(policy.post_wait(1, Some(Duration::from_secs(60)), true), None);
     }
 
     #[test]

@@ -7,9 +7,12 @@
 //!   to the letter: authentication and tenants,
 //!   every check of `POST /1.0/kb/usages` in order with Kill Bill's statuses and bodies,
 //!   half-open windows, exact sums written as Java's `BigDecimal` (`15.000000000`, `0E-9`),
-//!   both wire formats, and [fault injection](Fault) (error statuses, transport errors, and
-//!   "commit then lose the answer"). It is a [`Transport`](usage_core::Transport), and its
-//!   [`handle`](InMemoryKillBill::handle) is a plain function an HTTP server can serve.
+//!   both wire formats, and [fault injection](Fault) (error statuses, transport errors,
+//!   "commit then lose the answer", and slow commits). Its duplicate tracking-id check is
+//!   atomic by default, or [non-atomic as Kill Bill's](DuplicateCheck::KillBill). It is a
+//!   [`Transport`](usage_core::Transport), and its [`handle`](InMemoryKillBill::handle) is a
+//!   plain function an HTTP server can serve ([`process`](InMemoryKillBill::process) when it
+//!   should take Kill Bill's processing time).
 //! - [`MockTransport`]: scripted [`Rule`]s and [`Reply`]s, with every request captured.
 //! - [`InstantTimer`]: a [`Timer`](usage_core::Timer) whose sleeps take no time, for retry
 //!   and deadline tests.
@@ -72,7 +75,8 @@ mod mock;
 mod timer;
 
 pub use emulator::{
-    EmulatorError, Fault, InMemoryKillBill, InMemoryKillBillBuilder, NewSubscription, StoredRow, WireFormat,
+    DuplicateCheck, EmulatorError, Fault, InMemoryKillBill, InMemoryKillBillBuilder, NewSubscription, StoredRow,
+    WireFormat,
 };
 pub use java::{java_big_decimal_string, kill_bill_sum_string, SUM_SCALE};
 pub use mock::{CapturedRequest, MockTransport, Reply, Rule};

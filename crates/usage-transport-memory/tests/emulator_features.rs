@@ -7,9 +7,17 @@ use std::time::Duration;
 
 use common::*;
 use http::{Method, StatusCode};
-use usage_core::{RequestOptions, TenantCredentials, Transport, TransportErrorKind};
+use usage_core::{RequestOptions, RetryPolicy, TenantCredentials, Transport, TransportErrorKind};
 use usage_models::{SubscriptionId, SubscriptionUsageRecord};
-use usage_transport_memory::{EmulatorError, Fault, InMemoryKillBill, InstantTimer, WireFormat};
+use usage_transport_memory::{DuplicateCheck, EmulatorError, Fault, InMemoryKillBill, InstantTimer, WireFormat};
+
+const GOOD_RECORD: &str = r#"{"recordDate":"2013-08-01","amount":1}"#;
+
+/// A POST of one record under the tracking id `t-1`.
+fn tracked_post(sub: SubscriptionId) -> http::Request<bytes::Bytes> {
+    let body = body_with(sub, GOOD_RECORD).replace(r#""unitUsageRecords""#, r#""trackingId":"t-1","unitUsageRecords""#);
+    Raw::post(body).build()
+}
 
 fn get_request(sub: SubscriptionId) -> http::Request<bytes::Bytes> {
     Raw::get(&format!("/1.0/kb/usages/{sub}?startDate=2013-08-01&endDate=2013-09-01")).build()
@@ -31,18 +39,18 @@ async fn retries_through_503_503_201_with_an_instant_timer() {
     assert_eq!(kb.pending_faults(), 0);
 }
 
-#[test]
-fn status_faults_answer_without_reaching_kill_bill() {
+#[tokio::test]
+async fn status_faults_answer_without_reaching_kill_bill() {
     let kb = InMemoryKillBill::new();
     let sub = kb.create_subscription();
     kb.inject(Fault::unavailable(7), 1);
     kb.inject(Fault::proxy_page(StatusCode::GATEWAY_TIMEOUT), 1);
     let post = || Raw::post(body_with(sub, r#"{"recordDate":"2013-08-01","amount":1}"#)).build();
-    let first = kb.serve(post()).unwrap();
+    let first = kb.serve(post()).await.unwrap();
     assert_eq!(first.status(), 503);
     assert_eq!(first.headers()["retry-after"], "7");
     assert!(first.body().is_empty());
-    let second = kb.serve(post()).unwrap();
+    let second = kb.serve(post()).await.unwrap();
     assert_eq!(second.status(), 504);
     assert!(
         text(&second).contains("<h1>504 Gateway Timeout</h1>"),
@@ -50,7 +58,7 @@ fn status_faults_answer_without_reaching_kill_bill() {
         text(&second)
     );
     assert_eq!(kb.row_count(), 0);
-    assert_eq!(kb.serve(post()).unwrap().status(), 201);
+    assert_eq!(kb.serve(post()).await.unwrap().status(), 201);
     assert_eq!(kb.row_count(), 1);
 }
 
@@ -400,4 +408,220 @@ async fn concurrent_distinct_records_all_count() {
         .unwrap();
     assert_eq!(total.amount_of("gallons"), Some((0..50).sum::<i64>().into()));
     assert_eq!(kb.row_count(), 50);
+}
+
+/// docs/contract.md §4: Kill Bill's duplicate check is a `SELECT` then the `INSERT`s, not atomic.
+#[tokio::test(start_paused = true)]
+async fn kill_bill_duplicate_check_stores_two_overlapping_posts() {
+    let processing = Duration::from_millis(100);
+    let kb = InMemoryKillBill::builder()
+        .duplicate_check(DuplicateCheck::KillBill { processing })
+        .build();
+    let sub = kb.create_subscription();
+    let post = || tracked_post(sub);
+    let started = tokio::time::Instant::now();
+    let (first, second) = tokio::join!(kb.process(post()), kb.process(post()));
+    assert_eq!(started.elapsed(), processing, "both waited their processing time");
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::CREATED, StatusCode::CREATED)
+    );
+    assert_eq!(kb.rows(sub).len(), 2, "both passed the check before either inserted");
+    // Once the insert is done, the check refuses the tracking id.
+    let third = kb.process(post()).await;
+    assert_eq!(third.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json(&third)["code"], 50000);
+    assert_eq!(kb.rows(sub).len(), 2);
+    // `handle` does both steps at once.
+    assert_eq!(kb.handle(post()).status(), StatusCode::BAD_REQUEST);
+
+    // The default, atomic check: exactly one of two overlapping POSTs is stored.
+    let kb = InMemoryKillBill::new();
+    assert_eq!(kb.duplicate_check(), DuplicateCheck::Atomic);
+    let sub2 = kb.create_subscription();
+    let post2 = || tracked_post(sub2);
+    let (first, second) = tokio::join!(kb.process(post2()), kb.process(post2()));
+    let mut statuses = [first.status().as_u16(), second.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 400]);
+    assert_eq!(kb.rows(sub2).len(), 1);
+}
+
+/// A slow commit: the attempt is still being processed when a retry arrives.
+#[tokio::test(start_paused = true)]
+async fn a_slow_commit_overlaps_a_retry_and_counts_twice_only_with_kill_bills_check() {
+    for (check, rows) in [
+        (
+            DuplicateCheck::KillBill {
+                processing: Duration::from_millis(10),
+            },
+            2,
+        ),
+        (DuplicateCheck::Atomic, 1),
+    ] {
+        let kb = InMemoryKillBill::builder().duplicate_check(check).build();
+        let sub = kb.create_subscription();
+        let post = || tracked_post(sub);
+        kb.inject(
+            Fault::SlowCommit {
+                processing: Duration::from_secs(1),
+            },
+            1,
+        );
+        let slow = tokio::spawn({
+            let kb = kb.clone();
+            let request = post();
+            async move { kb.serve(request).await.unwrap().status() }
+        });
+        // The client gave up on the first attempt and retries while it is still processed.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let retry = kb.serve(post()).await.unwrap().status();
+        let slow = slow.await.unwrap();
+        assert_eq!(kb.rows(sub).len(), rows, "{check:?}: retry {retry}, slow {slow}");
+        assert_eq!(retry, StatusCode::CREATED, "{check:?}");
+        let expected = if rows == 2 {
+            StatusCode::CREATED
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        assert_eq!(slow, expected, "{check:?}");
+    }
+}
+
+/// A POST whose attempt timed out (or met a 504) is retried no sooner than the policy's
+/// `timed_out_post_wait` (5 s by default); other failures and GETs keep the plain backoff.
+#[tokio::test]
+async fn a_timed_out_post_waits_before_its_retry() {
+    let policy = || RetryPolicy::default().with_jitter(false);
+    for (fault, wait) in [
+        (Fault::transport(TransportErrorKind::Timeout), Duration::from_secs(5)),
+        (Fault::proxy_page(StatusCode::GATEWAY_TIMEOUT), Duration::from_secs(5)),
+        (
+            Fault::transport(TransportErrorKind::Incomplete),
+            Duration::from_millis(100),
+        ),
+        (Fault::proxy_page(StatusCode::BAD_GATEWAY), Duration::from_millis(100)),
+        (Fault::unavailable(1), Duration::from_secs(1)),
+    ] {
+        let kb = InMemoryKillBill::new();
+        let sub = kb.create_subscription();
+        let timer = InstantTimer::new();
+        let client = client_with(kb.clone(), timer.clone(), policy());
+        kb.inject(fault.clone(), 1);
+        let outcome = client
+            .record_usage(&one(sub, "gallons", "2013-08-01", "1"))
+            .await
+            .unwrap();
+        assert_eq!(outcome.attempts, 2, "{fault:?}");
+        assert_eq!(timer.sleeps(), [wait], "{fault:?}");
+        // A GET is never counted twice: it keeps the backoff.
+        kb.inject(fault.clone(), 1);
+        client
+            .get_all_usage(sub, window("2013-08-01", "2013-09-01"))
+            .await
+            .unwrap();
+        assert!(
+            timer.sleeps()[1] <= Duration::from_secs(1),
+            "{fault:?}: {:?}",
+            timer.sleeps()
+        );
+    }
+    // Configurable; zero is the plain backoff.
+    let kb = InMemoryKillBill::new();
+    let sub = kb.create_subscription();
+    let timer = InstantTimer::new();
+    let client = client_with(
+        kb.clone(),
+        timer.clone(),
+        policy().with_timed_out_post_wait(Duration::ZERO),
+    );
+    kb.inject(Fault::transport(TransportErrorKind::Timeout), 1);
+    client
+        .record_usage(&one(sub, "gallons", "2013-08-01", "1"))
+        .await
+        .unwrap();
+    assert_eq!(timer.sleeps(), [Duration::from_millis(100)]);
+}
+
+/// The emulator behind an attempt timeout, as an HTTP transport has one: the attempt goes on
+/// being processed after the client stopped waiting for it.
+#[derive(Debug, Clone)]
+struct AttemptTimeout {
+    kb: InMemoryKillBill,
+    timeout: Duration,
+}
+
+#[async_trait::async_trait]
+impl Transport for AttemptTimeout {
+    async fn send(
+        &self,
+        request: http::Request<bytes::Bytes>,
+    ) -> Result<http::Response<bytes::Bytes>, usage_core::TransportError> {
+        let kb = self.kb.clone();
+        let processing = tokio::spawn(async move { kb.send(request).await });
+        match tokio::time::timeout(self.timeout, processing).await {
+            Ok(answer) => answer.expect("the emulator does not panic"),
+            Err(_) => Err(usage_core::TransportError::new(
+                TransportErrorKind::Timeout,
+                "attempt timeout",
+            )),
+        }
+    }
+}
+
+/// Tokio's clock, paused in these tests.
+#[derive(Debug)]
+struct TokioClock;
+
+impl usage_core::Timer for TokioClock {
+    fn now(&self) -> std::time::Instant {
+        tokio::time::Instant::now().into_std()
+    }
+
+    fn sleep(&self, duration: Duration) -> usage_core::Sleep {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// With Kill Bill's duplicate check, a slow commit (3 s) outlives the attempt timeout (1 s):
+/// a retry within the next 2 s overlaps it and counts twice; the default wait after a timed-out
+/// POST (5 s) lets the processing end first, and the retry is refused as a duplicate.
+#[tokio::test(start_paused = true)]
+async fn waiting_after_a_timed_out_post_keeps_a_slow_commit_from_counting_twice() {
+    for (wait, rows) in [
+        (Some(Duration::ZERO), 2),         // the policy before: retried after the 100 ms backoff
+        (Some(Duration::from_secs(1)), 2), // shorter than the 2 s left of processing
+        (None, 1),                         // the default, 5 s
+    ] {
+        let kb = InMemoryKillBill::builder()
+            .duplicate_check(DuplicateCheck::KillBill {
+                processing: Duration::from_millis(10),
+            })
+            .build();
+        let sub = kb.create_subscription();
+        let mut policy = RetryPolicy::default().with_jitter(false);
+        if let Some(wait) = wait {
+            policy = policy.with_timed_out_post_wait(wait);
+        }
+        let transport = AttemptTimeout {
+            kb: kb.clone(),
+            timeout: Duration::from_secs(1),
+        };
+        let client = client_with(transport, TokioClock, policy);
+        kb.inject(
+            Fault::SlowCommit {
+                processing: Duration::from_secs(3),
+            },
+            1,
+        );
+        let outcome = client
+            .record_usage(&one(sub, "gallons", "2013-08-01", "1"))
+            .await
+            .unwrap();
+        assert_eq!(outcome.attempts, 2, "{wait:?}");
+        assert_eq!(outcome.already_recorded, rows == 1, "{wait:?}");
+        // Let the slow commit finish.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(kb.rows(sub).len(), rows, "{wait:?}");
+    }
 }

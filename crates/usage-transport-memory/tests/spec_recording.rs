@@ -50,7 +50,7 @@ fn row1_binding_errors_are_jackson_exceptions() {
         &kb,
         &unit(r#","price":3"#),
         "com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException",
-        r#"Unrecognized field "price" (class org.killbill.billing.jaxrs.json.UsageRecordJson), not marked as ignorable (2 known properties: "recordDate", "amount"])"#,
+        r#"Unrecognized field "price" (class org.killbill.billing.jaxrs.json.SubscriptionUsageRecordJson$UsageRecordJson), not marked as ignorable (2 known properties: "recordDate", "amount"])"#,
     );
     unbindable(
         &kb,
@@ -88,15 +88,19 @@ fn row1_binding_errors_are_jackson_exceptions() {
         "com.fasterxml.jackson.databind.JsonMappingException",
         r#"Invalid format: "2013-08-01x" is malformed at "x""#,
     );
+    // Top level: nothing wraps the parser's exception.
     unbindable(
         &kb,
-        &format!(
-            r#"{{"subscriptionId":"{sub}","unitUsageRecords":[{{"unitType":"a","usageRecords":[{{"amount":01.5}}]}}]}}"#
-        ),
-        "com.fasterxml.jackson.core.JsonParseException",
-        "line: 1, column:",
+        "{",
+        "com.fasterxml.jackson.core.io.JsonEOFException",
+        "Unexpected end-of-input",
     );
-    unbindable(&kb, "{", "com.fasterxml.jackson.core.JsonParseException", "Unexpected");
+    unbindable(
+        &kb,
+        "xyz",
+        "com.fasterxml.jackson.core.JsonParseException",
+        "Unrecognized token 'xyz'",
+    );
     unbindable(
         &kb,
         "[1]",
@@ -110,6 +114,164 @@ fn row1_binding_errors_are_jackson_exceptions() {
         "com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException",
         "\"x\"",
     );
+}
+
+const RECORD: &str = "org.killbill.billing.jaxrs.json.SubscriptionUsageRecordJson";
+const SOURCE: &str =
+    "[Source: (org.glassfish.jersey.message.internal.ReaderInterceptorExecutor$UnCloseableInputStream)";
+
+/// `SubscriptionUsageRecordJson["unitUsageRecords"]->...`, Jackson's reference chain through
+/// the first record of the first unit (`depth` links).
+fn chain(depth: usize) -> String {
+    let links = [
+        format!("{RECORD}[\"unitUsageRecords\"]"),
+        "java.util.ArrayList[0]".to_string(),
+        format!("{RECORD}$UnitUsageRecordJson[\"usageRecords\"]"),
+        "java.util.ArrayList[0]".to_string(),
+        format!("{RECORD}$UsageRecordJson[\"recordDate\"]"),
+    ];
+    format!(" (through reference chain: {})", links[..depth].join("->"))
+}
+
+/// Posts `body` and returns its JSON error after checking the 400 and that nothing was stored.
+fn refused_json(kb: &InMemoryKillBill, body: &str) -> serde_json::Value {
+    let response = Raw::post(body).send(kb);
+    assert_eq!(response.status(), 400, "{body}");
+    assert_eq!(kb.row_count(), 0);
+    json(&response)
+}
+
+#[test]
+fn row1_a_syntax_error_inside_a_value_is_wrapped_with_its_reference_chain() {
+    let (kb, sub) = kb_and_sub();
+    let records = |inner: &str| {
+        format!(r#"{{"subscriptionId":"{sub}","unitUsageRecords":[{{"unitType":"a","usageRecords":[{inner}]}}]}}"#)
+    };
+    // (the record list's content, Jackson's parser message, the column Jackson stands at, the
+    // links of the chain): separators and value starts are read by the enclosing object, so the
+    // record itself is not in the chain; a string is decoded by the value's own deserializer.
+    let case = |inner: &str, problem: &str, marker: &str, past: usize, depth: usize| {
+        let body = records(inner);
+        let column = body.find(marker).unwrap() + past;
+        (body, problem.to_string(), column, depth)
+    };
+    let cases = [
+        case(
+            r#"{"recordDate": 2019-10-19","amount":1}"#,
+            "Unexpected character ('-' (code 45)): was expecting comma to separate Object entries",
+            "-10-19",
+            2,
+            4,
+        ),
+        case(
+            r#"{"recordDate":"2013-08-01","amount":01.5}"#,
+            "Invalid numeric value: Leading zeroes not allowed",
+            "01.5",
+            2,
+            4,
+        ),
+        case(
+            r#"{"recordDate":"2013\q-08-01","amount":1}"#,
+            "Unrecognized character escape 'q' (code 113)",
+            "\\q",
+            3,
+            5,
+        ),
+        case(
+            "xyz-1",
+            "Unrecognized token 'xyz': was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')",
+            "xyz",
+            4,
+            3,
+        ),
+        case(
+            r#"{"recordDate":"2013-08-01","amount":1} {"#,
+            "Unexpected character ('{' (code 123)): was expecting comma to separate Array entries",
+            "} {",
+            4,
+            3,
+        ),
+    ];
+    for (body, problem, column, depth) in cases {
+        let error = refused_json(&kb, &body);
+        let cause = format!("{problem}\n at {SOURCE}; line: 1, column: {column}]");
+        assert_eq!(
+            error["className"], "com.fasterxml.jackson.databind.JsonMappingException",
+            "{body}"
+        );
+        assert_eq!(error["message"], format!("{cause}{}", chain(depth)), "{body}");
+        assert_eq!(
+            error["causeClassName"], "com.fasterxml.jackson.core.JsonParseException",
+            "{body}"
+        );
+        assert_eq!(error["causeMessage"], cause, "{body}");
+    }
+    // A truncated body inside a unit: Jackson's end-of-input exception, wrapped.
+    let truncated = format!(r#"{{"subscriptionId":"{sub}","unitUsageRecords":[{{"unitType":"a""#);
+    let error = refused_json(&kb, &truncated);
+    assert_eq!(
+        error["className"],
+        "com.fasterxml.jackson.databind.JsonMappingException"
+    );
+    assert_eq!(
+        error["causeClassName"],
+        "com.fasterxml.jackson.core.io.JsonEOFException"
+    );
+    let start = truncated.rfind('{').unwrap() + 1;
+    let cause = format!(
+        "Unexpected end-of-input: expected close marker for Object (start marker at {SOURCE}; line: 1, column: {start}])\n at {SOURCE}; line: 1, column: {}]",
+        truncated.len() + 1
+    );
+    assert_eq!(error["message"], format!("{cause}{}", chain(2)));
+    // Past a separator, or inside a string value (decoded by the value's own deserializer).
+    let unit = format!(r#"{{"subscriptionId":"{sub}","unitUsageRecords":[{{"unitType":"a"#);
+    for (body, problem, unit_type) in [
+        (format!("{unit}\","), "within/between Object entries", false),
+        (unit.clone(), "in VALUE_STRING", true),
+    ] {
+        let error = refused_json(&kb, &body);
+        let cause = format!(
+            "Unexpected end-of-input {problem}\n at {SOURCE}; line: 1, column: {}]",
+            body.len() + 1
+        );
+        assert_eq!(error["causeMessage"], cause, "{body}");
+        let chain = if unit_type {
+            format!(
+                "{}->{RECORD}$UnitUsageRecordJson[\"unitType\"])",
+                chain(2).trim_end_matches(')')
+            )
+        } else {
+            chain(2)
+        };
+        assert_eq!(error["message"], format!("{cause}{chain}"), "{body}");
+    }
+    // A binding problem before the syntax error is met first, as in Jackson's single pass...
+    let error = refused_json(&kb, &records(r#"{"amount":true,"recordDate": 2019-10-19"}"#));
+    assert_eq!(
+        error["className"],
+        "com.fasterxml.jackson.databind.exc.MismatchedInputException"
+    );
+    // ... but not an unknown property, which Jackson holds until every creator property was seen.
+    let error = refused_json(&kb, &records(r#"{"price":1,"recordDate": 2019-10-19"}"#));
+    assert_eq!(
+        error["className"],
+        "com.fasterxml.jackson.databind.JsonMappingException"
+    );
+    assert_eq!(error["causeClassName"], "com.fasterxml.jackson.core.JsonParseException");
+    // Syntax errors in the root object itself stay unwrapped.
+    let error = refused_json(&kb, &format!(r#"{{"subscriptionId":"{sub}" "unitUsageRecords":[]}}"#));
+    assert_eq!(error["className"], "com.fasterxml.jackson.core.JsonParseException");
+    assert_eq!(error["causeClassName"], serde_json::Value::Null);
+    // Joda's exception for a date out of range is the cause of Jackson's.
+    let error = refused_json(&kb, &records(r#"{"recordDate":"2013-13-01","amount":1}"#));
+    assert_eq!(
+        error["className"],
+        "com.fasterxml.jackson.databind.JsonMappingException"
+    );
+    let joda = r#"Cannot parse "2013-13-01": Value 13 for monthOfYear must be in the range [1,12]"#;
+    assert_eq!(error["message"], format!("{joda}{}", chain(5)));
+    assert_eq!(error["causeClassName"], "org.joda.time.IllegalFieldValueException");
+    assert_eq!(error["causeMessage"], joda);
 }
 
 #[test]

@@ -12,15 +12,18 @@ use http::StatusCode;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
+use usage_models::KillBillError;
 
-use super::dates;
-use super::respond::{class, simple_error, ErrorStyle};
+use super::respond::{class, error, simple_error, ErrorStyle};
 use super::WireFormat;
+use super::{dates, syntax};
 
-const RECORD_CLASS: &str = "org.killbill.billing.jaxrs.json.SubscriptionUsageRecordJson";
-const UNIT_CLASS: &str = "org.killbill.billing.jaxrs.json.UnitUsageRecordJson";
-const USAGE_CLASS: &str = "org.killbill.billing.jaxrs.json.UsageRecordJson";
-const SOURCE: &str = "(org.glassfish.jersey.message.internal.ReaderInterceptorExecutor$UnCloseableInputStream)";
+pub(super) const RECORD_CLASS: &str = "org.killbill.billing.jaxrs.json.SubscriptionUsageRecordJson";
+// Nested static classes of `SubscriptionUsageRecordJson`: `Class.getName()` joins them with `$`.
+pub(super) const UNIT_CLASS: &str = "org.killbill.billing.jaxrs.json.SubscriptionUsageRecordJson$UnitUsageRecordJson";
+pub(super) const USAGE_CLASS: &str = "org.killbill.billing.jaxrs.json.SubscriptionUsageRecordJson$UsageRecordJson";
+pub(super) const SOURCE: &str =
+    "(org.glassfish.jersey.message.internal.ReaderInterceptorExecutor$UnCloseableInputStream)";
 const JSON_MAPPING: &str = "com.fasterxml.jackson.databind.JsonMappingException";
 const INPUT_COERCION: &str = "com.fasterxml.jackson.core.exc.InputCoercionException";
 
@@ -88,8 +91,8 @@ impl<'de> Deserialize<'de> for Ordered<'de> {
 }
 
 /// One path element of Jackson's "reference chain".
-#[derive(Clone)]
-enum Link {
+#[derive(Clone, Debug)]
+pub(super) enum Link {
     Property(&'static str, String),
     Index(usize),
 }
@@ -97,21 +100,49 @@ enum Link {
 /// The binder: the body (for locations) and the reference chain so far.
 struct Binder<'a> {
     body: &'a [u8],
+    /// How much of `body` is the request's: the rest closes a body cut at a syntax error.
+    valid_until: usize,
     chain: Vec<Link>,
     format: WireFormat,
 }
 
-/// A binding failure: the Jackson class and the message.
+/// A binding failure: the Jackson class, the message and the wrapped cause (class, message).
 pub(crate) struct BindError {
     class_name: &'static str,
     message: String,
+    cause: Option<(&'static str, String)>,
 }
 
 impl BindError {
     /// The 400 answer.
     pub(crate) fn into_response(self, style: ErrorStyle) -> http::Response<bytes::Bytes> {
-        simple_error(StatusCode::BAD_REQUEST, style, self.class_name, self.message)
+        let Some((cause_class, cause_message)) = self.cause else {
+            return simple_error(StatusCode::BAD_REQUEST, style, self.class_name, self.message);
+        };
+        let mut body = KillBillError::new(self.class_name, self.message);
+        body.cause_class_name = Some(cause_class.to_string());
+        body.cause_message = Some(cause_message);
+        error(StatusCode::BAD_REQUEST, style, body)
     }
+}
+
+/// ` (through reference chain: A["x"]->java.util.ArrayList[0]->...)`, or nothing for no links.
+fn reference_chain(links: &[Link]) -> String {
+    if links.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(" (through reference chain: ");
+    for (i, link) in links.iter().enumerate() {
+        if i > 0 {
+            out.push_str("->");
+        }
+        match link {
+            Link::Property(class, name) => out.push_str(&format!("{class}[\"{name}\"]")),
+            Link::Index(index) => out.push_str(&format!("java.util.ArrayList[{index}]")),
+        }
+    }
+    out.push(')');
+    out
 }
 
 fn token_description(node: &Node<'_>) -> &'static str {
@@ -150,42 +181,32 @@ impl<'a> Binder<'a> {
         serde_json::from_str(raw.get()).map_err(|e| BindError {
             class_name: class::JSON_PARSE,
             message: format!("{e}"),
+            cause: None,
         })
     }
 
     /// `line: L, column: C` of a value in the body (1-based, as Jackson counts).
     fn location(&self, raw: &RawValue) -> String {
-        let offset = (raw.get().as_ptr() as usize)
-            .saturating_sub(self.body.as_ptr() as usize)
-            .min(self.body.len());
-        let before = &self.body[..offset];
+        self.location_at(self.offset(raw))
+    }
+
+    /// `line: L, column: C` of the parser standing before byte `offset`.
+    fn location_at(&self, offset: usize) -> String {
+        let before = &self.body[..offset.min(self.body.len())];
         let line = before.iter().filter(|b| **b == b'\n').count() + 1;
         let column = before.iter().rev().take_while(|b| **b != b'\n').count() + 1;
         format!("\n at [Source: {SOURCE}; line: {line}, column: {column}]")
     }
 
     fn chain(&self) -> String {
-        if self.chain.is_empty() {
-            return String::new();
-        }
-        let mut out = String::from(" (through reference chain: ");
-        for (i, link) in self.chain.iter().enumerate() {
-            if i > 0 {
-                out.push_str("->");
-            }
-            match link {
-                Link::Property(class, name) => out.push_str(&format!("{class}[\"{name}\"]")),
-                Link::Index(index) => out.push_str(&format!("java.util.ArrayList[{index}]")),
-            }
-        }
-        out.push(')');
-        out
+        reference_chain(&self.chain)
     }
 
     fn fail(&self, class_name: &'static str, raw: &RawValue, problem: String) -> BindError {
         BindError {
             class_name,
             message: format!("{problem}{}{}", self.location(raw), self.chain()),
+            cause: None,
         }
     }
 
@@ -209,6 +230,13 @@ impl<'a> Binder<'a> {
     }
 
     /// Binds an object of `class_name` with `known` properties, calling `field` for each.
+    ///
+    /// Every known property is a parameter of the class's `@JsonCreator` constructor, so
+    /// Jackson (`BeanDeserializer._deserializeUsingPropertyBased`) buffers an unknown property
+    /// met before all of them were seen, and reports it once they all are (when reading the
+    /// token after the last one) or at the end of the object, with the parser's location
+    /// then; an unknown property met after all of them is reported at once, the parser past
+    /// the first token of its value. Problems in between come first.
     fn object(
         &mut self,
         raw: &'a RawValue,
@@ -222,26 +250,99 @@ impl<'a> Binder<'a> {
             Node::Object(entries) => entries,
             other => return Err(self.mismatched(class_name, raw, &other)),
         };
-        for (name, value) in entries {
+        let mut seen: Vec<&str> = Vec::with_capacity(known.len());
+        let mut buffered: Option<String> = None;
+        for (index, (name, value)) in entries.iter().enumerate() {
+            let Some(known_name) = known.iter().find(|k| **k == name.as_str()) else {
+                if seen.len() == known.len() {
+                    let past = self.past_first_token(value);
+                    return Err(self.unrecognized(class_name, known, name, past));
+                }
+                buffered.get_or_insert_with(|| name.clone());
+                continue;
+            };
             self.chain.push(Link::Property(class_name, name.clone()));
-            if !known.contains(&name.as_str()) {
-                let names: Vec<String> = known.iter().map(|k| format!("\"{k}\"")).collect();
-                let error = self.fail(
-                    class::UNRECOGNIZED_PROPERTY,
-                    value,
-                    format!(
-                        "Unrecognized field \"{name}\" (class {class_name}), not marked as \
-                         ignorable ({} known properties: {}])",
-                        known.len(),
-                        names.join(", ")
-                    ),
-                );
-                return Err(error);
-            }
-            field(self, &name, value)?;
+            field(self, name, value)?;
             self.chain.pop();
+            if !seen.contains(known_name) {
+                seen.push(known_name);
+                if seen.len() == known.len() {
+                    if let Some(unknown) = buffered.take() {
+                        // The parser reads the next name and the start of its value, or the `}`.
+                        let past = match entries.get(index + 1) {
+                            Some((_, next)) => self.past_first_token(next),
+                            None => self.end_of(raw),
+                        };
+                        return self.unrecognized_unless_cut(class_name, known, &unknown, past);
+                    }
+                }
+            }
         }
-        Ok(true)
+        match buffered {
+            Some(unknown) => {
+                let past = self.end_of(raw);
+                self.unrecognized_unless_cut(class_name, known, &unknown, past)
+            }
+            None => Ok(true),
+        }
+    }
+
+    /// The error for the unknown property `name`, the parser standing at `past`.
+    fn unrecognized(&mut self, class_name: &'static str, known: &[&str], name: &str, past: usize) -> BindError {
+        let names: Vec<String> = known.iter().map(|k| format!("\"{k}\"")).collect();
+        self.chain.push(Link::Property(class_name, name.to_string()));
+        let error = BindError {
+            class_name: class::UNRECOGNIZED_PROPERTY,
+            message: format!(
+                "Unrecognized field \"{name}\" (class {class_name}), not marked as ignorable ({} known \
+                 properties: {}]){}{}",
+                known.len(),
+                names.join(", "),
+                self.location_at(past),
+                self.chain()
+            ),
+            cause: None,
+        };
+        self.chain.pop();
+        error
+    }
+
+    /// [`unrecognized`](Self::unrecognized), unless reading up to `past` meets the syntax
+    /// error that cut the body first (see [`syntax`](super::syntax)): then that error wins.
+    fn unrecognized_unless_cut(
+        &mut self,
+        class_name: &'static str,
+        known: &[&str],
+        name: &str,
+        past: usize,
+    ) -> Result<bool, BindError> {
+        if past > self.valid_until {
+            return Ok(true);
+        }
+        Err(self.unrecognized(class_name, known, name, past))
+    }
+
+    /// The offset of `raw` in the body.
+    fn offset(&self, raw: &RawValue) -> usize {
+        (raw.get().as_ptr() as usize)
+            .saturating_sub(self.body.as_ptr() as usize)
+            .min(self.body.len())
+    }
+
+    /// Where the parser stands once it has read the first token of `raw`: past the quote of a
+    /// string (Jackson decodes strings lazily), the bracket of an object or array, or the
+    /// whole scalar.
+    fn past_first_token(&self, raw: &RawValue) -> usize {
+        let start = self.offset(raw);
+        match raw.get().as_bytes().first() {
+            Some(b'"' | b'{' | b'[') => start + 1,
+            _ => start + raw.get().len(),
+        }
+    }
+
+    /// Past the end of `raw` (the `}` of an object).
+    fn end_of(&self, raw: &RawValue) -> usize {
+        self.offset(raw) + raw.get().len()
     }
 
     /// Binds a list (`null` is `None`), each element with `element`.
@@ -327,9 +428,13 @@ impl<'a> Binder<'a> {
                 } else {
                     dates::parse_date_time(s.trim())
                 };
-                parsed
-                    .map(Some)
-                    .map_err(|message| self.fail(JSON_MAPPING, raw, message))
+                // Joda's exception is not Jackson's: `wrapAndThrow` wraps it in a
+                // `JsonMappingException` with no parser, hence no location, and keeps it as the cause.
+                parsed.map(Some).map_err(|message| BindError {
+                    class_name: JSON_MAPPING,
+                    message: format!("{message}{}", self.chain()),
+                    cause: Some((dates::joda_class(&message), message)),
+                })
             }
             Node::Number(text) if is_integer(text) => text
                 .parse::<i64>()
@@ -461,28 +566,63 @@ fn fit_column(value: Decimal) -> BoundAmount {
 
 /// Binds `body` (already known to be non-blank): `Ok(None)` for the literal `null`.
 pub(crate) fn bind(body: &[u8], format: WireFormat) -> Result<Option<BoundRecord>, BindError> {
+    bind_until(body, body.len(), format)
+}
+
+/// Binds `body`, of which only the first `valid_until` bytes are the request's.
+fn bind_until(body: &[u8], valid_until: usize, format: WireFormat) -> Result<Option<BoundRecord>, BindError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     // Like Jackson, read the first value and ignore whatever trails it.
-    let raw = <&RawValue>::deserialize(&mut deserializer).map_err(|e| {
-        let text = e.to_string();
-        let problem = text
-            .rsplit_once(" at line ")
-            .map_or(text.as_str(), |(problem, _)| problem);
-        BindError {
-            class_name: class::JSON_PARSE,
-            message: format!(
-                "Unexpected character: {problem}\n at [Source: {SOURCE}; line: {}, column: {}]",
-                e.line(),
-                e.column()
-            ),
-        }
-    })?;
+    let raw = match <&RawValue>::deserialize(&mut deserializer) {
+        Ok(raw) => raw,
+        Err(e) => return Err(syntax_error(body, &e, format)),
+    };
     let mut binder = Binder {
         body,
+        valid_until,
         chain: Vec::new(),
         format,
     };
     binder.record(raw)
+}
+
+/// The answer to a body with a syntax error (see [`syntax`](super::syntax)): a binding error
+/// met before it, or the parser's exception, wrapped when a container holds it.
+fn syntax_error(body: &[u8], e: &serde_json::Error, format: WireFormat) -> BindError {
+    let eof = e.classify() == serde_json::error::Category::Eof;
+    let offset = if eof {
+        body.len()
+    } else {
+        let line_start = body
+            .split_inclusive(|b| *b == b'\n')
+            .take(e.line().saturating_sub(1))
+            .map(<[u8]>::len)
+            .sum::<usize>();
+        (line_start + e.column().saturating_sub(1)).min(body.len())
+    };
+    let scan = syntax::scan(body, offset);
+    if let Some((prefix, valid_until)) = &scan.repaired {
+        if let Err(first) = bind_until(prefix.as_bytes(), *valid_until, format) {
+            return first;
+        }
+    }
+    let text = e.to_string();
+    let serde_problem = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(problem, _)| problem);
+    let (cause_class, cause_message) = scan.problem(body, offset, eof, serde_problem);
+    match scan.chain() {
+        None => BindError {
+            class_name: cause_class,
+            message: cause_message,
+            cause: None,
+        },
+        Some(links) => BindError {
+            class_name: JSON_MAPPING,
+            message: format!("{cause_message}{}", reference_chain(&links)),
+            cause: Some((cause_class, cause_message)),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -561,10 +701,29 @@ mod tests {
             format!(
                 "Unrecognized field \"extra\" (class {RECORD_CLASS}), not marked as ignorable \
                  (3 known properties: \"subscriptionId\", \"trackingId\", \"unitUsageRecords\"])\n \
-                 at [Source: {SOURCE}; line: 1, column: 66] (through reference chain: \
+                 at [Source: {SOURCE}; line: 1, column: 68] (through reference chain: \
                  {RECORD_CLASS}[\"extra\"])"
             )
         );
+        // Buffered until every creator property was seen: here, never; reported past the `}`
+        // (column 68), after the other properties were bound.
+        let (class, _) = bind_err(r#"{"extra":1,"subscriptionId":"nope"}"#);
+        assert_eq!(class, class::INVALID_FORMAT, "a later problem is met first");
+        // After both creator properties: reported at once, past the value's first token.
+        let usage = r#"{"unitUsageRecords":[{"usageRecords":[{"recordDate":"2013-08-01","amount":1,"price":3}]}]}"#;
+        let (class, message) = bind_err(usage);
+        assert_eq!(class, class::UNRECOGNIZED_PROPERTY);
+        let column = usage.find("3}").unwrap() + 2;
+        assert!(message.contains(&format!("line: 1, column: {column}]")), "{message}");
+        // Buffered, then reported when the last creator property is bound: the parser has read
+        // the next name and the first token of its value.
+        let usage =
+            r#"{"unitUsageRecords":[{"usageRecords":[{"price":3,"recordDate":"2013-08-01","amount":1,"x":[2]}]}]}"#;
+        let (class, message) = bind_err(usage);
+        assert_eq!(class, class::UNRECOGNIZED_PROPERTY);
+        assert!(message.starts_with("Unrecognized field \"price\""), "{message}");
+        let column = usage.find("[2]").unwrap() + 2;
+        assert!(message.contains(&format!("line: 1, column: {column}]")), "{message}");
         let (class, message) = bind_err(r#"{"subscriptionId":"nope"}"#);
         assert_eq!(class, class::INVALID_FORMAT);
         assert!(
@@ -575,7 +734,13 @@ mod tests {
         assert_eq!(class, class::MISMATCHED_INPUT);
         let (class, message) = bind_err(r#"{"subscriptionId": }"#);
         assert_eq!(class, class::JSON_PARSE);
-        assert!(message.contains("line: 1, column: 20"), "{message}");
+        // Jackson stands past the character it refused.
+        assert_eq!(
+            message,
+            format!(
+                "Unexpected character ('}}' (code 125)): expected a value\n at [Source: {SOURCE}; line: 1, column: 21]"
+            )
+        );
         let (class, message) = bind_err(r#"{"unitUsageRecords":[{"usageRecords":[{"amount":true}]}]}"#);
         assert_eq!(class, class::MISMATCHED_INPUT);
         assert!(

@@ -6,21 +6,34 @@
 //! datetime      = time | date-opt-time
 //! time          = 'T' time-element [offset]
 //! date-opt-time = date-element ['T' [time-element] [offset]]
-//! date-element  = yyyy ['-' MM ['-' dd]] | yyyy '-' DDD
+//! date-element  = yyyy ['-' MM ['-' dd]] | xxxx '-W' ww ['-' e] | yyyy '-' DDD
 //! time-element  = HH [':' mm [':' ss [fraction]] | fraction] | fraction
 //! offset        = 'Z' | ('+' | '-') HH [[':'] mm [[':'] ss]]
 //! ```
 //!
-//! `T` and `Z` may be lowercase. Numbers take 1 or 2 digits (the year up to 9, with a sign), so `2013-08-1` is read. Week
-//! dates (`2013-W31-4`) are not supported. Values out of range give Joda's
+//! `T` and `Z` may be lowercase. Numbers take 1 or 2 digits (the year up to 9, with a sign), so `2013-08-1` is read. A week
+//! date without its day (`2013-W31`) is the Thursday of that week, as Joda resolves it from
+//! 1970-01-01 (a Thursday). Values out of range give Joda's
 //! `Cannot parse "...": Value 13 for monthOfYear must be in the range [1,12]`.
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 
 use crate::java::joda_invalid_format;
 
-/// What went wrong, as Joda's `IllegalArgumentException` message.
+/// What went wrong, as Joda's exception message (see [`joda_class`] for its class).
 pub(crate) type DateError = String;
+
+/// The class of the Joda exception behind `message`: a field out of its range
+/// (`Cannot parse "2013-13-01": Value 13 for monthOfYear ...`) is an
+/// `org.joda.time.IllegalFieldValueException` (a subclass of `IllegalArgumentException`),
+/// anything else a plain `java.lang.IllegalArgumentException`.
+pub(crate) fn joda_class(message: &str) -> &'static str {
+    if message.starts_with("Cannot parse \"") {
+        "org.joda.time.IllegalFieldValueException"
+    } else {
+        "java.lang.IllegalArgumentException"
+    }
+}
 
 struct Cursor<'a> {
     chars: &'a [char],
@@ -69,6 +82,9 @@ struct Fields {
     month: Option<i64>,
     day: Option<i64>,
     day_of_year: Option<i64>,
+    /// ISO week of the week-based year `year` (a week date).
+    week: Option<i64>,
+    day_of_week: Option<i64>,
     hour: i64,
     minute: i64,
     second: i64,
@@ -77,7 +93,7 @@ struct Fields {
     offset_seconds: i64,
 }
 
-/// `yyyy ['-' MM ['-' dd]] | yyyy '-' DDD` from `pos`: the longest match.
+/// `yyyy ['-' MM ['-' dd]] | xxxx '-W' ww ['-' e] | yyyy '-' DDD` from `pos`: the longest match.
 fn date_element(c: &Cursor<'_>, pos: usize, f: &mut Fields) -> Result<usize, usize> {
     let mut year_start = pos;
     let negative = match c.at(pos) {
@@ -94,6 +110,20 @@ fn date_element(c: &Cursor<'_>, pos: usize, f: &mut Fields) -> Result<usize, usi
     let (year, mut end) = c.digits(year_start, 9).ok_or(year_start)?;
     f.year = if negative { -year } else { year };
     if c.at(end) != Some('-') {
+        return Ok(end);
+    }
+    // Only the week alternative reads a `W`: when it matches, it is the longest.
+    if c.at(end + 1) == Some('W') {
+        if let Some((week, week_end)) = c.digits(end + 2, 2) {
+            f.week = Some(week);
+            end = week_end;
+            if c.at(end) == Some('-') {
+                if let Some((day, day_end)) = c.digits(end + 1, 1) {
+                    f.day_of_week = Some(day);
+                    end = day_end;
+                }
+            }
+        }
         return Ok(end);
     }
     // The ordinal alternative wins when it reads further.
@@ -191,7 +221,9 @@ fn resolve(text: &str, f: &Fields) -> Result<NaiveDateTime, DateError> {
         .ok()
         .and_then(|y| NaiveDate::from_ymd_opt(y, 1, 1))
         .ok_or_else(|| field_error(text, f.year, "year", -262_143, 262_142))?;
-    let date = if let Some(day_of_year) = f.day_of_year {
+    let date = if let Some(week) = f.week {
+        week_date(text, year.year(), week, f.day_of_week.unwrap_or(4))?
+    } else if let Some(day_of_year) = f.day_of_year {
         let days = if year.leap_year() { 366 } else { 365 };
         if !(1..=days).contains(&day_of_year) {
             return Err(field_error(text, day_of_year, "dayOfYear", 1, days));
@@ -224,6 +256,28 @@ fn resolve(text: &str, f: &Fields) -> Result<NaiveDateTime, DateError> {
     date.and_time(time)
         .checked_add_signed(Duration::milliseconds(f.extra_millis))
         .ok_or_else(|| field_error(text, f.year, "year", -262_143, 262_142))
+}
+
+/// Week `week`, day `day` (Monday = 1) of the ISO week-based year `weekyear`, with Joda's
+/// checks: the week is in `[1,52]`, or `[1,53]` in a year that has 53 weeks.
+fn week_date(text: &str, weekyear: i32, week: i64, day: i64) -> Result<NaiveDate, DateError> {
+    let weeks = if NaiveDate::from_isoywd_opt(weekyear, 53, chrono::Weekday::Mon).is_some() {
+        53
+    } else {
+        52
+    };
+    if !(1..=weeks).contains(&week) {
+        return Err(field_error(text, week, "weekOfWeekyear", 1, weeks));
+    }
+    let weekday = match day {
+        1..=7 => chrono::Weekday::try_from((day - 1) as u8).ok(),
+        _ => None,
+    };
+    let Some(weekday) = weekday else {
+        return Err(field_error(text, day, "dayOfWeek", 1, 7));
+    };
+    NaiveDate::from_isoywd_opt(weekyear, week as u32, weekday)
+        .ok_or_else(|| field_error(text, week, "weekOfWeekyear", 1, weeks))
 }
 
 fn invalid(text: &str, pos: usize) -> DateError {
@@ -342,6 +396,12 @@ mod tests {
             ("2013-08-01t10:00z", "2013-08-01T10:00:00.000Z"),
             ("T10:00", "1970-01-01T10:00:00.000Z"),
             ("2012-02-29", "2012-02-29T00:00:00.000Z"),
+            // ISO week dates; without a day, the Thursday (Joda resolves from 1970-01-01).
+            ("2013-W31-4", "2013-08-01T00:00:00.000Z"),
+            ("2013-W31", "2013-08-01T00:00:00.000Z"),
+            ("2013-W1-1", "2012-12-31T00:00:00.000Z"),
+            ("2015-W53-7", "2016-01-03T00:00:00.000Z"),
+            ("2013-W31-4T10:00+02:00", "2013-08-01T08:00:00.000Z"),
         ] {
             assert_eq!(ok(text), expected, "{text}");
         }
@@ -363,6 +423,15 @@ mod tests {
                 r#"Invalid format: "2013-08-01 10:00" is malformed at " 10:00""#,
             ),
             ("-", r#"Invalid format: "-" is too short"#),
+            ("2013-Wx", r#"Invalid format: "2013-Wx" is malformed at "-Wx""#),
+            (
+                "2013-W53-1",
+                r#"Cannot parse "2013-W53-1": Value 53 for weekOfWeekyear must be in the range [1,52]"#,
+            ),
+            (
+                "2013-W31-8",
+                r#"Cannot parse "2013-W31-8": Value 8 for dayOfWeek must be in the range [1,7]"#,
+            ),
             ("T", r#"Invalid format: "T" is too short"#),
             (
                 "2013-13-01",

@@ -47,6 +47,15 @@ pub enum Fault {
     /// caller sees a transport error of kind [`Incomplete`](TransportErrorKind::Incomplete).
     /// This is the fault that makes naive retries count usage twice.
     CommitThenLose,
+    /// Let Kill Bill process the request taking `processing` more before its insert (with
+    /// [`DuplicateCheck::KillBill`](crate::DuplicateCheck::KillBill): after the tracking-id
+    /// check; with the atomic check: before the check and the insert), then answer. A client
+    /// whose attempt timeout is shorter gives up while the attempt is still being processed:
+    /// its retry overlaps it, and with Kill Bill's check both can be stored.
+    SlowCommit {
+        /// The extra processing time.
+        processing: std::time::Duration,
+    },
 }
 
 impl Fault {
@@ -124,10 +133,10 @@ impl Fault {
     }
 
     /// The transport error of a [`Transport`](Fault::Transport) or
-    /// [`CommitThenLose`](Fault::CommitThenLose) fault; `None` for a status.
+    /// [`CommitThenLose`](Fault::CommitThenLose) fault; `None` for a status or a slow commit.
     pub fn transport_error(&self) -> Option<TransportError> {
         match self {
-            Fault::Status { .. } => None,
+            Fault::Status { .. } | Fault::SlowCommit { .. } => None,
             Fault::Transport { kind, message } => Some(TransportError::new(*kind, message.clone())),
             Fault::CommitThenLose => Some(TransportError::new(
                 TransportErrorKind::Incomplete,

@@ -9,6 +9,7 @@ mod dates;
 mod faults;
 mod respond;
 mod store;
+mod syntax;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -73,6 +74,39 @@ pub enum WireFormat {
     /// and 64-bit integer amounts (a fraction sent is truncated, as Jackson's
     /// `ACCEPT_FLOAT_AS_INT` does).
     Legacy022,
+}
+
+/// How the emulator checks a POST's tracking id against the stored rows (docs/contract.md §4 row 14).
+///
+/// ```
+/// use std::time::Duration;
+/// use usage_transport_memory::{DuplicateCheck, InMemoryKillBill};
+///
+/// // Kill Bill: check, 50 ms of processing, insert; two overlapping POSTs with the same
+/// // tracking id can both be stored.
+/// let kb = InMemoryKillBill::builder()
+///     .duplicate_check(DuplicateCheck::KillBill { processing: Duration::from_millis(50) })
+///     .build();
+/// assert_ne!(kb.duplicate_check(), DuplicateCheck::Atomic);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DuplicateCheck {
+    /// The check and the insert are one step (under one lock): of two POSTs with the same
+    /// tracking id, however they overlap, exactly one is stored. Stricter than Kill Bill; the
+    /// default, so that a test of a client's retries isolates the client.
+    #[default]
+    Atomic,
+    /// As Kill Bill does (`DefaultUsageUserApi.recordUsage`: `recordsWithTrackingIdExist`, a
+    /// `SELECT`, then `DefaultRolledUpUsageDao.record`, the `INSERT`s; no transaction around
+    /// both, no unique index): the check, then `processing` (the time
+    /// Kill Bill spends between them, waited by [`InMemoryKillBill::process`] and the
+    /// [`Transport`] implementation), then the insert without checking again. Two POSTs with
+    /// the same tracking id whose processing overlaps are both stored.
+    KillBill {
+        /// The time between the check and the insert.
+        processing: Duration,
+    },
 }
 
 /// What went wrong with a call of the emulator's Rust API.
@@ -179,8 +213,36 @@ pub struct StoredRow {
 ///   `created_by`, then per record `unit_type`, `amount`, `tracking_id`);
 /// - an amount with more than 9 integer digits is `Out of range value for column 'amount'`
 ///   (same 500); more than 9 fraction digits are rounded half away from zero, as MySQL does;
-/// - unlike the real server, the duplicate tracking-id check and the insert are atomic
-///   (`docs/contract.md` §4, "The duplicate check of row 14 is not atomic").
+/// - the duplicate tracking-id check and the insert are atomic by default, which Kill Bill's
+///   are not: [`DuplicateCheck::KillBill`] makes them two steps with a processing time
+///   between them, as in Kill Bill.
+///
+/// Jackson's and Joda's answers, and where they still differ:
+/// - a body is bound as Jackson's streaming binder does: the first problem in document order
+///   wins; a syntax error inside a nested value is a `JsonMappingException` whose cause is
+///   the parser's `JsonParseException` (or `JsonEOFException`) and whose message ends with
+///   the reference chain (`SubscriptionUsageRecordJson["unitUsageRecords"]->java.util.ArrayList[0]->...`,
+///   nested classes written `SubscriptionUsageRecordJson$UnitUsageRecordJson` as
+///   `Class.getName()` does); one in the root object stays a bare `JsonParseException`;
+/// - an unknown property met before every `@JsonCreator` property of its object was seen is
+///   held, as Jackson buffers it, and reported once they all are or at the end of the object,
+///   with the parser's location then (a problem met in between comes first); one met after
+///   them is reported at once, past the first token of its value;
+/// - the parser's messages and locations are Jackson's (as written in jackson-core 2.13's
+///   source: not checked against a running Jackson) for the usual mistakes (a missing comma or
+///   colon, an unquoted name, an unknown token, a leading zero, a bad escape, a control
+///   character, the end of input); rarer ones (an invalid `\u` escape, a lone surrogate, a malformed number
+///   other than a leading zero) keep serde_json's wording: the contract (§4 row 1) asks only
+///   that the message describe the problem;
+/// - a record date with a field out of range is wrapped with Joda's
+///   `org.joda.time.IllegalFieldValueException` as the cause; a *query* date out of range
+///   answers `className` `java.lang.IllegalArgumentException` (the real server names the
+///   subclass, `IllegalFieldValueException`), because the contract (§3 row 2) names
+///   `IllegalArgumentException` for every malformed query date;
+/// - ISO week dates (`2013-W31-4`, `2013-W31` = its Thursday) are read as Joda reads them;
+/// - a path subscription id that matches `\w+-\w+-\w+-\w+-\w+` but that `UUID.fromString`
+///   refuses is a 404 with an empty body (JAX-RS's path-parameter conversion), checked before
+///   the dates; `1-2-3-4-5` is a UUID.
 ///
 /// ```
 /// use usage_transport_memory::InMemoryKillBill;
@@ -213,6 +275,7 @@ struct Inner {
     store: RwLock<Store>,
     faults: Mutex<VecDeque<Fault>>,
     latency: Mutex<Duration>,
+    duplicate_check: Mutex<DuplicateCheck>,
     auto_provision: AtomicBool,
     format: WireFormat,
     path_prefix: String,
@@ -245,6 +308,7 @@ pub struct InMemoryKillBillBuilder {
     auto_provision: bool,
     format: WireFormat,
     path_prefix: String,
+    duplicate_check: DuplicateCheck,
 }
 
 impl InMemoryKillBillBuilder {
@@ -286,6 +350,12 @@ impl InMemoryKillBillBuilder {
         self
     }
 
+    /// How a POST's tracking id is checked (default [`DuplicateCheck::Atomic`]).
+    pub fn duplicate_check(mut self, check: DuplicateCheck) -> Self {
+        self.duplicate_check = check;
+        self
+    }
+
     /// The emulator.
     pub fn build(self) -> InMemoryKillBill {
         InMemoryKillBill {
@@ -294,6 +364,7 @@ impl InMemoryKillBillBuilder {
                 store: RwLock::new(Store::default()),
                 faults: Mutex::new(VecDeque::new()),
                 latency: Mutex::new(Duration::ZERO),
+                duplicate_check: Mutex::new(self.duplicate_check),
                 auto_provision: AtomicBool::new(self.auto_provision),
                 format: self.format,
                 path_prefix: self.path_prefix,
@@ -385,30 +456,27 @@ fn route(path: &str) -> Route<'_> {
 }
 
 /// `java.util.UUID.fromString` (Java 11): five dash-separated hex fields, each masked to its
-/// width, so `a-b-c-d-e` is `0000000a-000b-000c-000d-00000000000e`.
-fn java_uuid(text: &str) -> Result<Uuid, (&'static str, String)> {
+/// width, so `a-b-c-d-e` is `0000000a-000b-000c-000d-00000000000e`. `None` where Java throws
+/// (`IllegalArgumentException` for more than 36 characters, `NumberFormatException` for a field
+/// that is not hex or overflows a `long`).
+fn java_uuid(text: &str) -> Option<Uuid> {
     if text.len() > 36 {
-        return Err((class::ILLEGAL_ARGUMENT, "UUID string too large".to_string()));
+        return None;
     }
     let parts: Vec<&str> = text.split('-').collect();
     if parts.len() != 5 {
-        return Err((class::ILLEGAL_ARGUMENT, format!("Invalid UUID string: {text}")));
+        return None;
     }
     let mut values = [0u64; 5];
     for (value, part) in values.iter_mut().zip(&parts) {
-        if let Some(at) = part.chars().position(|c| !c.is_ascii_hexdigit()) {
-            return Err((class::NUMBER_FORMAT, format!("Error at index {at} in: \"{part}\"")));
+        if !part.chars().all(|c| c.is_ascii_hexdigit()) {
+            return None;
         }
-        *value = i64::from_str_radix(part, 16).map_err(|_| {
-            (
-                class::NUMBER_FORMAT,
-                format!("For input string: \"{part}\" under radix 16"),
-            )
-        })? as u64;
+        *value = i64::from_str_radix(part, 16).ok()? as u64;
     }
     let high = ((values[0] & 0xffff_ffff) << 32) | ((values[1] & 0xffff) << 16) | (values[2] & 0xffff);
     let low = ((values[3] & 0xffff) << 48) | (values[4] & 0xffff_ffff_ffff);
-    Ok(Uuid::from_u64_pair(high, low))
+    Some(Uuid::from_u64_pair(high, low))
 }
 
 /// The audit headers of a POST, decoded (`X-Killbill-Encoding: base64`).
@@ -470,6 +538,7 @@ impl InMemoryKillBill {
             auto_provision: false,
             format: WireFormat::V024,
             path_prefix: String::new(),
+            duplicate_check: DuplicateCheck::Atomic,
         }
         .user("admin", "password")
         .tenant("bob", "lazar")
@@ -666,33 +735,98 @@ impl InMemoryKillBill {
         *lock(&self.inner.latency)
     }
 
+    /// Sets how a POST's tracking id is checked, for the requests that start from now on.
+    pub fn set_duplicate_check(&self, check: DuplicateCheck) {
+        *lock(&self.inner.duplicate_check) = check;
+    }
+
+    /// How a POST's tracking id is checked.
+    pub fn duplicate_check(&self) -> DuplicateCheck {
+        *lock(&self.inner.duplicate_check)
+    }
+
     /// Applies the next queued fault, then answers: what the [`Transport`] implementation does
     /// after its latency. A status fault answers without reaching the emulator; a transport
     /// fault fails without reaching it; [`Fault::CommitThenLose`] handles the request then
-    /// fails with [`Incomplete`](usage_core::TransportErrorKind::Incomplete).
-    pub fn serve(&self, request: Request<Bytes>) -> Result<Response<Bytes>, TransportError> {
-        let Some(fault) = self.next_fault() else {
-            return Ok(self.handle(request));
+    /// fails with [`Incomplete`](usage_core::TransportErrorKind::Incomplete);
+    /// [`Fault::SlowCommit`] processes it more slowly. Without a fault, the request is
+    /// [`process`](Self::process)ed (needs a Tokio runtime with time enabled when there is a
+    /// processing time to wait).
+    pub async fn serve(&self, request: Request<Bytes>) -> Result<Response<Bytes>, TransportError> {
+        let fault = match self.next_fault() {
+            None => return Ok(self.process(request).await),
+            Some(Fault::SlowCommit { processing }) => {
+                return Ok(self.process_slowly(request, processing).await);
+            }
+            Some(fault) => fault,
         };
         if let Some(response) = fault.response() {
             return Ok(response);
         }
         if fault == Fault::CommitThenLose {
-            let _lost = self.handle(request);
+            let _lost = self.process(request).await;
         }
         Err(fault
             .transport_error()
             .unwrap_or_else(|| TransportError::new(usage_core::TransportErrorKind::Other, "fault injected")))
     }
 
-    /// Answers one request exactly as Kill Bill would (no fault applied). Never panics.
+    /// Answers one request exactly as Kill Bill would (no fault applied), at once: in the
+    /// [Kill-Bill-like duplicate check](DuplicateCheck::KillBill) the check and the insert of a
+    /// POST are separate steps, but nothing waits between them (use [`process`](Self::process)
+    /// for the processing time). Never panics.
     pub fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
+        match self.prepare(request) {
+            Prepared::Answer(response) => response,
+            Prepared::Post(post) => self.commit(post),
+        }
+    }
+
+    /// Answers one request as [`handle`](Self::handle) does, taking the time Kill Bill takes:
+    /// in the [Kill-Bill-like duplicate check](DuplicateCheck::KillBill), a POST waits its
+    /// processing time between the tracking-id check and the insert (with
+    /// `tokio::time::sleep`: it needs a Tokio runtime with time enabled).
+    pub async fn process(&self, request: Request<Bytes>) -> Response<Bytes> {
+        self.process_slowly(request, Duration::ZERO).await
+    }
+
+    /// [`process`](Self::process), with `slow` more processing time before the insert: a slow
+    /// commit ([`Fault::SlowCommit`]), for an HTTP server that draws its own faults.
+    pub async fn process_slowly(&self, request: Request<Bytes>, slow: Duration) -> Response<Bytes> {
+        let post = match self.prepare(request) {
+            Prepared::Answer(response) => return response,
+            Prepared::Post(post) => post,
+        };
+        match self.duplicate_check() {
+            DuplicateCheck::Atomic => {
+                if !slow.is_zero() {
+                    tokio::time::sleep(slow).await;
+                }
+                self.commit(post)
+            }
+            DuplicateCheck::KillBill { processing } => {
+                let checked = self.check(&mut write(&self.inner.store), &post);
+                let tracking_id = match checked {
+                    Ok(tracking_id) => tracking_id,
+                    Err(refused) => return refused,
+                };
+                let wait = processing + slow;
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+                insert(&mut write(&self.inner.store), post, tracking_id)
+            }
+        }
+    }
+
+    /// Reads, authenticates and routes a request: the answer, or a valid POST to commit.
+    fn prepare(&self, request: Request<Bytes>) -> Prepared {
         let (parts, body) = request.into_parts();
         let full_path = parts.uri.path();
         let prefix = self.inner.path_prefix.as_str();
         let path = match full_path.strip_prefix(prefix) {
             Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
-            _ => return empty(StatusCode::NOT_FOUND),
+            _ => return Prepared::Answer(empty(StatusCode::NOT_FOUND)),
         };
         let query = Query::parse(parts.uri.query());
         let style = ErrorStyle {
@@ -700,13 +834,18 @@ impl InMemoryKillBill {
         };
         let tenant = match self.credentials().authenticate(&parts.headers, full_path) {
             Ok(tenant) => tenant,
-            Err(denied) => return denied,
+            Err(denied) => return Prepared::Answer(denied),
         };
         let method = &parts.method;
         let is_read = method == Method::GET || method == Method::HEAD;
         let mut response = match route(path) {
             Route::Usages | Route::Admin if method == Method::OPTIONS => options("POST,OPTIONS"),
-            Route::Usages if method == Method::POST => self.record(&tenant, &parts.headers, &body, style),
+            Route::Usages if method == Method::POST => {
+                return match self.record(tenant, &parts.headers, &body, style) {
+                    Ok(post) => Prepared::Post(post),
+                    Err(response) => Prepared::Answer(response),
+                };
+            }
             Route::Admin if method == Method::POST => self.admin_subscription(&tenant, &body, style),
             Route::Usages | Route::Admin => respond::method_not_allowed("POST,OPTIONS"),
             Route::Subscription(_) | Route::Unit(..) if method == Method::OPTIONS => options("GET,HEAD,OPTIONS"),
@@ -721,7 +860,7 @@ impl InMemoryKillBill {
         if method == Method::HEAD {
             *response.body_mut() = Bytes::new();
         }
-        response
+        Prepared::Answer(response)
     }
 
     /// The subscription for a request, created when auto-provisioning is on; or the 404/500
@@ -755,6 +894,11 @@ impl InMemoryKillBill {
         query: &Query,
         style: ErrorStyle,
     ) -> Response<Bytes> {
+        // JAX-RS converts the `UUID` path parameter before any resource code runs; a failed
+        // conversion of a path parameter is a 404 with an empty body (docs/contract.md §1).
+        let Some(id) = java_uuid(id_segment) else {
+            return empty(StatusCode::NOT_FOUND);
+        };
         let (Some(start), Some(end)) = (query.first("startDate"), query.first("endDate")) else {
             return empty(StatusCode::BAD_REQUEST);
         };
@@ -769,10 +913,6 @@ impl InMemoryKillBill {
         let (start, end) = match (parse(start), parse(end)) {
             (Ok(start), Ok(end)) => (start, end),
             (Err(message), _) | (_, Err(message)) => return illegal_argument(style, message),
-        };
-        let id = match java_uuid(id_segment) {
-            Ok(id) => id,
-            Err((class_name, message)) => return simple_error(StatusCode::BAD_REQUEST, style, class_name, message),
         };
         let auto = self.inner.auto_provision.load(Ordering::SeqCst);
         if auto && !self.store().subscriptions.contains_key(&id) {
@@ -824,26 +964,30 @@ impl InMemoryKillBill {
         }
     }
 
-    /// `POST /1.0/kb/usages`: every check of docs/contract.md §4 in order.
-    fn record(&self, tenant: &Tenant, headers: &HeaderMap, body: &Bytes, style: ErrorStyle) -> Response<Bytes> {
+    /// `POST /1.0/kb/usages`: docs/contract.md §4 rows 1 to 10 in order; rows 11 to 14 and the insert
+    /// are [`commit`](Self::commit)'s.
+    fn record(
+        &self,
+        tenant: Tenant,
+        headers: &HeaderMap,
+        body: &Bytes,
+        style: ErrorStyle,
+    ) -> Result<Post, Response<Bytes>> {
         if !is_json(headers) {
-            return empty(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+            return Err(empty(StatusCode::UNSUPPORTED_MEDIA_TYPE));
         }
         const NO_BODY: &str = "SubscriptionUsageRecordJson body should be specified";
         if body.iter().all(u8::is_ascii_whitespace) {
-            return illegal_argument(style, NO_BODY);
+            return Err(illegal_argument(style, NO_BODY));
         }
         let record = match bind::bind(body, self.inner.format) {
-            Err(e) => return e.into_response(style),
-            Ok(None) => return illegal_argument(style, NO_BODY),
+            Err(e) => return Err(e.into_response(style)),
+            Ok(None) => return Err(illegal_argument(style, NO_BODY)),
             Ok(Some(record)) => record,
         };
-        let (subscription, tracking_id, rows) = match validate(record, style) {
-            Ok(valid) => valid,
-            Err(response) => return response,
-        };
+        let (subscription, tracking_id, rows) = validate(record, style)?;
         let Some(created_by) = header_text(headers, &CREATED_BY) else {
-            return illegal_argument(style, "Header X-Killbill-CreatedBy needs to be set");
+            return Err(illegal_argument(style, "Header X-Killbill-CreatedBy needs to be set"));
         };
         let base64 = headers
             .get(ENCODING)
@@ -854,77 +998,56 @@ impl InMemoryKillBill {
                 reason: decode_audit(header_text(headers, &REASON), base64, "X-Killbill-Reason")?,
                 comment: decode_audit(header_text(headers, &COMMENT), base64, "X-Killbill-Comment")?,
             })
-        })();
-        let audit = match audit {
-            Ok(audit) => audit,
-            Err(message) => return illegal_argument(style, message),
-        };
-        self.commit(tenant, subscription, tracking_id, rows, audit, style)
+        })()
+        .map_err(|message| illegal_argument(style, message))?;
+        Ok(Post {
+            tenant,
+            subscription,
+            tracking_id,
+            rows,
+            audit,
+            style,
+        })
     }
 
-    /// docs/contract.md §4 rows 11 to 14 and the insert, atomically under the write lock.
-    fn commit(
-        &self,
-        tenant: &Tenant,
-        id: Uuid,
-        tracking_id: Option<String>,
-        rows: Vec<NewRow>,
-        audit: Audit,
-        style: ErrorStyle,
-    ) -> Response<Bytes> {
+    /// docs/contract.md §4 rows 11 to 14 and the insert, without waiting: under one write lock with the atomic
+    /// duplicate check, as two steps (the lock released between them) with Kill Bill's.
+    fn commit(&self, post: Post) -> Response<Bytes> {
         let mut store = write(&self.inner.store);
-        let subscription = match self.owned(&mut store, tenant, id, style) {
-            Ok(subscription) => subscription,
-            Err(denied) => return denied,
+        let tracking_id = match self.check(&mut store, &post) {
+            Ok(tracking_id) => tracking_id,
+            Err(refused) => return refused,
         };
-        if let (Some(end), Some(latest)) = (subscription.effective_end, rows.iter().map(|r| r.at).max()) {
+        if matches!(self.duplicate_check(), DuplicateCheck::KillBill { .. }) {
+            drop(store);
+            store = write(&self.inner.store);
+        }
+        insert(&mut store, post, tracking_id)
+    }
+
+    /// Rows 11 to 14: the tracking id to store (a random one when the request has none), or
+    /// the refusal. The caller holds the write lock.
+    fn check(&self, store: &mut Store, post: &Post) -> Result<String, Response<Bytes>> {
+        let style = post.style;
+        let subscription = self.owned(store, &post.tenant, post.subscription, style)?;
+        let latest = post.rows.iter().map(|r| r.at).max();
+        if let (Some(end), Some(latest)) = (subscription.effective_end, latest) {
             if latest > end {
-                return empty(StatusCode::BAD_REQUEST);
+                return Err(empty(StatusCode::BAD_REQUEST));
             }
         }
-        let tracking_id = match tracking_id.filter(|t| !t.is_empty()) {
-            Some(id) if subscription.tracking_ids.contains(&id) => {
+        match post.tracking_id.as_deref().filter(|t| !t.is_empty()) {
+            Some(id) if subscription.tracking_ids.contains(id) => {
                 let mut body = KillBillError::new(
                     class::USAGE_API,
                     format!("A usage record with tracking ID {id} already exists"),
                 );
                 body.code = Some(usage_core::DUPLICATE_TRACKING_ID_CODE);
-                return respond::error(StatusCode::BAD_REQUEST, style, body);
+                Err(respond::error(StatusCode::BAD_REQUEST, style, body))
             }
-            Some(id) => id,
-            None => Uuid::new_v4().to_string(),
-        };
-        if audit.created_by.chars().count() > MAX_CREATED_BY_CHARS {
-            return respond::data_truncation(style, "created_by", true);
+            Some(id) => Ok(id.to_string()),
+            None => Ok(Uuid::new_v4().to_string()),
         }
-        let mut amounts = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if row.unit_type.chars().count() > usage_models::MAX_UNIT_TYPE_CHARS {
-                return respond::data_truncation(style, "unit_type", true);
-            }
-            let BoundAmount::Fits(amount) = row.amount else {
-                return respond::data_truncation(style, "amount", false);
-            };
-            if tracking_id.chars().count() > usage_models::MAX_TRACKING_ID_CHARS {
-                return respond::data_truncation(style, "tracking_id", true);
-            }
-            amounts.push(amount);
-        }
-        for (row, amount) in rows.into_iter().zip(amounts) {
-            store.insert(
-                id,
-                &row.unit_type,
-                row.at,
-                Row {
-                    amount,
-                    tracking_id: tracking_id.clone(),
-                    created_by: audit.created_by.clone(),
-                    reason: audit.reason.clone(),
-                    comment: audit.comment.clone(),
-                },
-            );
-        }
-        empty(StatusCode::CREATED)
     }
 
     /// `POST /emulator/subscriptions`: creates (or cancels) a subscription in the caller's
@@ -976,6 +1099,67 @@ impl InMemoryKillBill {
         let json = serde_json::json!({ "subscriptionId": id.to_string() }).to_string();
         respond::with_body(StatusCode::CREATED, Bytes::from(json))
     }
+}
+
+/// A POST that passed rows 1 to 10, to commit.
+struct Post {
+    tenant: Tenant,
+    subscription: Uuid,
+    tracking_id: Option<String>,
+    rows: Vec<NewRow>,
+    audit: Audit,
+    style: ErrorStyle,
+}
+
+/// What [`InMemoryKillBill::prepare`] makes of a request.
+enum Prepared {
+    /// The answer, already known.
+    Answer(Response<Bytes>),
+    /// A valid POST, to commit.
+    Post(Post),
+}
+
+/// The insert of a checked POST, with the limits of the database's columns (see
+/// [`InMemoryKillBill`]): all rows or none. The caller holds the write lock.
+fn insert(store: &mut Store, post: Post, tracking_id: String) -> Response<Bytes> {
+    let Post {
+        subscription: id,
+        rows,
+        audit,
+        style,
+        ..
+    } = post;
+    if audit.created_by.chars().count() > MAX_CREATED_BY_CHARS {
+        return respond::data_truncation(style, "created_by", true);
+    }
+    let mut amounts = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.unit_type.chars().count() > usage_models::MAX_UNIT_TYPE_CHARS {
+            return respond::data_truncation(style, "unit_type", true);
+        }
+        let BoundAmount::Fits(amount) = row.amount else {
+            return respond::data_truncation(style, "amount", false);
+        };
+        if tracking_id.chars().count() > usage_models::MAX_TRACKING_ID_CHARS {
+            return respond::data_truncation(style, "tracking_id", true);
+        }
+        amounts.push(amount);
+    }
+    for (row, amount) in rows.into_iter().zip(amounts) {
+        store.insert(
+            id,
+            &row.unit_type,
+            row.at,
+            Row {
+                amount,
+                tracking_id: tracking_id.clone(),
+                created_by: audit.created_by.clone(),
+                reason: audit.reason.clone(),
+                comment: audit.comment.clone(),
+            },
+        );
+    }
+    empty(StatusCode::CREATED)
 }
 
 /// docs/contract.md §4 rows 3 to 9 (7' included), unit by unit as Kill Bill loops: the subscription, the tracking id
@@ -1065,7 +1249,7 @@ impl Transport for InMemoryKillBill {
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
-        self.serve(request)
+        self.serve(request).await
     }
 }
 
@@ -1095,6 +1279,10 @@ mod tests {
     #[test]
     fn java_uuid_is_lenient_like_java_11() {
         assert_eq!(
+            java_uuid("1-2-3-4-5").unwrap().to_string(),
+            "00000001-0002-0003-0004-000000000005"
+        );
+        assert_eq!(
             java_uuid("a-b-c-d-e").unwrap().to_string(),
             "0000000a-000b-000c-000d-00000000000e"
         );
@@ -1102,11 +1290,10 @@ mod tests {
             java_uuid("8B9C1E0E-5A0B-4D47-9A7E-1F3C2C8F4A11").unwrap().to_string(),
             "8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11"
         );
-        assert_eq!(
-            java_uuid("g-b-c-d-e").unwrap_err(),
-            (class::NUMBER_FORMAT, "Error at index 0 in: \"g\"".to_string())
-        );
-        assert_eq!(java_uuid(&"a".repeat(37)).unwrap_err().1, "UUID string too large");
+        assert_eq!(java_uuid("g-b-c-d-e"), None);
+        assert_eq!(java_uuid("zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz"), None);
+        assert_eq!(java_uuid(&format!("{}-b-c-d-e", "a".repeat(29))), None);
+        assert_eq!(java_uuid("10000000000000000-b-c-d-e"), None);
     }
 
     #[test]

@@ -12,7 +12,6 @@ pub(crate) mod class {
     pub const ILLEGAL_ARGUMENT: &str = "java.lang.IllegalArgumentException";
     pub const ILLEGAL_STATE: &str = "java.lang.IllegalStateException";
     pub const NULL_POINTER: &str = "java.lang.NullPointerException";
-    pub const NUMBER_FORMAT: &str = "java.lang.NumberFormatException";
     pub const ARITHMETIC: &str = "java.lang.ArithmeticException";
     pub const OBJECT_DOES_NOT_EXIST: &str =
         "org.killbill.billing.util.callcontext.InternalCallContextFactory$ObjectDoesNotExist";

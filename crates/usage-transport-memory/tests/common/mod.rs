@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{Method, Request, Response};
-use usage_core::{UsageClient, UsageWindow};
+use usage_core::{RetryPolicy, Timer, Transport, UsageClient, UsageWindow};
 use usage_models::{SubscriptionId, SubscriptionUsageRecord, UsageDate};
 use usage_transport_memory::{InMemoryKillBill, InstantTimer};
 
@@ -23,11 +23,17 @@ pub fn client(kb: &InMemoryKillBill) -> UsageClient {
 
 /// A client of `kb` with retries on an [`InstantTimer`].
 pub fn retrying_client(kb: &InMemoryKillBill, timer: &InstantTimer) -> UsageClient {
+    client_with(kb.clone(), timer.clone(), RetryPolicy::default())
+}
+
+/// A client of `transport` as admin/bob with `timer` and `policy`.
+pub fn client_with(transport: impl Transport, timer: impl Timer, policy: RetryPolicy) -> UsageClient {
     UsageClient::builder(BASE)
         .user("admin", "password")
         .tenant("bob", "lazar")
-        .transport(kb.clone())
-        .timer(timer.clone())
+        .transport(transport)
+        .timer(timer)
+        .retry_policy(policy)
         .build()
         .unwrap()
 }
