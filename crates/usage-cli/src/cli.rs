@@ -1,6 +1,5 @@
 //! The `kb-usage` command line: arguments, the subcommands and their exit codes.
 
-use std::future::Future;
 use std::io::{IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,10 +11,12 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use usage_core::{Error as ClientError, RequestOptions, RetryPolicy, UsageClient, UsageWindow};
+use usage_meter::bulk::bounded;
+use usage_meter::{Bulk, Outcome, StopSignal};
 use usage_models::{Amount, SubscriptionId, SubscriptionUsageRecord, TrackingId, UnitType, UsageDate};
 use usage_transport_hyper::{HyperTransport, TokioTimer};
 
-use crate::import::{self, Chunk, Format, MAX_ROWS_PER_REQUEST};
+use crate::import::{self, Format, MAX_ROWS_PER_REQUEST};
 use crate::render;
 use crate::series::{self, Every, Point, Series};
 use crate::serve::{Faults, ServeConfig, Server};
@@ -713,39 +714,6 @@ async fn get(args: GetArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Runs `work` on every item with at most `concurrency` in flight; results in item order,
-/// `None` for a task that did not finish (it panicked).
-async fn bounded<T, R, F, Fut>(items: Vec<T>, concurrency: usize, work: F) -> Vec<Option<R>>
-where
-    T: Send + 'static,
-    R: Send + 'static,
-    F: Fn(usize, T) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = R> + Send + 'static,
-{
-    let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
-    let work = Arc::new(work);
-    let mut tasks = tokio::task::JoinSet::new();
-    let count = items.len();
-    for (index, item) in items.into_iter().enumerate() {
-        let Ok(permit) = semaphore.clone().acquire_owned().await else {
-            break;
-        };
-        let work = work.clone();
-        tasks.spawn(async move {
-            let result = work(index, item).await;
-            drop(permit);
-            (index, result)
-        });
-    }
-    let mut results: Vec<Option<R>> = (0..count).map(|_| None).collect();
-    while let Some(joined) = tasks.join_next().await {
-        if let Ok((index, result)) = joined {
-            results[index] = Some(result);
-        }
-    }
-    results
-}
-
 async fn series_cmd(args: SeriesArgs) -> Result<(), Failure> {
     let Checked {
         subscription,
@@ -802,14 +770,6 @@ async fn series_cmd(args: SeriesArgs) -> Result<(), Failure> {
         SeriesOutput::Csv => out(&series.to_csv()),
     }
     Ok(())
-}
-
-/// What happened to one request of an import.
-enum ChunkResult {
-    Recorded,
-    AlreadyRecorded,
-    Failed(Failure),
-    Skipped,
 }
 
 /// The summary of an import (`--output json`).
@@ -1014,7 +974,7 @@ async fn import_file(args: ImportArgs) -> Result<(), Failure> {
     let concurrency = usize::from(args.concurrency);
     let client = client(&args.connection, Some(&args.audit), concurrency)?;
     let progress = Arc::new(Progress::start(summary.rows));
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = StopSignal::new();
     // Ctrl-C: send nothing more, let the requests in flight finish, then say what is missing.
     let interrupted = Arc::new(AtomicBool::new(false));
     let watcher = {
@@ -1025,98 +985,77 @@ async fn import_file(args: ImportArgs) -> Result<(), Failure> {
         tokio::spawn(async move {
             signals.next().await;
             interrupted.store(true, Ordering::Relaxed);
-            stop.store(true, Ordering::Relaxed);
+            stop.stop();
             eprintln!("interrupted: finishing the requests in flight (Ctrl-C again to quit now)");
             signals.next().await;
             std::process::exit(i32::from(EXIT_INTERRUPTED));
         })
     };
-    let connection = Arc::new(args.connection.clone());
-    let audit = Arc::new(args.audit.clone());
-    let sizes: Vec<u64> = chunks.iter().map(|c| c.rows as u64).collect();
+    let connection = args.connection.clone();
+    let audit = args.audit.clone();
+    let places: Vec<(u64, String)> = chunks
+        .iter()
+        .map(|c| (c.first_line, c.tracking_id().to_string()))
+        .collect();
+    let requests: Vec<SubscriptionUsageRecord> = chunks.into_iter().map(|c| c.record).collect();
+    let bulk = Bulk::new(client)
+        .concurrency(concurrency)
+        .stop_signal(stop)
+        .request_options(move |index| options(&connection, Some(&audit), Some(index)));
     let started = Instant::now();
-    let results = {
+    let report = {
         let progress = progress.clone();
-        bounded(chunks, concurrency, move |index, chunk: Chunk| {
-            let client = client.clone();
-            let progress = progress.clone();
-            let stop = stop.clone();
-            let connection = connection.clone();
-            let audit = audit.clone();
-            async move {
-                if stop.load(Ordering::Relaxed) {
-                    return ChunkResult::Skipped;
-                }
-                let options = options(&connection, Some(&audit), Some(index));
-                let result = match client.record_usage(&chunk.record).options(options).await {
-                    Ok(outcome) if outcome.already_recorded => ChunkResult::AlreadyRecorded,
-                    Ok(_) => ChunkResult::Recorded,
-                    Err(e) if e.is_duplicate_tracking_id() => ChunkResult::AlreadyRecorded,
-                    Err(e) => {
-                        if e.is_unauthorized() || e.is_invalid_input() {
-                            stop.store(true, Ordering::Relaxed);
-                        }
-                        let failure = Failure::from_client(&e);
-                        let message = format!(
-                            "request {} (line {}, tracking id {}): {}",
-                            index + 1,
-                            chunk.first_line,
-                            chunk.tracking_id(),
-                            failure.message()
-                        );
-                        ChunkResult::Failed(match failure {
-                            Failure::Transport(_) => Failure::Transport(message),
-                            Failure::Input(_) => Failure::Input(message),
-                            _ => Failure::Server(message),
-                        })
-                    }
-                };
-                progress.add(chunk.rows as u64);
-                result
+        bulk.send(requests, move |_, rows, outcome| {
+            if !matches!(outcome, Outcome::NotSent) {
+                progress.add(rows);
             }
         })
         .await
+        .map_err(|e| Failure::Other(e.to_string()))?
     };
     let seconds = started.elapsed().as_secs_f64();
     watcher.abort();
     if let Ok(progress) = Arc::try_unwrap(progress) {
         progress.finish();
     }
+    let tally = report.tally;
+    summary.recorded_requests = tally.recorded_requests;
+    summary.recorded_rows = tally.recorded_rows;
+    summary.already_recorded_requests = tally.already_recorded_requests;
+    summary.already_recorded_rows = tally.already_recorded_rows;
+    summary.failed_requests = tally.failed_requests;
+    summary.failed_rows = tally.failed_rows;
+    summary.not_sent_requests = tally.not_sent_requests;
+    summary.not_sent_rows = tally.not_sent_rows;
+    let skipped = tally.not_sent_requests;
     let mut first_failure: Option<Failure> = None;
-    let mut skipped = 0u64;
     let mut reported = 0;
-    for (index, result) in results.into_iter().enumerate() {
-        let rows = sizes.get(index).copied().unwrap_or(0);
-        let result = result.unwrap_or_else(|| {
-            ChunkResult::Failed(Failure::Other(format!(
+    for (index, (outcome, (first_line, tracking_id))) in report.outcomes.iter().zip(&places).enumerate() {
+        let failure = match outcome {
+            Outcome::Failed(e) => {
+                let failure = Failure::from_client(e);
+                let message = format!(
+                    "request {} (line {first_line}, tracking id {tracking_id}): {}",
+                    index + 1,
+                    failure.message()
+                );
+                match failure {
+                    Failure::Transport(_) => Failure::Transport(message),
+                    Failure::Input(_) => Failure::Input(message),
+                    _ => Failure::Server(message),
+                }
+            }
+            Outcome::Unfinished => Failure::Other(format!(
                 "request {}: did not finish; run the same command again",
                 index + 1
-            )))
-        });
-        match result {
-            ChunkResult::Recorded => {
-                summary.recorded_requests += 1;
-                summary.recorded_rows += rows;
-            }
-            ChunkResult::AlreadyRecorded => {
-                summary.already_recorded_requests += 1;
-                summary.already_recorded_rows += rows;
-            }
-            ChunkResult::Failed(failure) => {
-                summary.failed_requests += 1;
-                summary.failed_rows += rows;
-                if reported < 20 {
-                    eprintln!("{source}: {}", failure.message());
-                    reported += 1;
-                }
-                first_failure.get_or_insert(failure);
-            }
-            ChunkResult::Skipped => {
-                summary.not_sent_requests += 1;
-                summary.not_sent_rows += rows;
-                skipped += 1;
-            }
+            )),
+            Outcome::Recorded { .. } | Outcome::AlreadyRecorded | Outcome::NotSent => continue,
+        };
+        if reported < 20 {
+            eprintln!("{source}: {}", failure.message());
+            reported += 1;
         }
+        first_failure.get_or_insert(failure);
     }
     summary.seconds = seconds;
     summary.rows_per_second = if seconds > 0.0 {

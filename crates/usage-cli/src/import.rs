@@ -33,11 +33,11 @@ use std::io::Read;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
+use usage_meter::derive_tracking_id;
 use usage_models::{Amount, SubscriptionId, SubscriptionUsageRecord, TrackingId, UnitType, UsageDate};
 
 /// The most rows in one request.
-pub const MAX_ROWS_PER_REQUEST: usize = 1_000;
+pub const MAX_ROWS_PER_REQUEST: usize = usage_meter::MAX_RECORDS_PER_REQUEST;
 
 /// The longest namespace (`--id-prefix`) of derived tracking ids.
 pub const MAX_ID_PREFIX_CHARS: usize = 48;
@@ -477,7 +477,8 @@ impl Chunk {
 ///   the line of the first row past the limit);
 /// - the other rows are grouped per subscription, in file order, into requests of at most
 ///   `max_rows` rows, each with a tracking id derived from `prefix`, the subscription, the
-///   request's index within the subscription and the canonical text of its rows.
+///   request's index within the subscription and the canonical text of its rows
+///   ([`usage_meter::derive_tracking_id`]).
 ///
 /// Requests come out in the order their first row appears in the file.
 pub fn plan(rows: &[Row], prefix: &str, max_rows: usize) -> Result<Vec<Chunk>, Vec<RowError>> {
@@ -527,8 +528,16 @@ pub fn plan(rows: &[Row], prefix: &str, max_rows: usize) -> Result<Vec<Chunk>, V
             }
             None => {
                 for (index, part) in group.chunks(max_rows).enumerate() {
-                    let tracking_id = derive_tracking_id(prefix, key.0, index, part);
-                    match build_chunk(key.0, tracking_id, part, false) {
+                    let content = part
+                        .iter()
+                        .map(|row| (row.unit_type.as_str(), row.record_date, row.amount));
+                    let built = derive_tracking_id(prefix, key.0, index, content)
+                        .map_err(|e| RowError {
+                            line: part[0].line,
+                            reason: format!("cannot derive the tracking id: {e}"),
+                        })
+                        .and_then(|tracking_id| build_chunk(key.0, tracking_id, part, false));
+                    match built {
                         Ok(chunk) => chunks.push(chunk),
                         Err(e) => errors.push(e),
                     }
@@ -565,35 +574,6 @@ fn build_chunk(
         first_line,
         explicit_tracking_id: explicit,
     })
-}
-
-/// The tracking id of the `index`-th request of `subscription`'s rows without their own id:
-/// `{prefix}-{index}-{sha256 of the canonical content, 40 hex digits}` (at most 98
-/// characters, well within Kill Bill's 128).
-pub fn derive_tracking_id(prefix: &str, subscription: SubscriptionId, index: usize, rows: &[&Row]) -> TrackingId {
-    let mut hash = Sha256::new();
-    hash.update(b"kb-usage import v1\x1e");
-    hash.update(prefix.as_bytes());
-    hash.update(b"\x1e");
-    hash.update(subscription.to_string().as_bytes());
-    hash.update(b"\x1e");
-    hash.update(index.to_string().as_bytes());
-    for row in rows {
-        hash.update(b"\x1e");
-        hash.update(row.unit_type.as_str().as_bytes());
-        hash.update(b"\x1f");
-        hash.update(row.record_date.to_string().as_bytes());
-        hash.update(b"\x1f");
-        hash.update(row.amount.value().normalize().to_string().as_bytes());
-    }
-    let digest = hash.finalize();
-    let hex: String = digest.iter().take(20).map(|b| format!("{b:02x}")).collect();
-    let text = if prefix.is_empty() {
-        format!("{index}-{hex}")
-    } else {
-        format!("{prefix}-{index}-{hex}")
-    };
-    TrackingId::new(text).unwrap_or_else(|_| TrackingId::random())
 }
 
 #[cfg(test)]
