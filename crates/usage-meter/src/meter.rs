@@ -14,6 +14,8 @@ use usage_core::{Error, UsageClient};
 use usage_models::{Amount, SubscriptionId, SubscriptionUsageRecord, TrackingId, UnitType, UsageDate};
 
 use crate::bulk::{Outcome, MAX_RECORDS_PER_REQUEST};
+#[cfg(feature = "spool")]
+use crate::spool::{Commit, Spool, SpoolError};
 
 /// What [`Meter::record`] does when the meter holds as many undelivered events as its
 /// [capacity](MeterBuilder::capacity).
@@ -47,6 +49,25 @@ pub enum StartError {
     /// There is no tokio runtime to run the background task on.
     #[error("a meter must be started inside a tokio runtime")]
     NoRuntime,
+    /// The spool cannot be opened or read.
+    #[cfg(feature = "spool")]
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
+
+/// Why [`Meter::durable`] or [`Meter::checkpoint`] failed.
+#[cfg(feature = "spool")]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurableError {
+    /// The meter has no spool: nothing it holds is durable.
+    #[error("the meter has no spool")]
+    NoSpool,
+    /// The spool failed and the meter stopped (what was committed is still in the spool).
+    #[error("the spool failed and the meter stopped: {0}")]
+    Failed(String),
+    /// The meter was shut down.
+    #[error("the meter was shut down")]
+    Closed,
 }
 
 /// A batch Kill Bill refused for good: its usage, how many events it gathers, and why.
@@ -90,6 +111,9 @@ pub struct MeterStats {
     pub dead_letter_requests: u64,
     /// Events accepted and neither delivered nor dead-lettered.
     pub pending: u64,
+    /// Age of the oldest undelivered event's batch, in milliseconds, as of the last flush
+    /// interval (0 when nothing is held).
+    pub oldest_pending_ms: u64,
 }
 
 #[derive(Default)]
@@ -100,6 +124,7 @@ struct Counters {
     retries: AtomicU64,
     dead_letter_events: AtomicU64,
     dead_letter_requests: AtomicU64,
+    oldest_pending_ms: AtomicU64,
 }
 
 struct Shared {
@@ -108,6 +133,16 @@ struct Shared {
     closed: AtomicBool,
     counters: Counters,
     dead_letters: Mutex<Vec<DeadLetter>>,
+    /// The background task, awaited by [`Meter::shutdown`].
+    worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Why the spool failed, once it did.
+    #[cfg(feature = "spool")]
+    failure: Mutex<Option<String>>,
+    /// The sources' positions, as last committed.
+    #[cfg(feature = "spool")]
+    checkpoints: Mutex<HashMap<String, u64>>,
+    #[cfg(feature = "spool")]
+    has_spool: bool,
 }
 
 impl Shared {
@@ -124,6 +159,7 @@ impl Shared {
             dead_letter_events,
             dead_letter_requests: c.dead_letter_requests.load(Ordering::Relaxed),
             pending: accepted.saturating_sub(delivered + dead_letter_events),
+            oldest_pending_ms: c.oldest_pending_ms.load(Ordering::Relaxed),
         }
     }
 }
@@ -138,6 +174,10 @@ struct Event {
 enum Message {
     Event(Event),
     Flush(oneshot::Sender<()>),
+    #[cfg(feature = "spool")]
+    Durable(oneshot::Sender<()>),
+    #[cfg(feature = "spool")]
+    Checkpoint(String, u64, oneshot::Sender<()>),
     Stop,
 }
 
@@ -154,9 +194,21 @@ pub struct MeterBuilder {
     concurrency: usize,
     backoff: Duration,
     max_backoff: Duration,
+    #[cfg(feature = "spool")]
+    spool: Option<std::path::PathBuf>,
 }
 
 impl MeterBuilder {
+    /// Keeps every accepted event in a durable spool, the SQLite database at `path` (created
+    /// if missing): events survive a crash or a power cut once [durable](Meter::durable), and
+    /// a restart on the same spool delivers what is left exactly once, each batch under the
+    /// tracking id it was given before its first attempt. One meter per spool at a time.
+    #[cfg(feature = "spool")]
+    pub fn spool(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.spool = Some(path.into());
+        self
+    }
+
     /// Records per request, 1 to 1,000 (default 1,000): a subscription's open batch is sent
     /// as soon as it holds this many.
     pub fn max_records_per_request(mut self, n: usize) -> Self {
@@ -226,15 +278,27 @@ impl MeterBuilder {
             ));
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
+        #[cfg(feature = "spool")]
+        let opened = self.spool.as_deref().map(Spool::open).transpose()?;
+        #[cfg(feature = "spool")]
+        let has_spool = opened.is_some();
         let shared = Arc::new(Shared {
             room: Semaphore::new(self.capacity),
             when_full: self.when_full,
             closed: AtomicBool::new(false),
             counters: Counters::default(),
             dead_letters: Mutex::new(Vec::new()),
+            worker: Mutex::new(None),
+            #[cfg(feature = "spool")]
+            failure: Mutex::new(None),
+            #[cfg(feature = "spool")]
+            checkpoints: Mutex::new(HashMap::new()),
+            #[cfg(feature = "spool")]
+            has_spool,
         });
         let (sender, receiver) = mpsc::unbounded_channel();
-        let worker = Worker {
+        #[allow(unused_mut)]
+        let mut worker = Worker {
             client: self.client,
             max_records: self.max_records,
             bucket_ms: self.bucket.map(|b| b.as_millis() as i64),
@@ -243,14 +307,27 @@ impl MeterBuilder {
             max_backoff: self.max_backoff,
             shared: shared.clone(),
             open: HashMap::new(),
+            sealing: Vec::new(),
             ready: VecDeque::new(),
             waiting: Vec::new(),
             in_flight: HashMap::new(),
             tasks: JoinSet::new(),
             waiters: Vec::new(),
-            next_id: 0,
+            next_batch: 0,
+            next_event: 0,
+            #[cfg(feature = "spool")]
+            spool: None,
+            #[cfg(feature = "spool")]
+            commit: Commit::default(),
+            #[cfg(feature = "spool")]
+            durable_waiters: Vec::new(),
         };
-        runtime.spawn(worker.run(receiver, self.interval));
+        #[cfg(feature = "spool")]
+        if let Some((spool, recovered)) = opened {
+            worker.recover(recovered);
+            worker.spool = Some(Arc::new(Mutex::new(spool)));
+        }
+        *lock(&shared.worker) = Some(runtime.spawn(worker.run(receiver, self.interval)));
         Ok(Meter { shared, sender })
     }
 }
@@ -269,7 +346,8 @@ impl MeterBuilder {
 /// Memory is bounded: at most [`capacity`](MeterBuilder::capacity) events are held undelivered;
 /// beyond, [`record`](Self::record) waits or refuses, per [`WhenFull`]. Nothing is dropped
 /// silently. Without a spool, events still held when the process ends are lost:
-/// [`shutdown`](Self::shutdown) says how many.
+/// [`shutdown`](Self::shutdown) says how many; with a [spool](MeterBuilder::spool) (feature
+/// `spool`), they stay in it and the next start on the same spool delivers them.
 ///
 /// Cheap to clone: every clone feeds the same meter.
 #[derive(Clone)]
@@ -301,6 +379,8 @@ impl Meter {
             concurrency: 4,
             backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
+            #[cfg(feature = "spool")]
+            spool: None,
         }
     }
 
@@ -378,14 +458,65 @@ impl Meter {
     }
 
     /// Refuses new events, then [flushes](Self::flush) within `deadline` and stops the
-    /// background task. What was not delivered by then is reported, and lost (no spool).
+    /// background task (requests still in flight are abandoned; with a spool their batches
+    /// stay in it, under their tracking ids). Returns once the task has stopped; what was not
+    /// delivered by then is reported, and lost without a spool.
     pub async fn shutdown(&self, deadline: Duration) -> FlushReport {
         self.shared.closed.store(true, Ordering::Relaxed);
         let report = self.flush(deadline).await;
         // The task may already be gone: then there is nothing left to stop.
         let _ = self.sender.send(Message::Stop);
         self.shared.room.close();
-        report
+        let worker = lock(&self.shared.worker).take();
+        if let Some(worker) = worker {
+            // A panic of the task was already reported by the runtime; what it held is in
+            // the report below.
+            let _ = worker.await;
+        }
+        self.report(report.complete)
+    }
+
+    /// Waits until every event accepted before the call is committed to the spool (and so
+    /// survives a crash or a power cut). Many events share one commit: call it after a group
+    /// of events rather than after each.
+    #[cfg(feature = "spool")]
+    pub async fn durable(&self) -> Result<(), DurableError> {
+        if !self.shared.has_spool {
+            return Err(DurableError::NoSpool);
+        }
+        let (reply, done) = oneshot::channel();
+        self.sender.send(Message::Durable(reply)).map_err(|_| self.stopped())?;
+        done.await.map_err(|_| self.stopped())
+    }
+
+    /// Commits `position` as the position of the source `name` in the same transaction as
+    /// every event accepted before the call, and waits for that commit. A restart reads it
+    /// back with [`checkpoint`](Self::checkpoint): the events a checkpoint covers are never
+    /// taken twice.
+    #[cfg(feature = "spool")]
+    pub async fn commit_checkpoint(&self, name: &str, position: u64) -> Result<(), DurableError> {
+        if !self.shared.has_spool {
+            return Err(DurableError::NoSpool);
+        }
+        let (reply, done) = oneshot::channel();
+        self.sender
+            .send(Message::Checkpoint(name.to_string(), position, reply))
+            .map_err(|_| self.stopped())?;
+        done.await.map_err(|_| self.stopped())
+    }
+
+    /// The last committed position of the source `name` (from this run or an earlier one).
+    #[cfg(feature = "spool")]
+    pub fn checkpoint(&self, name: &str) -> Option<u64> {
+        lock(&self.shared.checkpoints).get(name).copied()
+    }
+
+    #[cfg(feature = "spool")]
+    fn stopped(&self) -> DurableError {
+        match lock(&self.shared.failure).clone() {
+            Some(reason) => DurableError::Failed(reason),
+            None => DurableError::Closed,
+        }
     }
 
     fn report(&self, complete: bool) -> FlushReport {
@@ -404,17 +535,20 @@ impl Meter {
 
     /// The batches Kill Bill refused for good, oldest first.
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.shared
-            .dead_letters
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        lock(&self.shared.dead_letters).clone()
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A subscription's batch still taking events.
 struct Open {
+    since: Instant,
     events: u64,
+    /// The ids of its events (in the spool's `events` table when there is a spool).
+    members: Vec<i64>,
     /// (unit type, date, amount) in arrival order; one entry per bucket when aggregating.
     entries: Vec<(UnitType, UsageDate, Decimal)>,
     /// Aggregation only: where each (unit type, bucket start) is in `entries`.
@@ -424,6 +558,7 @@ struct Open {
 /// A batch whose members and tracking id are fixed.
 struct Sealed {
     id: u64,
+    since: Instant,
     record: Arc<SubscriptionUsageRecord>,
     events: u64,
     failures: u32,
@@ -443,12 +578,22 @@ struct Worker {
     max_backoff: Duration,
     shared: Arc<Shared>,
     open: HashMap<SubscriptionId, Open>,
+    /// Sealed, not yet committed to the spool: not sent before.
+    sealing: Vec<Sealed>,
     ready: VecDeque<Sealed>,
     waiting: Vec<(Instant, Sealed)>,
     in_flight: HashMap<tokio::task::Id, Sealed>,
     tasks: JoinSet<Outcome>,
     waiters: Vec<Waiter>,
-    next_id: u64,
+    next_batch: u64,
+    next_event: i64,
+    #[cfg(feature = "spool")]
+    spool: Option<Arc<Mutex<Spool>>>,
+    /// What the next group commit writes.
+    #[cfg(feature = "spool")]
+    commit: Commit,
+    #[cfg(feature = "spool")]
+    durable_waiters: Vec<oneshot::Sender<()>>,
 }
 
 /// Whether Kill Bill refused a request for good: invalid input, or a 4xx other than 401,
@@ -468,6 +613,9 @@ impl Worker {
         let mut draining = false;
         let mut inbox = Vec::with_capacity(1024);
         loop {
+            if !self.persist().await {
+                return;
+            }
             self.dispatch();
             if draining && self.outstanding() == 0 {
                 return;
@@ -480,16 +628,38 @@ impl Worker {
                         self.seal_all();
                         draining = true;
                     }
+                    let mut accepted = 0u64;
                     for message in inbox.drain(..) {
                         match message {
-                            Message::Event(event) => self.add(event),
+                            Message::Event(event) => {
+                                accepted += 1;
+                                self.accept(event);
+                            }
                             Message::Flush(reply) => self.flush(reply),
-                            Message::Stop => return,
+                            #[cfg(feature = "spool")]
+                            Message::Durable(reply) => self.durable_waiters.push(reply),
+                            #[cfg(feature = "spool")]
+                            Message::Checkpoint(name, position, reply) => {
+                                // The commit ends here: it covers exactly the events before.
+                                self.commit.checkpoint = Some((name, position));
+                                self.durable_waiters.push(reply);
+                                if !self.persist().await {
+                                    return;
+                                }
+                            }
+                            Message::Stop => {
+                                let _ = self.persist().await;
+                                return;
+                            }
                         }
                     }
+                    crate::observe::accepted(accepted);
                 }
                 Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => self.settle(joined),
-                _ = tick.tick() => self.seal_all(),
+                _ = tick.tick() => {
+                    self.seal_all();
+                    self.observe();
+                }
                 _ = tokio::time::sleep_until(next_retry.unwrap_or_else(Instant::now)), if next_retry.is_some() => {
                     self.wake_retries();
                 }
@@ -497,11 +667,122 @@ impl Worker {
         }
     }
 
-    fn outstanding(&self) -> usize {
-        self.open.len() + self.ready.len() + self.waiting.len() + self.in_flight.len()
+    /// Commits what changed since the last commit (one transaction), then lets the sealed
+    /// batches go and answers the [`Meter::durable`] waiters. `false` when the spool failed:
+    /// the meter stops.
+    async fn persist(&mut self) -> bool {
+        #[cfg(feature = "spool")]
+        if let Some(spool) = &self.spool {
+            if !self.commit.is_empty() {
+                let commit = std::mem::take(&mut self.commit);
+                let events = commit.events.len() as u64;
+                let spool = spool.clone();
+                let written =
+                    tokio::task::spawn_blocking(move || lock(&spool).write(&commit).map(|()| commit.checkpoint)).await;
+                match written {
+                    Ok(Ok(checkpoint)) => {
+                        crate::observe::spooled(events);
+                        if let Some((name, position)) = checkpoint {
+                            lock(&self.shared.checkpoints).insert(name, position);
+                        }
+                    }
+                    Ok(Err(e)) => return self.fail(e.to_string()),
+                    Err(e) => return self.fail(format!("the spool's writer ended: {e}")),
+                }
+            }
+            for waiter in self.durable_waiters.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
+        self.ready.extend(self.sealing.drain(..));
+        true
     }
 
-    fn add(&mut self, event: Event) {
+    /// Stops the meter on a spool failure: loudly, keeping what was committed.
+    #[cfg(feature = "spool")]
+    fn fail(&mut self, reason: String) -> bool {
+        tracing::error!(%reason, "meter: the spool failed; stopping (what was committed stays in the spool)");
+        *lock(&self.shared.failure) = Some(reason);
+        self.shared.closed.store(true, Ordering::Relaxed);
+        self.shared.room.close();
+        false
+    }
+
+    /// Puts back what a spool held at start: events in open batches, sealed batches as they
+    /// were (same members, same tracking id), dead letters.
+    #[cfg(feature = "spool")]
+    fn recover(&mut self, recovered: crate::spool::Recovered) {
+        let shared = self.shared.clone();
+        let counters = &shared.counters;
+        let mut held = 0u64;
+        for batch in recovered.batches {
+            self.next_batch = self.next_batch.max(batch.id + 1);
+            match batch.dead_reason {
+                Some(reason) => {
+                    counters.accepted.fetch_add(batch.events, Ordering::Relaxed);
+                    counters.dead_letter_events.fetch_add(batch.events, Ordering::Relaxed);
+                    counters.dead_letter_requests.fetch_add(1, Ordering::Relaxed);
+                    lock(&self.shared.dead_letters).push(DeadLetter {
+                        record: batch.record,
+                        events: batch.events,
+                        reason,
+                    });
+                }
+                None => {
+                    held += batch.events;
+                    self.ready.push_back(Sealed {
+                        id: batch.id,
+                        since: Instant::now(),
+                        record: Arc::new(batch.record),
+                        events: batch.events,
+                        failures: 0,
+                    });
+                }
+            }
+        }
+        for event in recovered.events {
+            held += 1;
+            self.next_event = self.next_event.max(event.id + 1);
+            self.add(
+                event.id,
+                Event {
+                    subscription: event.subscription,
+                    unit: event.unit,
+                    date: event.date,
+                    amount: event.amount,
+                },
+            );
+        }
+        counters.accepted.fetch_add(held, Ordering::Relaxed);
+        // Recovered events take room like new ones (at most all of it).
+        let room = &self.shared.room;
+        room.forget_permits(usize::try_from(held).unwrap_or(usize::MAX));
+        *lock(&self.shared.checkpoints) = recovered.checkpoints;
+        tracing::info!(events = held, "meter: recovered from the spool");
+    }
+
+    fn outstanding(&self) -> usize {
+        self.open.len() + self.sealing.len() + self.ready.len() + self.waiting.len() + self.in_flight.len()
+    }
+
+    /// Takes a new event: into the next commit (with a spool) and into its open batch.
+    fn accept(&mut self, event: Event) {
+        let id = self.next_event;
+        self.next_event += 1;
+        #[cfg(feature = "spool")]
+        if self.spool.is_some() {
+            self.commit.events.push((
+                id,
+                event.subscription.to_string(),
+                event.unit.as_str().to_string(),
+                event.date.to_string(),
+                event.amount.to_string(),
+            ));
+        }
+        self.add(id, event);
+    }
+
+    fn add(&mut self, id: i64, event: Event) {
         let (date, key) = match self.bucket_ms {
             None => (event.date, None),
             Some(bucket) => {
@@ -515,7 +796,9 @@ impl Worker {
         };
         let amount = event.amount.value();
         let open = self.open.entry(event.subscription).or_insert_with(|| Open {
+            since: Instant::now(),
             events: 0,
+            members: Vec::new(),
             entries: Vec::new(),
             buckets: HashMap::new(),
         });
@@ -527,17 +810,19 @@ impl Worker {
             if let Some(sum) = sum {
                 open.entries[at].2 = sum;
                 open.events += 1;
+                open.members.push(id);
                 return;
             }
             // The sum would not fit decimal(18,9): send what the bucket holds, start anew.
             self.seal(event.subscription);
-            return self.add(event);
+            return self.add(id, event);
         }
         if let Some(key) = key {
             open.buckets.insert(key, open.entries.len());
         }
         open.entries.push((event.unit, date, amount));
         open.events += 1;
+        open.members.push(id);
         if open.entries.len() >= self.max_records {
             self.seal(event.subscription);
         }
@@ -550,7 +835,8 @@ impl Worker {
         }
     }
 
-    /// Fixes the members and the tracking id of `subscription`'s open batch.
+    /// Fixes the members and the tracking id of `subscription`'s open batch; it goes out
+    /// after the next commit.
     fn seal(&mut self, subscription: SubscriptionId) {
         let Some(open) = self.open.remove(&subscription) else {
             return;
@@ -560,13 +846,22 @@ impl Worker {
         for (unit, date, amount) in &open.entries {
             builder = builder.record(unit.as_str(), *date, *amount);
         }
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = self.next_batch;
+        self.next_batch += 1;
         // Every unit type and amount was validated on the way in, sums are kept within
         // decimal(18,9) and a batch is never empty: a failure here is a bug, and says so.
         let record = builder.build().expect("a batch of validated events always builds");
-        self.ready.push_back(Sealed {
+        #[cfg(feature = "spool")]
+        if self.spool.is_some() {
+            // The wire form of a validated record always serializes.
+            let body = serde_json::to_string(&record).expect("a record always serializes");
+            self.commit
+                .seals
+                .push((id, tracking_id.into_string(), open.events, body, open.members));
+        }
+        self.sealing.push(Sealed {
             id,
+            since: open.since,
             record: Arc::new(record),
             events: open.events,
             failures: 0,
@@ -600,26 +895,34 @@ impl Worker {
             Outcome::Recorded { .. } | Outcome::AlreadyRecorded => {
                 counters.delivered.fetch_add(sealed.events, Ordering::Relaxed);
                 counters.requests.fetch_add(1, Ordering::Relaxed);
+                crate::observe::delivered(sealed.events);
                 tracing::debug!(tracking_id = %tracking_id(&sealed), events = sealed.events, "meter: delivered");
+                #[cfg(feature = "spool")]
+                if self.spool.is_some() {
+                    self.commit.delivered.push(sealed.id);
+                }
             }
             Outcome::Failed(e) if refused_for_good(&e) => {
                 tracing::warn!(tracking_id = %tracking_id(&sealed), events = sealed.events, error = %e,
                     "meter: refused for good, kept as a dead letter");
-                self.shared
-                    .dead_letters
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(DeadLetter {
-                        record: (*sealed.record).clone(),
-                        events: sealed.events,
-                        reason: e.to_string(),
-                    });
+                let reason = e.to_string();
+                #[cfg(feature = "spool")]
+                if self.spool.is_some() {
+                    self.commit.dead.push((sealed.id, reason.clone()));
+                }
+                lock(&self.shared.dead_letters).push(DeadLetter {
+                    record: (*sealed.record).clone(),
+                    events: sealed.events,
+                    reason,
+                });
                 counters.dead_letter_events.fetch_add(sealed.events, Ordering::Relaxed);
                 counters.dead_letter_requests.fetch_add(1, Ordering::Relaxed);
+                crate::observe::dead_lettered(sealed.events);
             }
             Outcome::Failed(_) | Outcome::Unfinished | Outcome::NotSent => {
                 sealed.failures += 1;
                 counters.retries.fetch_add(1, Ordering::Relaxed);
+                crate::observe::retried();
                 let wait = self
                     .backoff
                     .saturating_mul(1 << sealed.failures.min(16).saturating_sub(1))
@@ -631,8 +934,7 @@ impl Worker {
             }
         }
         self.shared.room.add_permits(sealed.events as usize);
-        for waiter in std::mem::take(&mut self.waiters) {
-            let mut waiter = waiter;
+        for mut waiter in std::mem::take(&mut self.waiters) {
             waiter.batches.remove(&sealed.id);
             if waiter.batches.is_empty() {
                 // The caller may have stopped waiting (its deadline passed).
@@ -655,8 +957,9 @@ impl Worker {
     fn flush(&mut self, reply: oneshot::Sender<()>) {
         self.seal_all();
         let batches: HashSet<u64> = self
-            .ready
+            .sealing
             .iter()
+            .chain(&self.ready)
             .chain(self.waiting.iter().map(|(_, s)| s))
             .chain(self.in_flight.values())
             .map(|s| s.id)
@@ -666,6 +969,26 @@ impl Worker {
         } else {
             self.waiters.push(Waiter { batches, reply });
         }
+    }
+
+    /// Updates the gauges: events held, age of the oldest.
+    fn observe(&self) {
+        let oldest = self
+            .open
+            .values()
+            .map(|o| o.since)
+            .chain(
+                self.sealing
+                    .iter()
+                    .chain(&self.ready)
+                    .chain(self.waiting.iter().map(|(_, s)| s))
+                    .chain(self.in_flight.values())
+                    .map(|s| s.since),
+            )
+            .min();
+        let age = oldest.map(|at| at.elapsed().as_millis() as u64).unwrap_or(0);
+        self.shared.counters.oldest_pending_ms.store(age, Ordering::Relaxed);
+        crate::observe::gauges(self.shared.stats().pending, age);
     }
 }
 
