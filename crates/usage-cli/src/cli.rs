@@ -12,11 +12,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use usage_core::{Error as ClientError, RequestOptions, RetryPolicy, UsageClient, UsageWindow};
 use usage_meter::bulk::bounded;
-use usage_meter::{Bulk, Outcome, StopSignal};
+use usage_meter::{Bulk, DurableError, Meter, Outcome, StopSignal, Usage, WhenFull};
 use usage_models::{Amount, SubscriptionId, SubscriptionUsageRecord, TrackingId, UnitType, UsageDate};
 use usage_transport_hyper::{HyperTransport, TokioTimer};
 
-use crate::import::{self, Format, MAX_ROWS_PER_REQUEST};
+use crate::import::{self, Format, Tail, MAX_ROWS_PER_REQUEST};
 use crate::render;
 use crate::series::{self, Every, Point, Series};
 use crate::serve::{Faults, ServeConfig, Server};
@@ -105,12 +105,26 @@ own tracking_id are sent together under that id.
 
 Re-runs are safe for the SAME file with the same --rows-per-request and --id-prefix. A file
 that was changed (rows appended, fixed, removed) cuts into other requests, whose new tracking
-ids the server cannot recognize: import new or fixed rows as a file of their own.
+ids the server cannot recognize: import new or fixed rows as a file of their own, or use --state.
+
+With --state DIR, progress lives in DIR (a SQLite spool, outside FILE's directory tree is not
+required but FILE must not be inside DIR): how far into FILE rows are durably taken (committed
+with the rows themselves), which requests are sealed under which tracking id, which were
+delivered. Running the same command again, after a clean exit, Ctrl-C, SIGKILL or a power cut,
+ships only what was not shipped and the rows appended since; nothing counts twice. Bad rows
+(invalid, carrying their own tracking_id, or refused by Kill Bill) go to DIR/rejects.txt with
+their line and reason, and the rest goes on. It exits 0 when every row taken is delivered, 2
+when some rows were rejected, 4 when rows are still undelivered after --drain-timeout (they stay
+in DIR for the next run). --follow keeps reading FILE as it grows, like tail -f (a line is taken
+once its newline is written); Ctrl-C or SIGTERM delivers what was taken, and exits 0.
+--output json then prints {\"rows_taken\", \"rows_delivered\", \"rows_pending\", \"invalid_rows\",
+\"refused_rows\", \"offset\", \"seconds\"} (numbers).
 
 Examples:
   kb-usage import usage-2013-08.csv
   kb-usage import --dry-run usage.jsonl
   zcat usage.csv.gz | kb-usage import --format csv --concurrency 8 -
+  kb-usage import --state /var/lib/kb-usage/app usage.csv --follow
 
 --output json prints {\"rows\", \"requests\", \"recorded_requests\", \"recorded_rows\",
 \"already_recorded_requests\", \"already_recorded_rows\", \"failed_requests\", \"failed_rows\",
@@ -268,6 +282,16 @@ struct ImportArgs {
     /// Output format of the summary
     #[arg(long, value_enum, default_value = "text")]
     output: TextOrJson,
+    /// Keep progress in DIR (created if missing): re-runs ship only what was not shipped, and
+    /// the rows appended since
+    #[arg(long, value_name = "DIR", conflicts_with = "dry_run")]
+    state: Option<PathBuf>,
+    /// With --state: keep reading FILE as it grows (like tail -f) until Ctrl-C or SIGTERM
+    #[arg(long, requires = "state")]
+    follow: bool,
+    /// With --state: how long to wait at the end for the rows taken to be delivered
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = parse_timeout)]
+    drain_timeout: Duration,
     #[command(flatten)]
     audit: Audit,
     #[command(flatten)]
@@ -933,6 +957,9 @@ async fn import_file(args: ImportArgs) -> Result<(), Failure> {
             )))
         }
     };
+    if let Some(state) = args.state.clone() {
+        return import_with_state(args, format, state).await;
+    }
     let bytes = read_input(&args.file)?;
     let parsed = import::parse(bytes.as_slice(), format);
     drop(bytes);
@@ -1093,6 +1120,235 @@ async fn import_file(args: ImportArgs) -> Result<(), Failure> {
         Failure::Server(_) => Failure::Server(message),
         Failure::Other(_) | Failure::Interrupted(_) => Failure::Other(message),
     })
+}
+
+/// The summary of an import with `--state` (`--output json`).
+#[derive(Debug, Default, Serialize)]
+struct StateSummary {
+    rows_taken: u64,
+    rows_delivered: u64,
+    rows_pending: u64,
+    invalid_rows: u64,
+    refused_rows: u64,
+    offset: u64,
+    seconds: f64,
+}
+
+/// The bytes of FILE read at once by `import --state`.
+const STATE_CHUNK_BYTES: usize = 4 << 20;
+/// The rows of FILE committed at once, with their offset, by `import --state`.
+const STATE_GROUP_ROWS: usize = 20_000;
+
+/// `import FILE --state DIR [--follow]`: rows go through a [`Meter`] with a spool in DIR; the
+/// file offset is committed in the same transaction as the rows it covers.
+async fn import_with_state(args: ImportArgs, format: Format, state: PathBuf) -> Result<(), Failure> {
+    if args.file == "-" {
+        return Err(input(
+            "--state needs a file, not stdin: progress is an offset in the file",
+        ));
+    }
+    std::fs::create_dir_all(&state).map_err(|e| Failure::Other(format!("cannot create {}: {e}", state.display())))?;
+    let state =
+        std::fs::canonicalize(&state).map_err(|e| Failure::Other(format!("cannot open {}: {e}", state.display())))?;
+    let file = std::fs::canonicalize(&args.file).map_err(|e| input(format!("cannot open {}: {e}", args.file)))?;
+    if file.starts_with(&state) {
+        return Err(input(format!(
+            "{} is inside the state directory {}: keep the state apart from the data",
+            args.file,
+            state.display()
+        )));
+    }
+    let source = args.file.as_str();
+    let concurrency = usize::from(args.concurrency);
+    let client = client(&args.connection, Some(&args.audit), concurrency)?;
+    let meter = Meter::builder(client)
+        .spool(state.join("spool.sqlite"))
+        .max_records_per_request(usize::from(args.rows_per_request).min(MAX_ROWS_PER_REQUEST))
+        .concurrency(concurrency)
+        .capacity(200_000)
+        .when_full(WhenFull::Wait)
+        .retry_backoff(Duration::from_millis(200), Duration::from_secs(5))
+        .request_options(options(&args.connection, Some(&args.audit), None))
+        .start()
+        .map_err(|e| Failure::Other(format!("cannot open the state in {}: {e}", state.display())))?;
+    let spooled = |e: DurableError| Failure::Other(format!("state in {}: {e}", state.display()));
+    let checkpoint = format!("file:{}", file.display());
+    let mut tail = Tail::open(&file, format, meter.checkpoint(&checkpoint).unwrap_or(0))
+        .map_err(|e| input(format!("{source}: {e}")))?;
+    let rejects_path = state.join("rejects.txt");
+    let mut rejects = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&rejects_path)
+        .map_err(|e| Failure::Other(format!("cannot open {}: {e}", rejects_path.display())))?;
+    let mut reject = |line: &str| {
+        writeln!(rejects, "{line}").map_err(|e| Failure::Other(format!("cannot write {}: {e}", rejects_path.display())))
+    };
+    let dead_before = meter.dead_letters().len();
+    let stop = StopSignal::new();
+    let stopped = Arc::new(tokio::sync::Notify::new());
+    let watcher = {
+        let stop = stop.clone();
+        let stopped = stopped.clone();
+        let mut signals = Interrupts::register();
+        let follow = args.follow;
+        tokio::spawn(async move {
+            signals.next().await;
+            stop.stop();
+            stopped.notify_waiters();
+            eprintln!(
+                "{}: delivering the rows taken (Ctrl-C again to quit now; a re-run finishes)",
+                if follow { "stopping" } else { "interrupted" }
+            );
+            signals.next().await;
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        })
+    };
+    let started = Instant::now();
+    let mut summary = StateSummary::default();
+    let mut last_progress = Instant::now();
+    while !stop.is_stopped() {
+        let chunk = tail
+            .next_chunk(STATE_CHUNK_BYTES, !args.follow)
+            .map_err(|e| input(format!("{source}: {e}")))?;
+        let Some(mut chunk) = chunk else {
+            if !args.follow {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = stopped.notified() => {}
+            }
+            continue;
+        };
+        // Rows go to the meter in groups, each committed in one transaction with the offset
+        // just past its last line: a crash or a stop leaves no group half taken.
+        let mut errors = chunk.parsed.errors.iter().peekable();
+        let mut rows = std::mem::take(&mut chunk.parsed.rows).into_iter().peekable();
+        let mut group: Vec<Usage> = Vec::with_capacity(STATE_GROUP_ROWS);
+        while rows.peek().is_some() || errors.peek().is_some() {
+            let mut last_line = 0;
+            while group.len() < STATE_GROUP_ROWS {
+                let next_row = rows.peek().map(|row| row.line).unwrap_or(u64::MAX);
+                if let Some(error) = errors.next_if(|e| e.line <= next_row) {
+                    reject(&format!("line {}: {}", error.line, error.reason))?;
+                    summary.invalid_rows += 1;
+                    last_line = error.line;
+                    continue;
+                }
+                let Some(row) = rows.next() else {
+                    break;
+                };
+                last_line = row.line;
+                if row.tracking_id.is_some() {
+                    reject(&format!(
+                        "line {}: has its own tracking_id, which --state cannot honour (import such rows without --state)",
+                        row.line
+                    ))?;
+                    summary.invalid_rows += 1;
+                    continue;
+                }
+                group.push(Usage {
+                    subscription: row.subscription_id,
+                    unit: row.unit_type,
+                    date: row.record_date,
+                    amount: row.amount,
+                });
+            }
+            let through = if rows.peek().is_none() && errors.peek().is_none() {
+                chunk.end
+            } else {
+                chunk.end_of_line(last_line)
+            };
+            let taken = group.len() as u64;
+            tokio::select! {
+                done = meter.record_from_source(std::mem::take(&mut group), &checkpoint, through) => done.map_err(spooled)?,
+                _ = stopped.notified() => break,
+            }
+            summary.rows_taken += taken;
+            summary.offset = through;
+            if stop.is_stopped() {
+                break;
+            }
+        }
+        if last_progress.elapsed() >= Duration::from_secs(2) {
+            let stats = meter.stats();
+            eprintln!(
+                "progress: {} rows taken, offset {} bytes, {} delivered, {} pending (oldest {:.1} s)",
+                summary.rows_taken,
+                chunk.end,
+                stats.delivered,
+                stats.pending,
+                stats.oldest_pending_ms as f64 / 1000.0
+            );
+            last_progress = Instant::now();
+        }
+    }
+    let report = meter.shutdown(args.drain_timeout).await;
+    watcher.abort();
+    for dead in meter.dead_letters().iter().skip(dead_before) {
+        summary.refused_rows += dead.events;
+        let record = &dead.record;
+        reject(&format!(
+            "refused by Kill Bill: subscription {}, tracking id {}, {} rows: {}",
+            record.subscription_id(),
+            record.tracking_id().map(TrackingId::as_str).unwrap_or_default(),
+            dead.events,
+            dead.reason
+        ))?;
+        for unit in record.unit_usage_records() {
+            for usage in unit.usage_records() {
+                reject(&format!(
+                    "  {},{},{},{}",
+                    record.subscription_id(),
+                    unit.unit_type(),
+                    usage.record_date,
+                    usage.amount
+                ))?;
+            }
+        }
+    }
+    let stats = meter.stats();
+    summary.rows_delivered = stats.delivered;
+    summary.rows_pending = report.pending_events;
+    summary.offset = summary.offset.max(tail.offset());
+    summary.seconds = started.elapsed().as_secs_f64();
+    match args.output {
+        TextOrJson::Text => out(&format!(
+            "import of {source} (state {}): {} rows taken, {} delivered, {} pending, {} invalid, {} refused by Kill Bill; \
+             offset {} bytes; {:.3} s\n",
+            state.display(),
+            summary.rows_taken,
+            summary.rows_delivered,
+            summary.rows_pending,
+            summary.invalid_rows,
+            summary.refused_rows,
+            summary.offset,
+            summary.seconds
+        )),
+        TextOrJson::Json => out(&format!("{}\n", serde_json::to_string(&summary).unwrap_or_default())),
+    }
+    if summary.rows_pending > 0 {
+        return Err(Failure::Transport(format!(
+            "{} rows not delivered within {:.0} s; they are kept in {}: run the same command again",
+            summary.rows_pending,
+            args.drain_timeout.as_secs_f64(),
+            state.display()
+        )));
+    }
+    if summary.invalid_rows + summary.refused_rows > 0 {
+        return Err(input(format!(
+            "{} rows rejected; see {}",
+            summary.invalid_rows + summary.refused_rows,
+            rejects_path.display()
+        )));
+    }
+    if stop.is_stopped() && !args.follow {
+        return Err(Failure::Interrupted(
+            "interrupted: what was taken is delivered; run the same command again to take the rest".to_string(),
+        ));
+    }
+    Ok(())
 }
 
 fn print_summary(summary: &ImportSummary, output: TextOrJson, source: &str) {

@@ -42,7 +42,7 @@
 //!
 //! | feature | default | what it does |
 //! |---|---|---|
-//! | `spool` | off | [`MeterBuilder::spool`]: a durable spool in SQLite (`rusqlite`, bundled; WAL, `synchronous=FULL`, group commit). Accepted events survive a crash or a power cut once [`Meter::durable`] returns; a batch's members and tracking id are committed before its first attempt, so a restart delivers what is left exactly once; dead letters and source checkpoints ([`Meter::commit_checkpoint`]) are kept in it. |
+//! | `spool` | off | [`MeterBuilder::spool`]: a durable spool in SQLite (`rusqlite`, bundled; WAL, `synchronous=FULL`, group commit). Accepted events survive a crash or a power cut once [`Meter::durable`] returns; a batch's members and tracking id are committed before its first attempt, so a restart delivers what is left exactly once; dead letters and source checkpoints ([`Meter::record_from_source`]) are kept in it. |
 //! | `metrics` | off | counters and gauges through the `metrics` facade: accepted, spooled, delivered, retried, rejected events, events pending, age of the oldest. |
 //!
 //! The meter logs through `tracing` (target `usage_meter`): deliveries at debug, retries and
@@ -57,6 +57,6 @@ mod spool;
 pub use bulk::{derive_tracking_id, Bulk, BulkError, BulkReport, Outcome, StopSignal, Tally, MAX_RECORDS_PER_REQUEST};
 #[cfg(feature = "spool")]
 pub use meter::DurableError;
-pub use meter::{DeadLetter, FlushReport, Meter, MeterBuilder, MeterStats, RecordError, StartError, WhenFull};
+pub use meter::{DeadLetter, FlushReport, Meter, MeterBuilder, MeterStats, RecordError, StartError, Usage, WhenFull};
 #[cfg(feature = "spool")]
 pub use spool::SpoolError;

@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use usage_core::{Error, UsageClient};
+use usage_core::{Error, RequestOptions, UsageClient};
 use usage_models::{Amount, SubscriptionId, SubscriptionUsageRecord, TrackingId, UnitType, UsageDate};
 
 use crate::bulk::{Outcome, MAX_RECORDS_PER_REQUEST};
@@ -55,7 +55,7 @@ pub enum StartError {
     Spool(#[from] SpoolError),
 }
 
-/// Why [`Meter::durable`] or [`Meter::checkpoint`] failed.
+/// Why [`Meter::durable`] or [`Meter::record_from_source`] failed.
 #[cfg(feature = "spool")]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DurableError {
@@ -68,6 +68,9 @@ pub enum DurableError {
     /// The meter was shut down.
     #[error("the meter was shut down")]
     Closed,
+    /// No room for the events (with [`WhenFull::Refuse`], or more events than the capacity).
+    #[error("the meter is full")]
+    Full,
 }
 
 /// A batch Kill Bill refused for good: its usage, how many events it gathers, and why.
@@ -171,13 +174,26 @@ struct Event {
     amount: Amount,
 }
 
+/// One usage event, for [`Meter::record_from_source`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Usage {
+    /// The subscription.
+    pub subscription: SubscriptionId,
+    /// The unit type.
+    pub unit: UnitType,
+    /// When.
+    pub date: UsageDate,
+    /// How much.
+    pub amount: Amount,
+}
+
 enum Message {
     Event(Event),
     Flush(oneshot::Sender<()>),
     #[cfg(feature = "spool")]
     Durable(oneshot::Sender<()>),
     #[cfg(feature = "spool")]
-    Checkpoint(String, u64, oneshot::Sender<()>),
+    Source(Vec<Usage>, String, u64, oneshot::Sender<()>),
     Stop,
 }
 
@@ -194,6 +210,7 @@ pub struct MeterBuilder {
     concurrency: usize,
     backoff: Duration,
     max_backoff: Duration,
+    options: RequestOptions,
     #[cfg(feature = "spool")]
     spool: Option<std::path::PathBuf>,
 }
@@ -255,6 +272,12 @@ impl MeterBuilder {
         self
     }
 
+    /// The options of every request (audit reason and comment, for instance). Default: none.
+    pub fn request_options(mut self, options: RequestOptions) -> Self {
+        self.options = options;
+        self
+    }
+
     /// Starts the background task on the current tokio runtime.
     pub fn start(self) -> Result<Meter, StartError> {
         if !(1..=MAX_RECORDS_PER_REQUEST).contains(&self.max_records) {
@@ -305,6 +328,7 @@ impl MeterBuilder {
             concurrency: self.concurrency,
             backoff: self.backoff,
             max_backoff: self.max_backoff,
+            options: self.options,
             shared: shared.clone(),
             open: HashMap::new(),
             sealing: Vec::new(),
@@ -379,6 +403,7 @@ impl Meter {
             concurrency: 4,
             backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
+            options: RequestOptions::new(),
             #[cfg(feature = "spool")]
             spool: None,
         }
@@ -489,19 +514,40 @@ impl Meter {
         done.await.map_err(|_| self.stopped())
     }
 
-    /// Commits `position` as the position of the source `name` in the same transaction as
-    /// every event accepted before the call, and waits for that commit. A restart reads it
-    /// back with [`checkpoint`](Self::checkpoint): the events a checkpoint covers are never
-    /// taken twice.
+    /// Accepts `events` read from the source `name` (a file, a queue) up to `position`, and
+    /// commits them in ONE transaction with `position` as the source's new position; returns
+    /// once that commit is durable. A crash leaves either all of them and the new position,
+    /// or none and the old one: read from [`checkpoint`](Self::checkpoint) after a restart,
+    /// and no event is taken twice. Room for all of them is taken first, per the meter's
+    /// [`WhenFull`] policy (more events than the capacity are refused: send fewer at once).
     #[cfg(feature = "spool")]
-    pub async fn commit_checkpoint(&self, name: &str, position: u64) -> Result<(), DurableError> {
+    pub async fn record_from_source(&self, events: Vec<Usage>, name: &str, position: u64) -> Result<(), DurableError> {
         if !self.shared.has_spool {
             return Err(DurableError::NoSpool);
         }
+        let count = u32::try_from(events.len()).map_err(|_| DurableError::Full)?;
+        let room = match self.shared.when_full {
+            WhenFull::Wait => self.shared.room.acquire_many(count).await.map_err(|_| self.stopped())?,
+            WhenFull::Refuse => self.shared.room.try_acquire_many(count).map_err(|e| match e {
+                tokio::sync::TryAcquireError::NoPermits => DurableError::Full,
+                tokio::sync::TryAcquireError::Closed => self.stopped(),
+            })?,
+        };
+        room.forget();
         let (reply, done) = oneshot::channel();
-        self.sender
-            .send(Message::Checkpoint(name.to_string(), position, reply))
-            .map_err(|_| self.stopped())?;
+        if self.shared.closed.load(Ordering::Relaxed)
+            || self
+                .sender
+                .send(Message::Source(events, name.to_string(), position, reply))
+                .is_err()
+        {
+            self.shared.room.add_permits(count as usize);
+            return Err(self.stopped());
+        }
+        self.shared
+            .counters
+            .accepted
+            .fetch_add(u64::from(count), Ordering::Relaxed);
         done.await.map_err(|_| self.stopped())
     }
 
@@ -576,6 +622,7 @@ struct Worker {
     concurrency: usize,
     backoff: Duration,
     max_backoff: Duration,
+    options: RequestOptions,
     shared: Arc<Shared>,
     open: HashMap<SubscriptionId, Open>,
     /// Sealed, not yet committed to the spool: not sent before.
@@ -639,8 +686,21 @@ impl Worker {
                             #[cfg(feature = "spool")]
                             Message::Durable(reply) => self.durable_waiters.push(reply),
                             #[cfg(feature = "spool")]
-                            Message::Checkpoint(name, position, reply) => {
-                                // The commit ends here: it covers exactly the events before.
+                            Message::Source(events, name, position, reply) => {
+                                // The events and the position go in one commit, and alone:
+                                // events before them are committed first.
+                                if !self.persist().await {
+                                    return;
+                                }
+                                accepted += events.len() as u64;
+                                for usage in events {
+                                    self.accept(Event {
+                                        subscription: usage.subscription,
+                                        unit: usage.unit,
+                                        date: usage.date,
+                                        amount: usage.amount,
+                                    });
+                                }
                                 self.commit.checkpoint = Some((name, position));
                                 self.durable_waiters.push(reply);
                                 if !self.persist().await {
@@ -875,9 +935,10 @@ impl Worker {
             };
             let client = self.client.clone();
             let record = sealed.record.clone();
+            let options = self.options.clone();
             let handle = self
                 .tasks
-                .spawn(async move { Outcome::of(client.record_usage(&record).await) });
+                .spawn(async move { Outcome::of(client.record_usage(&record).options(options).await) });
             self.in_flight.insert(handle.id(), sealed);
         }
     }

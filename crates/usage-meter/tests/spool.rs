@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 use usage_core::{RetryPolicy, TransportErrorKind, UsageClient};
-use usage_meter::{DurableError, Meter};
+use usage_meter::{DurableError, Meter, Usage};
 use usage_models::{Amount, SubscriptionId, UnitType, UsageDate};
 use usage_transport_memory::{Fault, InMemoryKillBill, InstantTimer};
 
@@ -119,8 +119,13 @@ async fn dead_letters_and_checkpoints_survive_a_restart() {
     let day: UsageDate = "2013-08-01".parse().unwrap();
     let first = meter(&kb, &path);
     first.try_record(unknown, &unit, day, Amount::from(1)).unwrap();
-    first.try_record(known, &unit, day, Amount::from(2)).unwrap();
-    first.commit_checkpoint("file", 42).await.unwrap();
+    let from_file = Usage {
+        subscription: known,
+        unit: unit.clone(),
+        date: day,
+        amount: Amount::from(2),
+    };
+    first.record_from_source(vec![from_file], "file", 42).await.unwrap();
     assert_eq!(first.checkpoint("file"), Some(42));
     let report = first.shutdown(LONG).await;
     assert_eq!((report.pending_events, report.dead_letter_events), (0, 1));
@@ -142,7 +147,10 @@ async fn durable_needs_a_spool() {
     let kb = InMemoryKillBill::new();
     let meter = Meter::builder(client(&kb)).start().unwrap();
     assert_eq!(meter.durable().await, Err(DurableError::NoSpool));
-    assert_eq!(meter.commit_checkpoint("f", 1).await, Err(DurableError::NoSpool));
+    assert_eq!(
+        meter.record_from_source(Vec::new(), "f", 1).await,
+        Err(DurableError::NoSpool)
+    );
 }
 
 #[tokio::test]
