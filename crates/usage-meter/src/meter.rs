@@ -99,7 +99,8 @@ pub struct FlushReport {
 /// Counters and gauges of a meter, as [`Meter::stats`] reads them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MeterStats {
-    /// Events accepted by `record`.
+    /// Events accepted, as the background task takes them (with a spool, including those
+    /// found in it at start).
     pub accepted: u64,
     /// Events on the server (recorded now, or recorded before by an attempt whose answer was
     /// lost).
@@ -469,7 +470,8 @@ impl Meter {
             self.shared.room.add_permits(1);
             return Err(RecordError::Closed);
         }
-        self.shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        // Counted by the background task as it takes it (one counter write per group, none
+        // here on the hot path).
         Ok(())
     }
 
@@ -544,10 +546,6 @@ impl Meter {
             self.shared.room.add_permits(count as usize);
             return Err(self.stopped());
         }
-        self.shared
-            .counters
-            .accepted
-            .fetch_add(u64::from(count), Ordering::Relaxed);
         done.await.map_err(|_| self.stopped())
     }
 
@@ -653,12 +651,16 @@ fn refused_for_good(error: &Error) -> bool {
             .is_some_and(|s| s.is_client_error() && !matches!(s.as_u16(), 401 | 403 | 408 | 429))
 }
 
+/// The most messages the background task takes at once (and so, with a spool, the most
+/// events in one group commit, besides [`Meter::record_from_source`]'s).
+const INBOX: usize = 16_384;
+
 impl Worker {
     async fn run(mut self, mut receiver: mpsc::UnboundedReceiver<Message>, interval: Duration) {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut draining = false;
-        let mut inbox = Vec::with_capacity(1024);
+        let mut inbox = Vec::with_capacity(INBOX);
         loop {
             if !self.persist().await {
                 return;
@@ -669,19 +671,24 @@ impl Worker {
             }
             let next_retry = self.waiting.iter().map(|(at, _)| *at).min();
             tokio::select! {
-                received = receiver.recv_many(&mut inbox, 1024), if !draining => {
+                received = receiver.recv_many(&mut inbox, INBOX), if !draining => {
                     if received == 0 {
                         // Every handle was dropped without a shutdown: deliver what is held.
                         self.seal_all();
                         draining = true;
                     }
                     let mut accepted = 0u64;
+                    let mut stopping = false;
                     for message in inbox.drain(..) {
+                        if let Message::Event(event) = message {
+                            accepted += 1;
+                            self.accept(event);
+                            continue;
+                        }
+                        // Counted before anything that reports or waits.
+                        self.count_accepted(std::mem::take(&mut accepted));
                         match message {
-                            Message::Event(event) => {
-                                accepted += 1;
-                                self.accept(event);
-                            }
+                            Message::Event(_) => unreachable!("handled above"),
                             Message::Flush(reply) => self.flush(reply),
                             #[cfg(feature = "spool")]
                             Message::Durable(reply) => self.durable_waiters.push(reply),
@@ -692,7 +699,7 @@ impl Worker {
                                 if !self.persist().await {
                                     return;
                                 }
-                                accepted += events.len() as u64;
+                                self.count_accepted(events.len() as u64);
                                 for usage in events {
                                     self.accept(Event {
                                         subscription: usage.subscription,
@@ -707,13 +714,25 @@ impl Worker {
                                     return;
                                 }
                             }
-                            Message::Stop => {
-                                let _ = self.persist().await;
-                                return;
-                            }
+                            Message::Stop => stopping = true,
                         }
                     }
-                    crate::observe::accepted(accepted);
+                    self.count_accepted(accepted);
+                    if stopping {
+                        // Events sent as the meter stopped are counted (and, with a spool,
+                        // kept for the next start), never dropped unseen.
+                        receiver.close();
+                        let mut late = 0;
+                        while let Ok(message) = receiver.try_recv() {
+                            if let Message::Event(event) = message {
+                                late += 1;
+                                self.accept(event);
+                            }
+                        }
+                        self.count_accepted(late);
+                        let _ = self.persist().await;
+                        return;
+                    }
                 }
                 Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => self.settle(joined),
                 _ = tick.tick() => {
@@ -819,6 +838,13 @@ impl Worker {
         room.forget_permits(usize::try_from(held).unwrap_or(usize::MAX));
         *lock(&self.shared.checkpoints) = recovered.checkpoints;
         tracing::info!(events = held, "meter: recovered from the spool");
+    }
+
+    fn count_accepted(&self, events: u64) {
+        if events > 0 {
+            self.shared.counters.accepted.fetch_add(events, Ordering::Relaxed);
+            crate::observe::accepted(events);
+        }
     }
 
     fn outstanding(&self) -> usize {
