@@ -131,7 +131,32 @@ struct Counters {
     oldest_pending_ms: AtomicU64,
 }
 
+/// Events handed over by `record`, taken by the background task in groups: one lock per event
+/// on the hot path, and one wake-up per group.
+#[derive(Default)]
+struct Inbox {
+    events: Vec<Handed>,
+    /// The unit types of `events`, each kept once (among the last few): no allocation per
+    /// event on the hot path.
+    units: Vec<UnitType>,
+    /// The background task stopped: nothing is taken any more.
+    stopped: bool,
+}
+
+/// An event in the [`Inbox`]: its unit type is an index into the inbox's `units`.
+struct Handed {
+    subscription: SubscriptionId,
+    unit: usize,
+    date: UsageDate,
+    amount: Amount,
+}
+
+/// How many of the inbox's latest unit types `record` looks through before adding one.
+const UNITS_LOOKED_UP: usize = 8;
+
 struct Shared {
+    inbox: Mutex<Inbox>,
+    wake: tokio::sync::Notify,
     room: Semaphore,
     when_full: WhenFull,
     closed: AtomicBool,
@@ -189,7 +214,6 @@ pub struct Usage {
 }
 
 enum Message {
-    Event(Event),
     Flush(oneshot::Sender<()>),
     #[cfg(feature = "spool")]
     Durable(oneshot::Sender<()>),
@@ -307,6 +331,8 @@ impl MeterBuilder {
         #[cfg(feature = "spool")]
         let has_spool = opened.is_some();
         let shared = Arc::new(Shared {
+            inbox: Mutex::new(Inbox::default()),
+            wake: tokio::sync::Notify::new(),
             room: Semaphore::new(self.capacity),
             when_full: self.when_full,
             closed: AtomicBool::new(false),
@@ -338,6 +364,7 @@ impl MeterBuilder {
             in_flight: HashMap::new(),
             tasks: JoinSet::new(),
             waiters: Vec::new(),
+            spare: (Vec::new(), Vec::new()),
             next_batch: 0,
             next_event: 0,
             #[cfg(feature = "spool")]
@@ -460,15 +487,30 @@ impl Meter {
             self.shared.room.add_permits(1);
             return Err(RecordError::Closed);
         }
-        let event = Event {
-            subscription,
-            unit: unit.clone(),
-            date,
-            amount,
-        };
-        if self.sender.send(Message::Event(event)).is_err() {
+        let mut inbox = lock(&self.shared.inbox);
+        if inbox.stopped {
+            drop(inbox);
             self.shared.room.add_permits(1);
             return Err(RecordError::Closed);
+        }
+        let known = inbox.units.len();
+        let unit = match inbox.units.iter().rev().take(UNITS_LOOKED_UP).position(|u| u == unit) {
+            Some(back) => known - 1 - back,
+            None => {
+                inbox.units.push(unit.clone());
+                known
+            }
+        };
+        let first = inbox.events.is_empty();
+        inbox.events.push(Handed {
+            subscription,
+            unit,
+            date,
+            amount,
+        });
+        drop(inbox);
+        if first {
+            self.shared.wake.notify_one();
         }
         // Counted by the background task as it takes it (one counter write per group, none
         // here on the hot path).
@@ -630,6 +672,8 @@ struct Worker {
     in_flight: HashMap<tokio::task::Id, Sealed>,
     tasks: JoinSet<Outcome>,
     waiters: Vec<Waiter>,
+    /// The other half of the inbox's double buffer.
+    spare: (Vec<Handed>, Vec<UnitType>),
     next_batch: u64,
     next_event: i64,
     #[cfg(feature = "spool")]
@@ -656,7 +700,13 @@ fn refused_for_good(error: &Error) -> bool {
 const INBOX: usize = 16_384;
 
 impl Worker {
-    async fn run(mut self, mut receiver: mpsc::UnboundedReceiver<Message>, interval: Duration) {
+    async fn run(mut self, receiver: mpsc::UnboundedReceiver<Message>, interval: Duration) {
+        self.serve(receiver, interval).await;
+        self.close_inbox();
+    }
+
+    async fn serve(&mut self, mut receiver: mpsc::UnboundedReceiver<Message>, interval: Duration) {
+        let shared = self.shared.clone();
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut draining = false;
@@ -671,24 +721,17 @@ impl Worker {
             }
             let next_retry = self.waiting.iter().map(|(at, _)| *at).min();
             tokio::select! {
+                _ = shared.wake.notified() => self.take_events(),
                 received = receiver.recv_many(&mut inbox, INBOX), if !draining => {
+                    // Events recorded before a message are taken before it.
+                    self.take_events();
                     if received == 0 {
                         // Every handle was dropped without a shutdown: deliver what is held.
                         self.seal_all();
                         draining = true;
                     }
-                    let mut accepted = 0u64;
-                    let mut stopping = false;
                     for message in inbox.drain(..) {
-                        if let Message::Event(event) = message {
-                            accepted += 1;
-                            self.accept(event);
-                            continue;
-                        }
-                        // Counted before anything that reports or waits.
-                        self.count_accepted(std::mem::take(&mut accepted));
                         match message {
-                            Message::Event(_) => unreachable!("handled above"),
                             Message::Flush(reply) => self.flush(reply),
                             #[cfg(feature = "spool")]
                             Message::Durable(reply) => self.durable_waiters.push(reply),
@@ -714,24 +757,14 @@ impl Worker {
                                     return;
                                 }
                             }
-                            Message::Stop => stopping = true,
-                        }
-                    }
-                    self.count_accepted(accepted);
-                    if stopping {
-                        // Events sent as the meter stopped are counted (and, with a spool,
-                        // kept for the next start), never dropped unseen.
-                        receiver.close();
-                        let mut late = 0;
-                        while let Ok(message) = receiver.try_recv() {
-                            if let Message::Event(event) = message {
-                                late += 1;
-                                self.accept(event);
+                            Message::Stop => {
+                                // Events recorded as the meter stopped are counted (and, with
+                                // a spool, kept for the next start), never dropped unseen.
+                                self.close_inbox();
+                                let _ = self.persist().await;
+                                return;
                             }
                         }
-                        self.count_accepted(late);
-                        let _ = self.persist().await;
-                        return;
                     }
                 }
                 Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => self.settle(joined),
@@ -744,6 +777,34 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Takes the events `record` handed over since the last time.
+    fn take_events(&mut self) {
+        {
+            let mut inbox = lock(&self.shared.inbox);
+            let inbox = &mut *inbox;
+            std::mem::swap(&mut inbox.events, &mut self.spare.0);
+            std::mem::swap(&mut inbox.units, &mut self.spare.1);
+        }
+        let (mut events, mut units) = std::mem::take(&mut self.spare);
+        self.count_accepted(events.len() as u64);
+        for handed in events.drain(..) {
+            self.accept(Event {
+                subscription: handed.subscription,
+                unit: units[handed.unit].clone(),
+                date: handed.date,
+                amount: handed.amount,
+            });
+        }
+        units.clear();
+        self.spare = (events, units);
+    }
+
+    /// Takes the last events and refuses any more.
+    fn close_inbox(&mut self) {
+        lock(&self.shared.inbox).stopped = true;
+        self.take_events();
     }
 
     /// Commits what changed since the last commit (one transaction), then lets the sealed
