@@ -1134,6 +1134,60 @@ struct StateSummary {
     seconds: f64,
 }
 
+/// Progress and lag of `import --state` on stderr: a bar on a terminal, a line every two
+/// seconds otherwise.
+struct StateProgress {
+    bar: Option<indicatif::ProgressBar>,
+    last: Instant,
+}
+
+impl StateProgress {
+    fn start() -> StateProgress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            let style = indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{wide_bar}] {binary_bytes}/{binary_total_bytes}  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar
+        });
+        StateProgress {
+            bar,
+            last: Instant::now(),
+        }
+    }
+
+    fn show(&mut self, file: &std::path::Path, rows: u64, offset: u64, stats: usage_meter::MeterStats) {
+        let line = format!(
+            "{rows} rows taken, {} delivered, {} pending, lag {:.1} s",
+            stats.delivered,
+            stats.pending,
+            stats.oldest_pending_ms as f64 / 1000.0
+        );
+        match &self.bar {
+            Some(bar) => {
+                let length = std::fs::metadata(file).map(|m| m.len()).unwrap_or(offset);
+                bar.set_length(length.max(offset));
+                bar.set_position(offset);
+                bar.set_message(line);
+            }
+            None if self.last.elapsed() >= Duration::from_secs(2) => {
+                eprintln!("progress: offset {offset} bytes, {line}");
+                self.last = Instant::now();
+            }
+            None => {}
+        }
+    }
+
+    fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// The bytes of FILE read at once by `import --state`.
 const STATE_CHUNK_BYTES: usize = 4 << 20;
 /// The rows of FILE committed at once, with their offset, by `import --state`.
@@ -1206,7 +1260,7 @@ async fn import_with_state(args: ImportArgs, format: Format, state: PathBuf) -> 
     };
     let started = Instant::now();
     let mut summary = StateSummary::default();
-    let mut last_progress = Instant::now();
+    let mut progress = StateProgress::start();
     while !stop.is_stopped() {
         let chunk = tail
             .next_chunk(STATE_CHUNK_BYTES, !args.follow)
@@ -1215,6 +1269,7 @@ async fn import_with_state(args: ImportArgs, format: Format, state: PathBuf) -> 
             if !args.follow {
                 break;
             }
+            progress.show(&file, summary.rows_taken, tail.offset(), meter.stats());
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                 _ = stopped.notified() => {}
@@ -1271,19 +1326,9 @@ async fn import_with_state(args: ImportArgs, format: Format, state: PathBuf) -> 
                 break;
             }
         }
-        if last_progress.elapsed() >= Duration::from_secs(2) {
-            let stats = meter.stats();
-            eprintln!(
-                "progress: {} rows taken, offset {} bytes, {} delivered, {} pending (oldest {:.1} s)",
-                summary.rows_taken,
-                chunk.end,
-                stats.delivered,
-                stats.pending,
-                stats.oldest_pending_ms as f64 / 1000.0
-            );
-            last_progress = Instant::now();
-        }
+        progress.show(&file, summary.rows_taken, chunk.end, meter.stats());
     }
+    progress.finish();
     let report = meter.shutdown(args.drain_timeout).await;
     watcher.abort();
     for dead in meter.dead_letters().iter().skip(dead_before) {
