@@ -1003,8 +1003,7 @@ impl Worker {
             // The wire form of a validated record always serializes.
             let body = serde_json::to_string(&record).expect("a record always serializes");
             self.commit
-                .seals
-                .push((id, tracking_id.into_string(), open.events, body, open.members));
+                .seal(id, tracking_id.into_string(), open.events, body, open.members);
         }
         self.sealing.push(Sealed {
             id,

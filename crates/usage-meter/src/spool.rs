@@ -11,7 +11,7 @@
 //! Every change the meter makes between two network events goes in one transaction (group
 //! commit).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use rusqlite::{params, Connection};
@@ -63,17 +63,29 @@ pub(crate) struct Recovered {
 pub(crate) struct Commit {
     /// New events: (id, subscription, unit, date, amount) as text.
     pub events: Vec<(i64, String, String, String, String)>,
-    /// New batches: (id, tracking id, events, body, member event ids).
-    pub seals: Vec<(u64, String, u64, String, Vec<i64>)>,
+    /// New batches: (id, tracking id, events, body, member event ids written before).
+    seals: Vec<(u64, String, u64, String, Vec<i64>)>,
     /// Delivered batches.
     pub delivered: Vec<u64>,
     /// Refused batches and why.
     pub dead: Vec<(u64, String)>,
     /// A source's new position.
     pub checkpoint: Option<(String, u64)>,
+    /// New events sealed before being written: their batch holds them, they are not written.
+    sealed_new: HashSet<i64>,
 }
 
 impl Commit {
+    /// Adds a sealed batch: its members written earlier are deleted from `events`, those of
+    /// this commit are never written there.
+    pub fn seal(&mut self, id: u64, tracking_id: String, events: u64, body: String, members: Vec<i64>) {
+        // Event ids grow: every id from the first one of this commit on is in this commit.
+        let first_new = self.events.first().map_or(i64::MAX, |event| event.0);
+        let (new, written): (Vec<i64>, Vec<i64>) = members.into_iter().partition(|member| *member >= first_new);
+        self.sealed_new.extend(new);
+        self.seals.push((id, tracking_id, events, body, written));
+    }
+
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
             && self.seals.is_empty()
@@ -168,6 +180,9 @@ impl Spool {
                 "INSERT INTO events (id, subscription, unit, date, amount) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             for (id, subscription, unit, date, amount) in &commit.events {
+                if commit.sealed_new.contains(id) {
+                    continue;
+                }
                 insert.execute(params![id, subscription, unit, date, amount])?;
             }
             let mut seal = transaction
