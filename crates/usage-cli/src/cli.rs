@@ -115,8 +115,10 @@ ships only what was not shipped and the rows appended since; nothing counts twic
 (invalid, carrying their own tracking_id, or refused by Kill Bill) go to DIR/rejects.txt with
 their line and reason, and the rest goes on. It exits 0 when every row taken is delivered, 2
 when some rows were rejected, 4 when rows are still undelivered after --drain-timeout (they stay
-in DIR for the next run). --follow keeps reading FILE as it grows, like tail -f (a line is taken
-once its newline is written); Ctrl-C or SIGTERM delivers what was taken, and exits 0.
+in DIR for the next run). Without --follow, a last line without its newline is taken as it is.
+--follow keeps reading FILE as it grows, like tail -f (a line is taken once its newline is
+written); Ctrl-C or SIGTERM delivers what was taken, and exits 0. A file that shrinks (truncated,
+rotated) is an error: import the new file with another --state directory.
 --output json then prints {\"rows_taken\", \"rows_delivered\", \"rows_pending\", \"invalid_rows\",
 \"refused_rows\", \"offset\", \"seconds\"} (numbers).
 

@@ -590,6 +590,17 @@ impl Tail {
         if self.format == Format::Csv && self.header.is_none() {
             return Ok(None);
         }
+        let length = self
+            .file
+            .metadata()
+            .map_err(|e| fail(format!("cannot read it: {e}")))?
+            .len();
+        if length < self.offset {
+            return Err(fail(format!(
+                "it shrank to {length} bytes, fewer than the {} already taken: it was truncated or replaced",
+                self.offset
+            )));
+        }
         let mut buf = vec![0u8; max_bytes.max(1)];
         let read = self.read_at(self.offset, &mut buf).map_err(fail)?;
         buf.truncate(read);
@@ -889,6 +900,47 @@ mod tests {
             plan(&a, "", 1000).unwrap()[0].tracking_id(),
             plan(&b, "", 1000).unwrap()[0].tracking_id()
         );
+    }
+
+    #[test]
+    fn a_tail_takes_whole_lines_numbers_them_from_the_start_and_resumes() {
+        let path = std::env::temp_dir().join(format!(
+            "kb-usage-tail-{}-{}.csv",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        let header = "subscription_id,unit_type,record_date,amount\n";
+        let good = |day: u32| format!("{SUB},gallons,2013-08-{day:02},1\n");
+        std::fs::write(&path, format!("{header}{}bad\n{}{SUB},gall", good(1), good(2))).unwrap();
+        let mut tail = Tail::open(&path, Format::Csv, 0).unwrap();
+        let chunk = tail.next_chunk(1 << 20, false).unwrap().unwrap();
+        let lines: Vec<u64> = chunk.parsed.rows.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [2, 4]);
+        assert_eq!(chunk.parsed.errors[0].line, 3);
+        // The half-written line is not taken; the offset stops before it.
+        let taken = header.len() + good(1).len() + "bad\n".len() + good(2).len();
+        assert_eq!(chunk.end, taken as u64);
+        assert_eq!(chunk.end_of_line(2), (header.len() + good(1).len()) as u64);
+        assert!(tail.next_chunk(1 << 20, false).unwrap().is_none());
+        // Completed, and read again from the offset by a new run: line 5.
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut file, b"ons,2013-08-03,1\n").unwrap();
+        let mut resumed = Tail::open(&path, Format::Csv, chunk.end).unwrap();
+        let next = resumed.next_chunk(1 << 20, false).unwrap().unwrap();
+        assert_eq!(next.parsed.rows.len(), 1);
+        assert_eq!(next.parsed.rows[0].line, 5);
+        // A file shorter than what was taken is refused.
+        std::fs::write(&path, header).unwrap();
+        assert!(Tail::open(&path, Format::Csv, chunk.end)
+            .unwrap_err()
+            .reason
+            .contains("truncated"));
+        assert!(resumed
+            .next_chunk(1 << 20, false)
+            .unwrap_err()
+            .reason
+            .contains("truncated"));
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
