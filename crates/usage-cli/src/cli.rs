@@ -1223,7 +1223,6 @@ async fn import_with_state(args: ImportArgs, format: Format, state: PathBuf) -> 
         .concurrency(concurrency)
         .capacity(200_000)
         .when_full(WhenFull::Wait)
-        .retry_backoff(Duration::from_millis(200), Duration::from_secs(5))
         .request_options(options(&args.connection, Some(&args.audit), None))
         .start()
         .map_err(|e| Failure::Other(format!("cannot open the state in {}: {e}", state.display())))?;

@@ -401,6 +401,14 @@ impl MeterBuilder {
 /// [`shutdown`](Self::shutdown) says how many; with a [spool](MeterBuilder::spool) (feature
 /// `spool`), they stay in it and the next start on the same spool delivers them.
 ///
+/// Exactly once rests on Kill Bill refusing a tracking id it already stored. A batch never has
+/// two attempts in flight at once, and after the client gives up on one whose outcome is unknown
+/// the meter waits [`retry_backoff`](MeterBuilder::retry_backoff) before sending it again. Kill
+/// Bill's duplicate check is not atomic (check, then insert): an attempt still being processed
+/// when its retry arrives can be stored twice. The wait must outlast the server's processing of
+/// an attempt for that window to close; the tests show exactly once against the emulator, whose
+/// check is atomic.
+///
 /// Cheap to clone: every clone feeds the same meter.
 #[derive(Clone)]
 pub struct Meter {
