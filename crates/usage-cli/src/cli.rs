@@ -1190,6 +1190,15 @@ impl StateProgress {
     }
 }
 
+/// Raises its signal when dropped.
+struct StopOnDrop(StopSignal);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
 /// The bytes of FILE read at once by `import --state`.
 const STATE_CHUNK_BYTES: usize = 4 << 20;
 /// The rows of FILE committed at once, with their offset, by `import --state`.
@@ -1262,21 +1271,46 @@ async fn import_with_state(args: ImportArgs, format: Format, state: PathBuf) -> 
     let started = Instant::now();
     let mut summary = StateSummary::default();
     let mut progress = StateProgress::start();
+    // FILE is read and parsed on a thread of its own, a chunk ahead of the commits.
+    let (chunks, mut chunk_rx) = tokio::sync::mpsc::channel(2);
+    let reading = StopSignal::new();
+    // However this function returns, the reader stops (a follower would poll for ever).
+    let _reading = StopOnDrop(reading.clone());
+    {
+        let stop = reading;
+        let follow = args.follow;
+        tokio::task::spawn_blocking(move || {
+            while !stop.is_stopped() {
+                let next = match tail.next_chunk(STATE_CHUNK_BYTES, !follow) {
+                    Ok(Some(chunk)) => Ok(chunk),
+                    Ok(None) if follow => {
+                        std::thread::sleep(Duration::from_millis(100));
+                        continue;
+                    }
+                    // The end of a finished file: the channel closes.
+                    Ok(None) => return,
+                    Err(e) => Err(e),
+                };
+                let failed = next.is_err();
+                if chunks.blocking_send(next).is_err() || failed {
+                    return;
+                }
+            }
+        });
+    }
     while !stop.is_stopped() {
-        let chunk = tail
-            .next_chunk(STATE_CHUNK_BYTES, !args.follow)
-            .map_err(|e| input(format!("{source}: {e}")))?;
-        let Some(mut chunk) = chunk else {
-            if !args.follow {
-                break;
+        let next = tokio::select! {
+            next = chunk_rx.recv() => next,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                progress.show(&file, summary.rows_taken, summary.offset, meter.stats());
+                continue;
             }
-            progress.show(&file, summary.rows_taken, tail.offset(), meter.stats());
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                _ = stopped.notified() => {}
-            }
-            continue;
+            _ = stopped.notified() => break,
         };
+        let Some(next) = next else {
+            break;
+        };
+        let mut chunk = next.map_err(|e| input(format!("{source}: {e}")))?;
         // Rows go to the meter in groups, each committed in one transaction with the offset
         // just past its last line: a crash or a stop leaves no group half taken.
         let mut errors = chunk.parsed.errors.iter().peekable();
@@ -1357,7 +1391,6 @@ async fn import_with_state(args: ImportArgs, format: Format, state: PathBuf) -> 
     let stats = meter.stats();
     summary.rows_delivered = stats.delivered;
     summary.rows_pending = report.pending_events;
-    summary.offset = summary.offset.max(tail.offset());
     summary.seconds = started.elapsed().as_secs_f64();
     match args.output {
         TextOrJson::Text => out(&format!(
