@@ -113,7 +113,8 @@ with the rows themselves), which requests are sealed under which tracking id, wh
 delivered. Running the same command again, after a clean exit, Ctrl-C, SIGKILL or a power cut,
 ships only what was not shipped and the rows appended since; nothing counts twice. Bad rows
 (invalid, carrying their own tracking_id, or refused by Kill Bill) go to DIR/rejects.txt with
-their line and reason, and the rest goes on. It exits 0 when every row taken is delivered, 2
+their line and reason, and the rest goes on (after a crash, a line can be listed there twice;
+its usage is never counted twice). It exits 0 when every row taken is delivered, 2
 when some rows were rejected, 4 when rows are still undelivered after --drain-timeout (they stay
 in DIR for the next run). Without --follow, a last line without its newline is taken as it is.
 --follow keeps reading FILE as it grows, like tail -f (a line is taken once its newline is

@@ -703,9 +703,10 @@ fn refused_for_good(error: &Error) -> bool {
             .is_some_and(|s| s.is_client_error() && !matches!(s.as_u16(), 401 | 403 | 408 | 429))
 }
 
-/// The most messages the background task takes at once (and so, with a spool, the most
-/// events in one group commit, besides [`Meter::record_from_source`]'s).
-const INBOX: usize = 16_384;
+/// The most control messages (flush, durable, source, stop) the background task takes at
+/// once. Events do not go through them: `record` hands them over in the inbox, and a group
+/// commit holds every event handed over since the previous one.
+const INBOX: usize = 64;
 
 impl Worker {
     async fn run(mut self, receiver: mpsc::UnboundedReceiver<Message>, interval: Duration) {
