@@ -107,10 +107,9 @@ Re-runs are safe for the SAME file with the same --rows-per-request and --id-pre
 that was changed (rows appended, fixed, removed) cuts into other requests, whose new tracking
 ids the server cannot recognize: import new or fixed rows as a file of their own, or use --state.
 
-With --state DIR, progress lives in DIR (a SQLite spool, outside FILE's directory tree is not
-required but FILE must not be inside DIR): how far into FILE rows are durably taken (committed
-with the rows themselves), which requests are sealed under which tracking id, which were
-delivered. Running the same command again, after a clean exit, Ctrl-C, SIGKILL or a power cut,
+With --state DIR, progress lives in DIR (a SQLite spool; FILE must not be inside DIR): how
+far into FILE rows are durably taken (committed with the rows themselves), which requests are
+sealed under which tracking id, which were delivered. Running the same command again, after a clean exit, Ctrl-C, SIGKILL or a power cut,
 ships only what was not shipped and the rows appended since; nothing counts twice. Bad rows
 (invalid, carrying their own tracking_id, or refused by Kill Bill) go to DIR/rejects.txt with
 their line and reason, and the rest goes on (after a crash, a line can be listed there twice;
@@ -287,7 +286,9 @@ struct ImportArgs {
     output: TextOrJson,
     /// Keep progress in DIR (created if missing): re-runs ship only what was not shipped, and
     /// the rows appended since
-    #[arg(long, value_name = "DIR", conflicts_with = "dry_run")]
+    /// (rows are grouped and given tracking ids as they come: --id-prefix does not apply, and
+    /// bad rows always go to DIR/rejects.txt)
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["dry_run", "id_prefix", "skip_invalid"])]
     state: Option<PathBuf>,
     /// With --state: keep reading FILE as it grows (like tail -f) until Ctrl-C or SIGTERM
     #[arg(long, requires = "state")]
@@ -1213,10 +1214,10 @@ async fn import_with_state(args: ImportArgs, format: Format, state: PathBuf) -> 
             "--state needs a file, not stdin: progress is an offset in the file",
         ));
     }
+    let file = std::fs::canonicalize(&args.file).map_err(|e| input(format!("cannot open {}: {e}", args.file)))?;
     std::fs::create_dir_all(&state).map_err(|e| Failure::Other(format!("cannot create {}: {e}", state.display())))?;
     let state =
         std::fs::canonicalize(&state).map_err(|e| Failure::Other(format!("cannot open {}: {e}", state.display())))?;
-    let file = std::fs::canonicalize(&args.file).map_err(|e| input(format!("cannot open {}: {e}", args.file)))?;
     if file.starts_with(&state) {
         return Err(input(format!(
             "{} is inside the state directory {}: keep the state apart from the data",
