@@ -109,8 +109,9 @@ ids the server cannot recognize: import new or fixed rows as a file of their own
 
 With --state DIR, progress lives in DIR (a SQLite spool; FILE must not be inside DIR): how
 far into FILE rows are durably taken (committed with the rows themselves), which requests are
-sealed under which tracking id, which were delivered. Running the same command again, after a clean exit, Ctrl-C, SIGKILL or a power cut,
-ships only what was not shipped and the rows appended since; nothing counts twice. Bad rows
+sealed under which tracking id, which were delivered. Running the same command again, after a
+clean exit, Ctrl-C, SIGKILL or a power cut, ships only what was not shipped and the rows
+appended since; nothing counts twice. Bad rows
 (invalid, carrying their own tracking_id, or refused by Kill Bill) go to DIR/rejects.txt with
 their line and reason, and the rest goes on (after a crash, a line can be listed there twice;
 its usage is never counted twice). It exits 0 when every row taken is delivered, 2
