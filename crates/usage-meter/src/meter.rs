@@ -244,7 +244,8 @@ impl MeterBuilder {
     /// Keeps every accepted event in a durable spool, the SQLite database at `path` (created
     /// if missing): events survive a crash or a power cut once [durable](Meter::durable), and
     /// a restart on the same spool delivers what is left exactly once, each batch under the
-    /// tracking id it was given before its first attempt. One meter per spool at a time.
+    /// tracking id it was given before its first attempt. One meter per spool at a time: a
+    /// second one on a spool in use fails to start (after SQLite's 5 s busy wait).
     #[cfg(feature = "spool")]
     pub fn spool(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.spool = Some(path.into());

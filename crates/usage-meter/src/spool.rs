@@ -110,6 +110,9 @@ impl Spool {
     /// Opens (or creates) the spool at `path` and reads what it holds.
     pub fn open(path: &Path) -> Result<(Spool, Recovered), SpoolError> {
         let connection = Connection::open(path)?;
+        // One meter per spool: the first one holds the file until it closes, a second one
+        // fails to start (SQLITE_BUSY) instead of sending the same batches.
+        connection.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.execute_batch(

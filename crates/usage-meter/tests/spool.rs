@@ -172,3 +172,17 @@ async fn a_server_that_is_down_keeps_everything_in_the_spool() {
     assert!(second.shutdown(LONG).await.complete);
     assert_eq!(kb.rows(subscription).len(), 1_234);
 }
+
+#[tokio::test]
+async fn a_second_meter_on_the_same_spool_fails_to_start() {
+    let kb = InMemoryKillBill::new();
+    let path = spool_path("twice");
+    let first = meter(&kb, &path);
+    first.durable().await.unwrap();
+    let second = Meter::builder(client(&kb)).spool(&path).start();
+    assert!(second.is_err(), "a second meter started on a spool in use");
+    first.shutdown(LONG).await;
+    // Once the first one stopped, the spool opens again.
+    let third = meter(&kb, &path);
+    assert!(third.shutdown(LONG).await.complete);
+}
