@@ -1,6 +1,5 @@
 //! The `kb-usage` command line: arguments, the subcommands and their exit codes.
 
-use std::future::Future;
 use std::io::{IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,11 +11,13 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use usage_core::{Error as ClientError, InputField, RequestOptions, RetryPolicy, UsageClient, UsageWindow};
+use usage_meter::bulk::bounded;
+use usage_meter::{Bulk, DurableError, Meter, Outcome, StopSignal, Usage, WhenFull};
 use usage_models::{Amount, SubscriptionId, SubscriptionUsageRecord, TrackingId, UnitType, UsageDate};
 use usage_transport_hyper::{HyperTransport, TokioTimer};
 use usage_transport_memory::DuplicateCheck;
 
-use crate::import::{self, Chunk, Format, MAX_ROWS_PER_REQUEST};
+use crate::import::{self, Format, Tail, MAX_ROWS_PER_REQUEST};
 use crate::render;
 use crate::series::{self, Every, Point, Series};
 use crate::serve::{Faults, ServeConfig, Server, SlowCommits};
@@ -105,12 +106,29 @@ own tracking_id are sent together under that id.
 
 Re-runs are safe for the SAME file with the same --rows-per-request and --id-prefix. A file
 that was changed (rows appended, fixed, removed) cuts into other requests, whose new tracking
-ids the server cannot recognize: import new or fixed rows as a file of their own.
+ids the server cannot recognize: import new or fixed rows as a file of their own, or use --state.
+
+With --state DIR, progress lives in DIR (a SQLite spool; FILE must not be inside DIR): how
+far into FILE rows are durably taken (committed with the rows themselves), which requests are
+sealed under which tracking id, which were delivered. Running the same command again, after a
+clean exit, Ctrl-C, SIGKILL or a power cut, ships only what was not shipped and the rows
+appended since; nothing counts twice. Bad rows
+(invalid, carrying their own tracking_id, or refused by Kill Bill) go to DIR/rejects.txt with
+their line and reason, and the rest goes on (after a crash, a line can be listed there twice;
+its usage is never counted twice). It exits 0 when every row taken is delivered, 2
+when some rows were rejected, 4 when rows are still undelivered after --drain-timeout (they stay
+in DIR for the next run). Without --follow, a last line without its newline is taken as it is.
+--follow keeps reading FILE as it grows, like tail -f (a line is taken once its newline is
+written); Ctrl-C or SIGTERM delivers what was taken, and exits 0. A file that shrinks (truncated,
+rotated) is an error: import the new file with another --state directory.
+--output json then prints {\"rows_taken\", \"rows_delivered\", \"rows_pending\", \"invalid_rows\",
+\"refused_rows\", \"offset\", \"seconds\"} (numbers).
 
 Examples:
   kb-usage import usage-2013-08.csv
   kb-usage import --dry-run usage.jsonl
   zcat usage.csv.gz | kb-usage import --format csv --concurrency 8 -
+  kb-usage import --state /var/lib/kb-usage/app usage.csv --follow
 
 --output json prints {\"rows\", \"requests\", \"recorded_requests\", \"recorded_rows\",
 \"already_recorded_requests\", \"already_recorded_rows\", \"failed_requests\", \"failed_rows\",
@@ -276,6 +294,18 @@ struct ImportArgs {
     /// Output format of the summary
     #[arg(long, value_enum, default_value = "text")]
     output: TextOrJson,
+    /// Keep progress in DIR (created if missing): re-runs ship only what was not shipped, and
+    /// the rows appended since
+    /// (rows are grouped and given tracking ids as they come: --id-prefix does not apply, and
+    /// bad rows always go to DIR/rejects.txt)
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["dry_run", "id_prefix", "skip_invalid"])]
+    state: Option<PathBuf>,
+    /// With --state: keep reading FILE as it grows (like tail -f) until Ctrl-C or SIGTERM
+    #[arg(long, requires = "state")]
+    follow: bool,
+    /// With --state: how long to wait at the end for the rows taken to be delivered
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = parse_timeout)]
+    drain_timeout: Duration,
     #[command(flatten)]
     audit: Audit,
     #[command(flatten)]
@@ -736,39 +766,6 @@ async fn get(args: GetArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Runs `work` on every item with at most `concurrency` in flight; results in item order,
-/// `None` for a task that did not finish (it panicked).
-async fn bounded<T, R, F, Fut>(items: Vec<T>, concurrency: usize, work: F) -> Vec<Option<R>>
-where
-    T: Send + 'static,
-    R: Send + 'static,
-    F: Fn(usize, T) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = R> + Send + 'static,
-{
-    let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
-    let work = Arc::new(work);
-    let mut tasks = tokio::task::JoinSet::new();
-    let count = items.len();
-    for (index, item) in items.into_iter().enumerate() {
-        let Ok(permit) = semaphore.clone().acquire_owned().await else {
-            break;
-        };
-        let work = work.clone();
-        tasks.spawn(async move {
-            let result = work(index, item).await;
-            drop(permit);
-            (index, result)
-        });
-    }
-    let mut results: Vec<Option<R>> = (0..count).map(|_| None).collect();
-    while let Some(joined) = tasks.join_next().await {
-        if let Ok((index, result)) = joined {
-            results[index] = Some(result);
-        }
-    }
-    results
-}
-
 async fn series_cmd(args: SeriesArgs) -> Result<(), Failure> {
     let Checked {
         subscription,
@@ -828,14 +825,6 @@ async fn series_cmd(args: SeriesArgs) -> Result<(), Failure> {
         SeriesOutput::Csv => out(&series.to_csv()),
     }
     Ok(())
-}
-
-/// What happened to one request of an import.
-enum ChunkResult {
-    Recorded,
-    AlreadyRecorded,
-    Failed(Failure),
-    Skipped,
 }
 
 /// The summary of an import (`--output json`).
@@ -999,6 +988,9 @@ async fn import_file(args: ImportArgs) -> Result<(), Failure> {
             )))
         }
     };
+    if let Some(state) = args.state.clone() {
+        return import_with_state(args, format, state).await;
+    }
     let bytes = read_input(&args.file)?;
     let parsed = import::parse(bytes.as_slice(), format);
     drop(bytes);
@@ -1040,7 +1032,7 @@ async fn import_file(args: ImportArgs) -> Result<(), Failure> {
     let concurrency = usize::from(args.concurrency);
     let client = client(&args.connection, Some(&args.audit), concurrency)?;
     let progress = Arc::new(Progress::start(summary.rows));
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = StopSignal::new();
     // Ctrl-C: send nothing more, let the requests in flight finish, then say what is missing.
     let interrupted = Arc::new(AtomicBool::new(false));
     let watcher = {
@@ -1051,98 +1043,77 @@ async fn import_file(args: ImportArgs) -> Result<(), Failure> {
         tokio::spawn(async move {
             signals.next().await;
             interrupted.store(true, Ordering::Relaxed);
-            stop.store(true, Ordering::Relaxed);
+            stop.stop();
             eprintln!("interrupted: finishing the requests in flight (Ctrl-C again to quit now)");
             signals.next().await;
             std::process::exit(i32::from(EXIT_INTERRUPTED));
         })
     };
-    let connection = Arc::new(args.connection.clone());
-    let audit = Arc::new(args.audit.clone());
-    let sizes: Vec<u64> = chunks.iter().map(|c| c.rows as u64).collect();
+    let connection = args.connection.clone();
+    let audit = args.audit.clone();
+    let places: Vec<(u64, String)> = chunks
+        .iter()
+        .map(|c| (c.first_line, c.tracking_id().to_string()))
+        .collect();
+    let requests: Vec<SubscriptionUsageRecord> = chunks.into_iter().map(|c| c.record).collect();
+    let bulk = Bulk::new(client)
+        .concurrency(concurrency)
+        .stop_signal(stop)
+        .request_options(move |index| options(&connection, Some(&audit), Some(index)));
     let started = Instant::now();
-    let results = {
+    let report = {
         let progress = progress.clone();
-        bounded(chunks, concurrency, move |index, chunk: Chunk| {
-            let client = client.clone();
-            let progress = progress.clone();
-            let stop = stop.clone();
-            let connection = connection.clone();
-            let audit = audit.clone();
-            async move {
-                if stop.load(Ordering::Relaxed) {
-                    return ChunkResult::Skipped;
-                }
-                let options = options(&connection, Some(&audit), Some(index));
-                let result = match client.record_usage(&chunk.record).options(options).await {
-                    Ok(outcome) if outcome.already_recorded => ChunkResult::AlreadyRecorded,
-                    Ok(_) => ChunkResult::Recorded,
-                    Err(e) if e.is_duplicate_tracking_id() => ChunkResult::AlreadyRecorded,
-                    Err(e) => {
-                        if e.is_unauthorized() || e.is_invalid_input() {
-                            stop.store(true, Ordering::Relaxed);
-                        }
-                        let failure = Failure::from_client(&e);
-                        let message = format!(
-                            "request {} (line {}, tracking id {}): {}",
-                            index + 1,
-                            chunk.first_line,
-                            chunk.tracking_id(),
-                            failure.message()
-                        );
-                        ChunkResult::Failed(match failure {
-                            Failure::Transport(_) => Failure::Transport(message),
-                            Failure::Input(_) => Failure::Input(message),
-                            _ => Failure::Server(message),
-                        })
-                    }
-                };
-                progress.add(chunk.rows as u64);
-                result
+        bulk.send(requests, move |_, rows, outcome| {
+            if !matches!(outcome, Outcome::NotSent) {
+                progress.add(rows);
             }
         })
         .await
+        .map_err(|e| Failure::Other(e.to_string()))?
     };
     let seconds = started.elapsed().as_secs_f64();
     watcher.abort();
     if let Ok(progress) = Arc::try_unwrap(progress) {
         progress.finish();
     }
+    let tally = report.tally;
+    summary.recorded_requests = tally.recorded_requests;
+    summary.recorded_rows = tally.recorded_rows;
+    summary.already_recorded_requests = tally.already_recorded_requests;
+    summary.already_recorded_rows = tally.already_recorded_rows;
+    summary.failed_requests = tally.failed_requests;
+    summary.failed_rows = tally.failed_rows;
+    summary.not_sent_requests = tally.not_sent_requests;
+    summary.not_sent_rows = tally.not_sent_rows;
+    let skipped = tally.not_sent_requests;
     let mut first_failure: Option<Failure> = None;
-    let mut skipped = 0u64;
     let mut reported = 0;
-    for (index, result) in results.into_iter().enumerate() {
-        let rows = sizes.get(index).copied().unwrap_or(0);
-        let result = result.unwrap_or_else(|| {
-            ChunkResult::Failed(Failure::Other(format!(
+    for (index, (outcome, (first_line, tracking_id))) in report.outcomes.iter().zip(&places).enumerate() {
+        let failure = match outcome {
+            Outcome::Failed(e) => {
+                let failure = Failure::from_client(e);
+                let message = format!(
+                    "request {} (line {first_line}, tracking id {tracking_id}): {}",
+                    index + 1,
+                    failure.message()
+                );
+                match failure {
+                    Failure::Transport(_) => Failure::Transport(message),
+                    Failure::Input(_) => Failure::Input(message),
+                    _ => Failure::Server(message),
+                }
+            }
+            Outcome::Unfinished => Failure::Other(format!(
                 "request {}: did not finish; run the same command again",
                 index + 1
-            )))
-        });
-        match result {
-            ChunkResult::Recorded => {
-                summary.recorded_requests += 1;
-                summary.recorded_rows += rows;
-            }
-            ChunkResult::AlreadyRecorded => {
-                summary.already_recorded_requests += 1;
-                summary.already_recorded_rows += rows;
-            }
-            ChunkResult::Failed(failure) => {
-                summary.failed_requests += 1;
-                summary.failed_rows += rows;
-                if reported < 20 {
-                    eprintln!("{source}: {}", failure.message());
-                    reported += 1;
-                }
-                first_failure.get_or_insert(failure);
-            }
-            ChunkResult::Skipped => {
-                summary.not_sent_requests += 1;
-                summary.not_sent_rows += rows;
-                skipped += 1;
-            }
+            )),
+            Outcome::Recorded { .. } | Outcome::AlreadyRecorded | Outcome::NotSent => continue,
+        };
+        if reported < 20 {
+            eprintln!("{source}: {}", failure.message());
+            reported += 1;
         }
+        first_failure.get_or_insert(failure);
     }
     summary.seconds = seconds;
     summary.rows_per_second = if seconds > 0.0 {
@@ -1180,6 +1151,312 @@ async fn import_file(args: ImportArgs) -> Result<(), Failure> {
         Failure::Server(_) => Failure::Server(message),
         Failure::Other(_) | Failure::Interrupted(_) => Failure::Other(message),
     })
+}
+
+/// The summary of an import with `--state` (`--output json`).
+#[derive(Debug, Default, Serialize)]
+struct StateSummary {
+    rows_taken: u64,
+    rows_delivered: u64,
+    rows_pending: u64,
+    invalid_rows: u64,
+    refused_rows: u64,
+    offset: u64,
+    seconds: f64,
+}
+
+/// Progress and lag of `import --state` on stderr: a bar on a terminal, a line every two
+/// seconds otherwise.
+struct StateProgress {
+    bar: Option<indicatif::ProgressBar>,
+    last: Instant,
+}
+
+impl StateProgress {
+    fn start() -> StateProgress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            let style = indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{wide_bar}] {binary_bytes}/{binary_total_bytes}  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar
+        });
+        StateProgress {
+            bar,
+            last: Instant::now(),
+        }
+    }
+
+    fn show(&mut self, file: &std::path::Path, rows: u64, offset: u64, stats: usage_meter::MeterStats) {
+        let line = format!(
+            "{rows} rows taken, {} delivered, {} pending, lag {:.1} s",
+            stats.delivered,
+            stats.pending,
+            stats.oldest_pending_ms as f64 / 1000.0
+        );
+        match &self.bar {
+            Some(bar) => {
+                let length = std::fs::metadata(file).map(|m| m.len()).unwrap_or(offset);
+                bar.set_length(length.max(offset));
+                bar.set_position(offset);
+                bar.set_message(line);
+            }
+            None if self.last.elapsed() >= Duration::from_secs(2) => {
+                eprintln!("progress: offset {offset} bytes, {line}");
+                self.last = Instant::now();
+            }
+            None => {}
+        }
+    }
+
+    fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Raises its signal when dropped.
+struct StopOnDrop(StopSignal);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+/// The bytes of FILE read at once by `import --state`.
+const STATE_CHUNK_BYTES: usize = 4 << 20;
+/// The rows of FILE committed at once, with their offset, by `import --state`.
+const STATE_GROUP_ROWS: usize = 20_000;
+
+/// `import FILE --state DIR [--follow]`: rows go through a [`Meter`] with a spool in DIR; the
+/// file offset is committed in the same transaction as the rows it covers.
+async fn import_with_state(args: ImportArgs, format: Format, state: PathBuf) -> Result<(), Failure> {
+    if args.file == "-" {
+        return Err(input(
+            "--state needs a file, not stdin: progress is an offset in the file",
+        ));
+    }
+    let file = std::fs::canonicalize(&args.file).map_err(|e| input(format!("cannot open {}: {e}", args.file)))?;
+    std::fs::create_dir_all(&state).map_err(|e| Failure::Other(format!("cannot create {}: {e}", state.display())))?;
+    let state =
+        std::fs::canonicalize(&state).map_err(|e| Failure::Other(format!("cannot open {}: {e}", state.display())))?;
+    if file.starts_with(&state) {
+        return Err(input(format!(
+            "{} is inside the state directory {}: keep the state apart from the data",
+            args.file,
+            state.display()
+        )));
+    }
+    let source = args.file.as_str();
+    let concurrency = usize::from(args.concurrency);
+    let client = client(&args.connection, Some(&args.audit), concurrency)?;
+    let meter = Meter::builder(client)
+        .spool(state.join("spool.sqlite"))
+        .max_records_per_request(usize::from(args.rows_per_request).min(MAX_ROWS_PER_REQUEST))
+        .concurrency(concurrency)
+        .capacity(200_000)
+        .when_full(WhenFull::Wait)
+        .request_options(options(&args.connection, Some(&args.audit), None))
+        .start()
+        .map_err(|e| Failure::Other(format!("cannot open the state in {}: {e}", state.display())))?;
+    let spooled = |e: DurableError| Failure::Other(format!("state in {}: {e}", state.display()));
+    let checkpoint = format!("file:{}", file.display());
+    let mut tail = Tail::open(&file, format, meter.checkpoint(&checkpoint).unwrap_or(0))
+        .map_err(|e| input(format!("{source}: {e}")))?;
+    let rejects_path = state.join("rejects.txt");
+    let mut rejects = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&rejects_path)
+        .map_err(|e| Failure::Other(format!("cannot open {}: {e}", rejects_path.display())))?;
+    let mut reject = |line: &str| {
+        writeln!(rejects, "{line}").map_err(|e| Failure::Other(format!("cannot write {}: {e}", rejects_path.display())))
+    };
+    let dead_before = meter.dead_letters().len();
+    let stop = StopSignal::new();
+    let stopped = Arc::new(tokio::sync::Notify::new());
+    let watcher = {
+        let stop = stop.clone();
+        let stopped = stopped.clone();
+        let mut signals = Interrupts::register();
+        let follow = args.follow;
+        tokio::spawn(async move {
+            signals.next().await;
+            stop.stop();
+            stopped.notify_waiters();
+            eprintln!(
+                "{}: delivering the rows taken (Ctrl-C again to quit now; a re-run finishes)",
+                if follow { "stopping" } else { "interrupted" }
+            );
+            signals.next().await;
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        })
+    };
+    let started = Instant::now();
+    let mut summary = StateSummary::default();
+    let mut progress = StateProgress::start();
+    // FILE is read and parsed on a thread of its own, a chunk ahead of the commits.
+    let (chunks, mut chunk_rx) = tokio::sync::mpsc::channel(2);
+    let reading = StopSignal::new();
+    // However this function returns, the reader stops (a follower would poll for ever).
+    let _reading = StopOnDrop(reading.clone());
+    {
+        let stop = reading;
+        let follow = args.follow;
+        tokio::task::spawn_blocking(move || {
+            while !stop.is_stopped() {
+                let next = match tail.next_chunk(STATE_CHUNK_BYTES, !follow) {
+                    Ok(Some(chunk)) => Ok(chunk),
+                    Ok(None) if follow => {
+                        std::thread::sleep(Duration::from_millis(100));
+                        continue;
+                    }
+                    // The end of a finished file: the channel closes.
+                    Ok(None) => return,
+                    Err(e) => Err(e),
+                };
+                let failed = next.is_err();
+                if chunks.blocking_send(next).is_err() || failed {
+                    return;
+                }
+            }
+        });
+    }
+    while !stop.is_stopped() {
+        let next = tokio::select! {
+            next = chunk_rx.recv() => next,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                progress.show(&file, summary.rows_taken, summary.offset, meter.stats());
+                continue;
+            }
+            _ = stopped.notified() => break,
+        };
+        let Some(next) = next else {
+            break;
+        };
+        let mut chunk = next.map_err(|e| input(format!("{source}: {e}")))?;
+        // Rows go to the meter in groups, each committed in one transaction with the offset
+        // just past its last line: a crash or a stop leaves no group half taken.
+        let mut errors = chunk.parsed.errors.iter().peekable();
+        let mut rows = std::mem::take(&mut chunk.parsed.rows).into_iter().peekable();
+        let mut group: Vec<Usage> = Vec::with_capacity(STATE_GROUP_ROWS);
+        while rows.peek().is_some() || errors.peek().is_some() {
+            let mut last_line = 0;
+            while group.len() < STATE_GROUP_ROWS {
+                let next_row = rows.peek().map(|row| row.line).unwrap_or(u64::MAX);
+                if let Some(error) = errors.next_if(|e| e.line <= next_row) {
+                    reject(&format!("line {}: {}", error.line, error.reason))?;
+                    summary.invalid_rows += 1;
+                    last_line = error.line;
+                    continue;
+                }
+                let Some(row) = rows.next() else {
+                    break;
+                };
+                last_line = row.line;
+                if row.tracking_id.is_some() {
+                    reject(&format!(
+                        "line {}: has its own tracking_id, which --state cannot honour (import such rows without --state)",
+                        row.line
+                    ))?;
+                    summary.invalid_rows += 1;
+                    continue;
+                }
+                group.push(Usage {
+                    subscription: row.subscription_id,
+                    unit: row.unit_type,
+                    date: row.record_date,
+                    amount: row.amount,
+                });
+            }
+            let through = if rows.peek().is_none() && errors.peek().is_none() {
+                chunk.end
+            } else {
+                chunk.end_of_line(last_line)
+            };
+            let taken = group.len() as u64;
+            tokio::select! {
+                done = meter.record_from_source(std::mem::take(&mut group), &checkpoint, through) => done.map_err(spooled)?,
+                _ = stopped.notified() => break,
+            }
+            summary.rows_taken += taken;
+            summary.offset = through;
+            if stop.is_stopped() {
+                break;
+            }
+        }
+        progress.show(&file, summary.rows_taken, chunk.end, meter.stats());
+    }
+    progress.finish();
+    let report = meter.shutdown(args.drain_timeout).await;
+    watcher.abort();
+    for dead in meter.dead_letters().iter().skip(dead_before) {
+        summary.refused_rows += dead.events;
+        let record = &dead.record;
+        reject(&format!(
+            "refused by Kill Bill: subscription {}, tracking id {}, {} rows: {}",
+            record.subscription_id(),
+            record.tracking_id().map(TrackingId::as_str).unwrap_or_default(),
+            dead.events,
+            dead.reason
+        ))?;
+        for unit in record.unit_usage_records() {
+            for usage in unit.usage_records() {
+                reject(&format!(
+                    "  {},{},{},{}",
+                    record.subscription_id(),
+                    unit.unit_type(),
+                    usage.record_date,
+                    usage.amount
+                ))?;
+            }
+        }
+    }
+    let stats = meter.stats();
+    summary.rows_delivered = stats.delivered;
+    summary.rows_pending = report.pending_events;
+    summary.seconds = started.elapsed().as_secs_f64();
+    match args.output {
+        TextOrJson::Text => out(&format!(
+            "import of {source} (state {}): {} rows taken, {} delivered, {} pending, {} invalid, {} refused by Kill Bill; \
+             offset {} bytes; {:.3} s\n",
+            state.display(),
+            summary.rows_taken,
+            summary.rows_delivered,
+            summary.rows_pending,
+            summary.invalid_rows,
+            summary.refused_rows,
+            summary.offset,
+            summary.seconds
+        )),
+        TextOrJson::Json => out(&format!("{}\n", serde_json::to_string(&summary).unwrap_or_default())),
+    }
+    if summary.rows_pending > 0 {
+        return Err(Failure::Transport(format!(
+            "{} rows not delivered within {:.0} s; they are kept in {}: run the same command again",
+            summary.rows_pending,
+            args.drain_timeout.as_secs_f64(),
+            state.display()
+        )));
+    }
+    if summary.invalid_rows + summary.refused_rows > 0 {
+        return Err(input(format!(
+            "{} rows rejected; see {}",
+            summary.invalid_rows + summary.refused_rows,
+            rejects_path.display()
+        )));
+    }
+    if stop.is_stopped() && !args.follow {
+        return Err(Failure::Interrupted(
+            "interrupted: what was taken is delivered; run the same command again to take the rest".to_string(),
+        ));
+    }
+    Ok(())
 }
 
 fn print_summary(summary: &ImportSummary, output: TextOrJson, source: &str) {

@@ -232,12 +232,12 @@ pub struct StoredRow {
 ///   source: not checked against a running Jackson) for the usual mistakes (a missing comma or
 ///   colon, an unquoted name, an unknown token, a leading zero, a bad escape, a control
 ///   character, the end of input); rarer ones (an invalid `\u` escape, a lone surrogate, a malformed number
-///   other than a leading zero) keep serde_json's wording: the contract (§4 row 1) asks only
+///   other than a leading zero) keep serde_json's wording: docs/contract.md §4 row 1 asks only
 ///   that the message describe the problem;
 /// - a record date with a field out of range is wrapped with Joda's
 ///   `org.joda.time.IllegalFieldValueException` as the cause; a *query* date out of range
 ///   answers `className` `java.lang.IllegalArgumentException` (the real server names the
-///   subclass, `IllegalFieldValueException`), because the contract (§3 row 2) names
+///   subclass, `IllegalFieldValueException`), because docs/contract.md §3.2 names
 ///   `IllegalArgumentException` for every malformed query date;
 /// - ISO week dates (`2013-W31-4`, `2013-W31` = its Thursday) are read as Joda reads them;
 /// - a path subscription id that matches `\w+-\w+-\w+-\w+-\w+` but that `UUID.fromString`

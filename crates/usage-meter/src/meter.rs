@@ -1,0 +1,1154 @@
+//! [`Meter`]: record usage events without waiting for the network; a background task batches
+//! them per subscription and sends them through [`UsageClient`] with its retries.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use usage_core::{Error, RequestOptions, UsageClient};
+use usage_models::{Amount, SubscriptionId, SubscriptionUsageRecord, TrackingId, UnitType, UsageDate};
+
+use crate::bulk::{Outcome, MAX_RECORDS_PER_REQUEST};
+#[cfg(feature = "spool")]
+use crate::spool::{Commit, Spool, SpoolError};
+
+/// What [`Meter::record`] does when the meter holds as many undelivered events as its
+/// [capacity](MeterBuilder::capacity).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WhenFull {
+    /// Wait until deliveries make room (backpressure).
+    #[default]
+    Wait,
+    /// Refuse the event with [`RecordError::Full`] at once.
+    Refuse,
+}
+
+/// Why an event was not accepted. An event that was not accepted is not counted anywhere:
+/// the caller still owns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// The meter holds as many undelivered events as its capacity.
+    #[error("the meter is full: as many undelivered events as its capacity")]
+    Full,
+    /// The meter was shut down.
+    #[error("the meter was shut down")]
+    Closed,
+}
+
+/// A [`MeterBuilder::start`] that could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting is out of its range.
+    #[error("invalid meter setting: {0}")]
+    Invalid(String),
+    /// There is no tokio runtime to run the background task on.
+    #[error("a meter must be started inside a tokio runtime")]
+    NoRuntime,
+    /// The spool cannot be opened or read.
+    #[cfg(feature = "spool")]
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
+
+/// Why [`Meter::durable`] or [`Meter::record_from_source`] failed.
+#[cfg(feature = "spool")]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurableError {
+    /// The meter has no spool: nothing it holds is durable.
+    #[error("the meter has no spool")]
+    NoSpool,
+    /// The spool failed and the meter stopped (what was committed is still in the spool).
+    #[error("the spool failed and the meter stopped: {0}")]
+    Failed(String),
+    /// The meter was shut down.
+    #[error("the meter was shut down")]
+    Closed,
+    /// No room for the events (with [`WhenFull::Refuse`], or more events than the capacity).
+    #[error("the meter is full")]
+    Full,
+}
+
+/// A batch Kill Bill refused for good: its usage, how many events it gathers, and why.
+#[derive(Clone, Debug)]
+pub struct DeadLetter {
+    /// The request that was refused, with its tracking id.
+    pub record: SubscriptionUsageRecord,
+    /// How many recorded events it carries (more than its records when aggregating).
+    pub events: u64,
+    /// Kill Bill's reason.
+    pub reason: String,
+}
+
+/// What a [`Meter::flush`] or [`Meter::shutdown`] left undone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlushReport {
+    /// Whether every event accepted before the call was delivered or dead-lettered in time.
+    pub complete: bool,
+    /// Events accepted (at any time) and not yet delivered nor dead-lettered when the call
+    /// returned.
+    pub pending_events: u64,
+    /// Events in dead letters so far (see [`Meter::dead_letters`]).
+    pub dead_letter_events: u64,
+}
+
+/// Counters and gauges of a meter, as [`Meter::stats`] reads them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MeterStats {
+    /// Events accepted, as the background task takes them (with a spool, including those
+    /// found in it at start).
+    pub accepted: u64,
+    /// Events on the server (recorded now, or recorded before by an attempt whose answer was
+    /// lost).
+    pub delivered: u64,
+    /// Requests delivered.
+    pub requests: u64,
+    /// Times a request failed after all the client's retries and was put back to be sent again.
+    pub retries: u64,
+    /// Events in dead letters.
+    pub dead_letter_events: u64,
+    /// Requests in dead letters.
+    pub dead_letter_requests: u64,
+    /// Events accepted and neither delivered nor dead-lettered.
+    pub pending: u64,
+    /// Age of the oldest undelivered event's batch, in milliseconds, as of the last flush
+    /// interval (0 when nothing is held).
+    pub oldest_pending_ms: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    accepted: AtomicU64,
+    delivered: AtomicU64,
+    requests: AtomicU64,
+    retries: AtomicU64,
+    dead_letter_events: AtomicU64,
+    dead_letter_requests: AtomicU64,
+    oldest_pending_ms: AtomicU64,
+}
+
+/// Events handed over by `record`, taken by the background task in groups: one lock per event
+/// on the hot path, and one wake-up per group.
+#[derive(Default)]
+struct Inbox {
+    events: Vec<Handed>,
+    /// The unit types of `events`, each kept once (among the last few): no allocation per
+    /// event on the hot path.
+    units: Vec<UnitType>,
+    /// The background task stopped: nothing is taken any more.
+    stopped: bool,
+}
+
+/// An event in the [`Inbox`]: its unit type is an index into the inbox's `units`.
+struct Handed {
+    subscription: SubscriptionId,
+    unit: usize,
+    date: UsageDate,
+    amount: Amount,
+}
+
+/// How many of the inbox's latest unit types `record` looks through before adding one.
+const UNITS_LOOKED_UP: usize = 8;
+
+struct Shared {
+    inbox: Mutex<Inbox>,
+    wake: tokio::sync::Notify,
+    room: Semaphore,
+    when_full: WhenFull,
+    closed: AtomicBool,
+    counters: Counters,
+    dead_letters: Mutex<Vec<DeadLetter>>,
+    /// The background task, awaited by [`Meter::shutdown`].
+    worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Why the spool failed, once it did.
+    #[cfg(feature = "spool")]
+    failure: Mutex<Option<String>>,
+    /// The sources' positions, as last committed.
+    #[cfg(feature = "spool")]
+    checkpoints: Mutex<HashMap<String, u64>>,
+    #[cfg(feature = "spool")]
+    has_spool: bool,
+}
+
+impl Shared {
+    fn stats(&self) -> MeterStats {
+        let c = &self.counters;
+        let accepted = c.accepted.load(Ordering::Relaxed);
+        let delivered = c.delivered.load(Ordering::Relaxed);
+        let dead_letter_events = c.dead_letter_events.load(Ordering::Relaxed);
+        MeterStats {
+            accepted,
+            delivered,
+            requests: c.requests.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
+            dead_letter_events,
+            dead_letter_requests: c.dead_letter_requests.load(Ordering::Relaxed),
+            pending: accepted.saturating_sub(delivered + dead_letter_events),
+            oldest_pending_ms: c.oldest_pending_ms.load(Ordering::Relaxed),
+        }
+    }
+}
+
+struct Event {
+    subscription: SubscriptionId,
+    unit: UnitType,
+    date: UsageDate,
+    amount: Amount,
+}
+
+/// One usage event, for [`Meter::record_from_source`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Usage {
+    /// The subscription.
+    pub subscription: SubscriptionId,
+    /// The unit type.
+    pub unit: UnitType,
+    /// When.
+    pub date: UsageDate,
+    /// How much.
+    pub amount: Amount,
+}
+
+enum Message {
+    Flush(oneshot::Sender<()>),
+    #[cfg(feature = "spool")]
+    Durable(oneshot::Sender<()>),
+    #[cfg(feature = "spool")]
+    Source(Vec<Usage>, String, u64, oneshot::Sender<()>),
+    Stop,
+}
+
+/// Sets up a [`Meter`]; see [`Meter::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct MeterBuilder {
+    client: UsageClient,
+    max_records: usize,
+    interval: Duration,
+    capacity: usize,
+    when_full: WhenFull,
+    bucket: Option<Duration>,
+    concurrency: usize,
+    backoff: Duration,
+    max_backoff: Duration,
+    options: RequestOptions,
+    #[cfg(feature = "spool")]
+    spool: Option<std::path::PathBuf>,
+}
+
+impl MeterBuilder {
+    /// Keeps every accepted event in a durable spool, the SQLite database at `path` (created
+    /// if missing): events survive a crash or a power cut once [durable](Meter::durable), and
+    /// a restart on the same spool delivers what is left exactly once, each batch under the
+    /// tracking id it was given before its first attempt. One meter per spool at a time: a
+    /// second one on a spool in use fails to start (after SQLite's 5 s busy wait).
+    #[cfg(feature = "spool")]
+    pub fn spool(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.spool = Some(path.into());
+        self
+    }
+
+    /// Records per request, 1 to 1,000 (default 1,000): a subscription's open batch is sent
+    /// as soon as it holds this many.
+    pub fn max_records_per_request(mut self, n: usize) -> Self {
+        self.max_records = n;
+        self
+    }
+
+    /// Every open batch is sent at least this often (default 1 s).
+    pub fn flush_interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// The most events held and not yet delivered (default 1,000,000): the memory bound.
+    pub fn capacity(mut self, events: usize) -> Self {
+        self.capacity = events;
+        self
+    }
+
+    /// What [`Meter::record`] does when full (default [`WhenFull::Wait`]).
+    pub fn when_full(mut self, policy: WhenFull) -> Self {
+        self.when_full = policy;
+        self
+    }
+
+    /// Sums the events of the same subscription, unit type and time bucket of this length
+    /// (the record date is the bucket's start) into one record. Off by default.
+    pub fn aggregate(mut self, bucket: Duration) -> Self {
+        self.bucket = Some(bucket);
+        self
+    }
+
+    /// Requests in flight at once (default 4).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n;
+        self
+    }
+
+    /// The first wait before sending again a request that failed after all the client's
+    /// retries (default 1 s); it doubles on each failure up to `max` (default 60 s).
+    pub fn retry_backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.backoff = first;
+        self.max_backoff = max;
+        self
+    }
+
+    /// The options of every request (audit reason and comment, for instance). Default: none.
+    pub fn request_options(mut self, options: RequestOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Starts the background task on the current tokio runtime.
+    pub fn start(self) -> Result<Meter, StartError> {
+        if !(1..=MAX_RECORDS_PER_REQUEST).contains(&self.max_records) {
+            return Err(StartError::Invalid(format!(
+                "records per request must be 1 to {MAX_RECORDS_PER_REQUEST}, not {}",
+                self.max_records
+            )));
+        }
+        if self.capacity == 0 || self.capacity > Semaphore::MAX_PERMITS {
+            return Err(StartError::Invalid(format!(
+                "capacity {} is out of range",
+                self.capacity
+            )));
+        }
+        if self.concurrency == 0 {
+            return Err(StartError::Invalid("concurrency must be at least 1".to_string()));
+        }
+        if self.interval.is_zero() || self.bucket.is_some_and(|b| b.as_millis() == 0) {
+            return Err(StartError::Invalid(
+                "the flush interval and the aggregation bucket must be positive (the bucket at least 1 ms)".to_string(),
+            ));
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
+        #[cfg(feature = "spool")]
+        let opened = self.spool.as_deref().map(Spool::open).transpose()?;
+        #[cfg(feature = "spool")]
+        let has_spool = opened.is_some();
+        let shared = Arc::new(Shared {
+            inbox: Mutex::new(Inbox::default()),
+            wake: tokio::sync::Notify::new(),
+            room: Semaphore::new(self.capacity),
+            when_full: self.when_full,
+            closed: AtomicBool::new(false),
+            counters: Counters::default(),
+            dead_letters: Mutex::new(Vec::new()),
+            worker: Mutex::new(None),
+            #[cfg(feature = "spool")]
+            failure: Mutex::new(None),
+            #[cfg(feature = "spool")]
+            checkpoints: Mutex::new(HashMap::new()),
+            #[cfg(feature = "spool")]
+            has_spool,
+        });
+        let (sender, receiver) = mpsc::unbounded_channel();
+        #[allow(unused_mut)]
+        let mut worker = Worker {
+            client: self.client,
+            max_records: self.max_records,
+            bucket_ms: self.bucket.map(|b| b.as_millis() as i64),
+            concurrency: self.concurrency,
+            backoff: self.backoff,
+            max_backoff: self.max_backoff,
+            options: self.options,
+            shared: shared.clone(),
+            open: HashMap::new(),
+            sealing: Vec::new(),
+            ready: VecDeque::new(),
+            waiting: Vec::new(),
+            in_flight: HashMap::new(),
+            tasks: JoinSet::new(),
+            waiters: Vec::new(),
+            spare: (Vec::new(), Vec::new()),
+            next_batch: 0,
+            next_event: 0,
+            #[cfg(feature = "spool")]
+            spool: None,
+            #[cfg(feature = "spool")]
+            commit: Commit::default(),
+            #[cfg(feature = "spool")]
+            durable_waiters: Vec::new(),
+        };
+        #[cfg(feature = "spool")]
+        if let Some((spool, recovered)) = opened {
+            worker.recover(recovered);
+            worker.spool = Some(Arc::new(Mutex::new(spool)));
+        }
+        *lock(&shared.worker) = Some(runtime.spawn(worker.run(receiver, self.interval)));
+        Ok(Meter { shared, sender })
+    }
+}
+
+/// Records usage events without waiting for the network.
+///
+/// A background task groups the events per subscription into requests of at most 1,000
+/// records, sends a subscription's batch when it is full or every
+/// [flush interval](MeterBuilder::flush_interval), and sends each through the
+/// [`UsageClient`] with its retries, under a tracking id fixed when the batch is sealed (so a
+/// retry after a lost answer never counts twice). A request that still fails with an error
+/// that may pass (the network, 5xx, 401, 403, 408, 429) is sent again later under the same
+/// id; one Kill Bill refuses for good (another 4xx: an invalid row, an unknown subscription)
+/// goes to the [dead letters](Meter::dead_letters), with its reason, and blocks nothing else.
+///
+/// Memory is bounded: at most [`capacity`](MeterBuilder::capacity) events are held undelivered;
+/// beyond, [`record`](Self::record) waits or refuses, per [`WhenFull`]. Nothing is dropped
+/// silently. Without a spool, events still held when the process ends are lost:
+/// [`shutdown`](Self::shutdown) says how many; with a [spool](MeterBuilder::spool) (feature
+/// `spool`), they stay in it and the next start on the same spool delivers them.
+///
+/// Exactly once rests on Kill Bill refusing a tracking id it already stored. A batch never has
+/// two attempts in flight at once, and after the client gives up on one whose outcome is unknown
+/// the meter waits [`retry_backoff`](MeterBuilder::retry_backoff) before sending it again. Kill
+/// Bill's duplicate check is not atomic (check, then insert): an attempt still being processed
+/// when its retry arrives can be stored twice. The wait must outlast the server's processing of
+/// an attempt for that window to close; the tests show exactly once against the emulator, whose
+/// check is atomic.
+///
+/// Cheap to clone: every clone feeds the same meter.
+#[derive(Clone)]
+pub struct Meter {
+    shared: Arc<Shared>,
+    sender: mpsc::UnboundedSender<Message>,
+}
+
+impl std::fmt::Debug for Meter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Meter")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Meter {
+    /// A meter sending through `client`, with the defaults: 1,000 records per request, a 1 s
+    /// flush interval, room for 1,000,000 events, [`WhenFull::Wait`], no aggregation, 4
+    /// requests in flight.
+    pub fn builder(client: UsageClient) -> MeterBuilder {
+        MeterBuilder {
+            client,
+            max_records: MAX_RECORDS_PER_REQUEST,
+            interval: Duration::from_secs(1),
+            capacity: 1_000_000,
+            when_full: WhenFull::Wait,
+            bucket: None,
+            concurrency: 4,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            options: RequestOptions::new(),
+            #[cfg(feature = "spool")]
+            spool: None,
+        }
+    }
+
+    /// Accepts one event. Returns at once when there is room; when full, waits or refuses
+    /// per the meter's [`WhenFull`] policy. Never waits for the network itself.
+    pub async fn record(
+        &self,
+        subscription: SubscriptionId,
+        unit: &UnitType,
+        date: UsageDate,
+        amount: Amount,
+    ) -> Result<(), RecordError> {
+        if self.shared.when_full == WhenFull::Wait && self.shared.room.available_permits() == 0 {
+            self.shared
+                .room
+                .acquire()
+                .await
+                .map_err(|_| RecordError::Closed)?
+                .forget();
+            return self.enqueue(subscription, unit, date, amount);
+        }
+        self.try_record(subscription, unit, date, amount)
+    }
+
+    /// Accepts one event, or refuses it at once with [`RecordError::Full`] when full,
+    /// whatever the policy. Never waits.
+    pub fn try_record(
+        &self,
+        subscription: SubscriptionId,
+        unit: &UnitType,
+        date: UsageDate,
+        amount: Amount,
+    ) -> Result<(), RecordError> {
+        match self.shared.room.try_acquire() {
+            Ok(permit) => permit.forget(),
+            Err(tokio::sync::TryAcquireError::NoPermits) => return Err(RecordError::Full),
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(RecordError::Closed),
+        }
+        self.enqueue(subscription, unit, date, amount)
+    }
+
+    /// Hands an event whose room is taken to the background task.
+    fn enqueue(
+        &self,
+        subscription: SubscriptionId,
+        unit: &UnitType,
+        date: UsageDate,
+        amount: Amount,
+    ) -> Result<(), RecordError> {
+        if self.shared.closed.load(Ordering::Relaxed) {
+            self.shared.room.add_permits(1);
+            return Err(RecordError::Closed);
+        }
+        let mut inbox = lock(&self.shared.inbox);
+        if inbox.stopped {
+            drop(inbox);
+            self.shared.room.add_permits(1);
+            return Err(RecordError::Closed);
+        }
+        let known = inbox.units.len();
+        let unit = match inbox.units.iter().rev().take(UNITS_LOOKED_UP).position(|u| u == unit) {
+            Some(back) => known - 1 - back,
+            None => {
+                inbox.units.push(unit.clone());
+                known
+            }
+        };
+        let first = inbox.events.is_empty();
+        inbox.events.push(Handed {
+            subscription,
+            unit,
+            date,
+            amount,
+        });
+        drop(inbox);
+        if first {
+            self.shared.wake.notify_one();
+        }
+        // Counted by the background task as it takes it (one counter write per group, none
+        // here on the hot path).
+        Ok(())
+    }
+
+    /// Sends every open batch now and waits, at most `deadline`, until every event accepted
+    /// before the call is delivered or dead-lettered.
+    pub async fn flush(&self, deadline: Duration) -> FlushReport {
+        let (reply, done) = oneshot::channel();
+        let complete = self.sender.send(Message::Flush(reply)).is_ok()
+            && matches!(tokio::time::timeout(deadline, done).await, Ok(Ok(())));
+        self.report(complete)
+    }
+
+    /// Refuses new events, then [flushes](Self::flush) within `deadline` and stops the
+    /// background task (requests still in flight are abandoned; with a spool their batches
+    /// stay in it, under their tracking ids). Returns once the task has stopped; what was not
+    /// delivered by then is reported, and lost without a spool.
+    pub async fn shutdown(&self, deadline: Duration) -> FlushReport {
+        self.shared.closed.store(true, Ordering::Relaxed);
+        let report = self.flush(deadline).await;
+        // The task may already be gone: then there is nothing left to stop.
+        let _ = self.sender.send(Message::Stop);
+        self.shared.room.close();
+        let worker = lock(&self.shared.worker).take();
+        if let Some(worker) = worker {
+            // A panic of the task was already reported by the runtime; what it held is in
+            // the report below.
+            let _ = worker.await;
+        }
+        self.report(report.complete)
+    }
+
+    /// Waits until every event accepted before the call is committed to the spool (and so
+    /// survives a crash or a power cut). Many events share one commit: call it after a group
+    /// of events rather than after each.
+    #[cfg(feature = "spool")]
+    pub async fn durable(&self) -> Result<(), DurableError> {
+        if !self.shared.has_spool {
+            return Err(DurableError::NoSpool);
+        }
+        let (reply, done) = oneshot::channel();
+        self.sender.send(Message::Durable(reply)).map_err(|_| self.stopped())?;
+        done.await.map_err(|_| self.stopped())
+    }
+
+    /// Accepts `events` read from the source `name` (a file, a queue) up to `position`, and
+    /// commits them in ONE transaction with `position` as the source's new position; returns
+    /// once that commit is durable. A crash leaves either all of them and the new position,
+    /// or none and the old one: read from [`checkpoint`](Self::checkpoint) after a restart,
+    /// and no event is taken twice. Room for all of them is taken first, per the meter's
+    /// [`WhenFull`] policy (more events than the capacity are refused: send fewer at once).
+    #[cfg(feature = "spool")]
+    pub async fn record_from_source(&self, events: Vec<Usage>, name: &str, position: u64) -> Result<(), DurableError> {
+        if !self.shared.has_spool {
+            return Err(DurableError::NoSpool);
+        }
+        let count = u32::try_from(events.len()).map_err(|_| DurableError::Full)?;
+        let room = match self.shared.when_full {
+            WhenFull::Wait => self.shared.room.acquire_many(count).await.map_err(|_| self.stopped())?,
+            WhenFull::Refuse => self.shared.room.try_acquire_many(count).map_err(|e| match e {
+                tokio::sync::TryAcquireError::NoPermits => DurableError::Full,
+                tokio::sync::TryAcquireError::Closed => self.stopped(),
+            })?,
+        };
+        room.forget();
+        let (reply, done) = oneshot::channel();
+        if self.shared.closed.load(Ordering::Relaxed)
+            || self
+                .sender
+                .send(Message::Source(events, name.to_string(), position, reply))
+                .is_err()
+        {
+            self.shared.room.add_permits(count as usize);
+            return Err(self.stopped());
+        }
+        done.await.map_err(|_| self.stopped())
+    }
+
+    /// The last committed position of the source `name` (from this run or an earlier one).
+    #[cfg(feature = "spool")]
+    pub fn checkpoint(&self, name: &str) -> Option<u64> {
+        lock(&self.shared.checkpoints).get(name).copied()
+    }
+
+    #[cfg(feature = "spool")]
+    fn stopped(&self) -> DurableError {
+        match lock(&self.shared.failure).clone() {
+            Some(reason) => DurableError::Failed(reason),
+            None => DurableError::Closed,
+        }
+    }
+
+    fn report(&self, complete: bool) -> FlushReport {
+        let stats = self.stats();
+        FlushReport {
+            complete,
+            pending_events: stats.pending,
+            dead_letter_events: stats.dead_letter_events,
+        }
+    }
+
+    /// The counters and gauges now.
+    pub fn stats(&self) -> MeterStats {
+        self.shared.stats()
+    }
+
+    /// The batches Kill Bill refused for good, oldest first.
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        lock(&self.shared.dead_letters).clone()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A subscription's batch still taking events.
+struct Open {
+    since: Instant,
+    events: u64,
+    /// The ids of its events (in the spool's `events` table when there is a spool).
+    members: Vec<i64>,
+    /// (unit type, date, amount) in arrival order; one entry per bucket when aggregating.
+    entries: Vec<(UnitType, UsageDate, Decimal)>,
+    /// Aggregation only: where each (unit type, bucket start) is in `entries`.
+    buckets: HashMap<(UnitType, i64), usize>,
+}
+
+/// A batch whose members and tracking id are fixed.
+struct Sealed {
+    id: u64,
+    since: Instant,
+    record: Arc<SubscriptionUsageRecord>,
+    events: u64,
+    failures: u32,
+}
+
+struct Waiter {
+    batches: HashSet<u64>,
+    reply: oneshot::Sender<()>,
+}
+
+struct Worker {
+    client: UsageClient,
+    max_records: usize,
+    bucket_ms: Option<i64>,
+    concurrency: usize,
+    backoff: Duration,
+    max_backoff: Duration,
+    options: RequestOptions,
+    shared: Arc<Shared>,
+    open: HashMap<SubscriptionId, Open>,
+    /// Sealed, not yet committed to the spool: not sent before.
+    sealing: Vec<Sealed>,
+    ready: VecDeque<Sealed>,
+    waiting: Vec<(Instant, Sealed)>,
+    in_flight: HashMap<tokio::task::Id, Sealed>,
+    tasks: JoinSet<Outcome>,
+    waiters: Vec<Waiter>,
+    /// The other half of the inbox's double buffer.
+    spare: (Vec<Handed>, Vec<UnitType>),
+    next_batch: u64,
+    next_event: i64,
+    #[cfg(feature = "spool")]
+    spool: Option<Arc<Mutex<Spool>>>,
+    /// What the next group commit writes.
+    #[cfg(feature = "spool")]
+    commit: Commit,
+    #[cfg(feature = "spool")]
+    durable_waiters: Vec<oneshot::Sender<()>>,
+}
+
+/// Whether Kill Bill refused a request for good: invalid input, or a 4xx other than 401,
+/// 403, 408 and 429 (credentials and permissions can be fixed, timeouts and rate limits
+/// pass). The contract lists 400 (invalid row) and 404 (unknown subscription) as final.
+fn refused_for_good(error: &Error) -> bool {
+    error.is_invalid_input()
+        || error
+            .status()
+            .is_some_and(|s| s.is_client_error() && !matches!(s.as_u16(), 401 | 403 | 408 | 429))
+}
+
+/// The most control messages (flush, durable, source, stop) the background task takes at
+/// once. Events do not go through them: `record` hands them over in the inbox, and a group
+/// commit holds every event handed over since the previous one.
+const INBOX: usize = 64;
+
+impl Worker {
+    async fn run(mut self, receiver: mpsc::UnboundedReceiver<Message>, interval: Duration) {
+        self.serve(receiver, interval).await;
+        self.close_inbox();
+    }
+
+    async fn serve(&mut self, mut receiver: mpsc::UnboundedReceiver<Message>, interval: Duration) {
+        let shared = self.shared.clone();
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut draining = false;
+        let mut inbox = Vec::with_capacity(INBOX);
+        loop {
+            if !self.persist().await {
+                return;
+            }
+            self.dispatch();
+            if draining && self.outstanding() == 0 {
+                return;
+            }
+            let next_retry = self.waiting.iter().map(|(at, _)| *at).min();
+            tokio::select! {
+                _ = shared.wake.notified() => self.take_events(),
+                received = receiver.recv_many(&mut inbox, INBOX), if !draining => {
+                    // Events recorded before a message are taken before it.
+                    self.take_events();
+                    if received == 0 {
+                        // Every handle was dropped without a shutdown: deliver what is held.
+                        self.seal_all();
+                        draining = true;
+                    }
+                    for message in inbox.drain(..) {
+                        match message {
+                            Message::Flush(reply) => self.flush(reply),
+                            #[cfg(feature = "spool")]
+                            Message::Durable(reply) => self.durable_waiters.push(reply),
+                            #[cfg(feature = "spool")]
+                            Message::Source(events, name, position, reply) => {
+                                // The events and the position go in one commit, and alone:
+                                // events before them are committed first.
+                                if !self.persist().await {
+                                    return;
+                                }
+                                self.count_accepted(events.len() as u64);
+                                for usage in events {
+                                    self.accept(Event {
+                                        subscription: usage.subscription,
+                                        unit: usage.unit,
+                                        date: usage.date,
+                                        amount: usage.amount,
+                                    });
+                                }
+                                self.commit.checkpoint = Some((name, position));
+                                self.durable_waiters.push(reply);
+                                if !self.persist().await {
+                                    return;
+                                }
+                            }
+                            Message::Stop => {
+                                // Events recorded as the meter stopped are counted (and, with
+                                // a spool, kept for the next start), never dropped unseen.
+                                self.close_inbox();
+                                let _ = self.persist().await;
+                                return;
+                            }
+                        }
+                    }
+                }
+                Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => self.settle(joined),
+                _ = tick.tick() => {
+                    self.seal_all();
+                    self.observe();
+                }
+                _ = tokio::time::sleep_until(next_retry.unwrap_or_else(Instant::now)), if next_retry.is_some() => {
+                    self.wake_retries();
+                }
+            }
+        }
+    }
+
+    /// Takes the events `record` handed over since the last time.
+    fn take_events(&mut self) {
+        {
+            let mut inbox = lock(&self.shared.inbox);
+            let inbox = &mut *inbox;
+            std::mem::swap(&mut inbox.events, &mut self.spare.0);
+            std::mem::swap(&mut inbox.units, &mut self.spare.1);
+        }
+        let (mut events, mut units) = std::mem::take(&mut self.spare);
+        self.count_accepted(events.len() as u64);
+        for handed in events.drain(..) {
+            self.accept(Event {
+                subscription: handed.subscription,
+                unit: units[handed.unit].clone(),
+                date: handed.date,
+                amount: handed.amount,
+            });
+        }
+        units.clear();
+        self.spare = (events, units);
+    }
+
+    /// Takes the last events and refuses any more.
+    fn close_inbox(&mut self) {
+        lock(&self.shared.inbox).stopped = true;
+        self.take_events();
+    }
+
+    /// Commits what changed since the last commit (one transaction), then lets the sealed
+    /// batches go and answers the [`Meter::durable`] waiters. `false` when the spool failed:
+    /// the meter stops.
+    async fn persist(&mut self) -> bool {
+        #[cfg(feature = "spool")]
+        if let Some(spool) = &self.spool {
+            if !self.commit.is_empty() {
+                let commit = std::mem::take(&mut self.commit);
+                let events = commit.events.len() as u64;
+                let spool = spool.clone();
+                let written =
+                    tokio::task::spawn_blocking(move || lock(&spool).write(&commit).map(|()| commit.checkpoint)).await;
+                match written {
+                    Ok(Ok(checkpoint)) => {
+                        crate::observe::spooled(events);
+                        if let Some((name, position)) = checkpoint {
+                            lock(&self.shared.checkpoints).insert(name, position);
+                        }
+                    }
+                    Ok(Err(e)) => return self.fail(e.to_string()),
+                    Err(e) => return self.fail(format!("the spool's writer ended: {e}")),
+                }
+            }
+            for waiter in self.durable_waiters.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
+        self.ready.extend(self.sealing.drain(..));
+        true
+    }
+
+    /// Stops the meter on a spool failure: loudly, keeping what was committed.
+    #[cfg(feature = "spool")]
+    fn fail(&mut self, reason: String) -> bool {
+        tracing::error!(%reason, "meter: the spool failed; stopping (what was committed stays in the spool)");
+        *lock(&self.shared.failure) = Some(reason);
+        self.shared.closed.store(true, Ordering::Relaxed);
+        self.shared.room.close();
+        false
+    }
+
+    /// Puts back what a spool held at start: events in open batches, sealed batches as they
+    /// were (same members, same tracking id), dead letters.
+    #[cfg(feature = "spool")]
+    fn recover(&mut self, recovered: crate::spool::Recovered) {
+        let shared = self.shared.clone();
+        let counters = &shared.counters;
+        let mut held = 0u64;
+        for batch in recovered.batches {
+            self.next_batch = self.next_batch.max(batch.id + 1);
+            match batch.dead_reason {
+                Some(reason) => {
+                    counters.accepted.fetch_add(batch.events, Ordering::Relaxed);
+                    counters.dead_letter_events.fetch_add(batch.events, Ordering::Relaxed);
+                    counters.dead_letter_requests.fetch_add(1, Ordering::Relaxed);
+                    lock(&self.shared.dead_letters).push(DeadLetter {
+                        record: batch.record,
+                        events: batch.events,
+                        reason,
+                    });
+                }
+                None => {
+                    held += batch.events;
+                    self.ready.push_back(Sealed {
+                        id: batch.id,
+                        since: Instant::now(),
+                        record: Arc::new(batch.record),
+                        events: batch.events,
+                        failures: 0,
+                    });
+                }
+            }
+        }
+        for event in recovered.events {
+            held += 1;
+            self.next_event = self.next_event.max(event.id + 1);
+            self.add(
+                event.id,
+                Event {
+                    subscription: event.subscription,
+                    unit: event.unit,
+                    date: event.date,
+                    amount: event.amount,
+                },
+            );
+        }
+        counters.accepted.fetch_add(held, Ordering::Relaxed);
+        // Recovered events take room like new ones (at most all of it).
+        let room = &self.shared.room;
+        room.forget_permits(usize::try_from(held).unwrap_or(usize::MAX));
+        *lock(&self.shared.checkpoints) = recovered.checkpoints;
+        tracing::info!(events = held, "meter: recovered from the spool");
+    }
+
+    fn count_accepted(&self, events: u64) {
+        if events > 0 {
+            self.shared.counters.accepted.fetch_add(events, Ordering::Relaxed);
+            crate::observe::accepted(events);
+        }
+    }
+
+    fn outstanding(&self) -> usize {
+        self.open.len() + self.sealing.len() + self.ready.len() + self.waiting.len() + self.in_flight.len()
+    }
+
+    /// Takes a new event: into the next commit (with a spool) and into its open batch.
+    fn accept(&mut self, event: Event) {
+        let id = self.next_event;
+        self.next_event += 1;
+        #[cfg(feature = "spool")]
+        if self.spool.is_some() {
+            self.commit.events.push((
+                id,
+                event.subscription.to_string(),
+                event.unit.as_str().to_string(),
+                event.date.to_string(),
+                event.amount.to_string(),
+            ));
+        }
+        self.add(id, event);
+    }
+
+    fn add(&mut self, id: i64, event: Event) {
+        let (date, key) = match self.bucket_ms {
+            None => (event.date, None),
+            Some(bucket) => {
+                let millis = event.date.instant().timestamp_millis();
+                let start = millis.div_euclid(bucket) * bucket;
+                let date = chrono::DateTime::from_timestamp_millis(start)
+                    .map(UsageDate::Instant)
+                    .unwrap_or(event.date);
+                (date, Some((event.unit.clone(), start)))
+            }
+        };
+        let amount = event.amount.value();
+        let open = self.open.entry(event.subscription).or_insert_with(|| Open {
+            since: Instant::now(),
+            events: 0,
+            members: Vec::new(),
+            entries: Vec::new(),
+            buckets: HashMap::new(),
+        });
+        if let Some(at) = key.as_ref().and_then(|key| open.buckets.get(key)).copied() {
+            let sum = open.entries[at]
+                .2
+                .checked_add(amount)
+                .filter(|s| Amount::new(*s).is_ok());
+            if let Some(sum) = sum {
+                open.entries[at].2 = sum;
+                open.events += 1;
+                open.members.push(id);
+                return;
+            }
+            // The sum would not fit decimal(18,9): send what the bucket holds, start anew.
+            self.seal(event.subscription);
+            return self.add(id, event);
+        }
+        if let Some(key) = key {
+            open.buckets.insert(key, open.entries.len());
+        }
+        open.entries.push((event.unit, date, amount));
+        open.events += 1;
+        open.members.push(id);
+        if open.entries.len() >= self.max_records {
+            self.seal(event.subscription);
+        }
+    }
+
+    fn seal_all(&mut self) {
+        let subscriptions: Vec<SubscriptionId> = self.open.keys().copied().collect();
+        for subscription in subscriptions {
+            self.seal(subscription);
+        }
+    }
+
+    /// Fixes the members and the tracking id of `subscription`'s open batch; it goes out
+    /// after the next commit.
+    fn seal(&mut self, subscription: SubscriptionId) {
+        let Some(open) = self.open.remove(&subscription) else {
+            return;
+        };
+        let tracking_id = TrackingId::random();
+        let mut builder = SubscriptionUsageRecord::builder(subscription).tracking_id(tracking_id.as_str());
+        for (unit, date, amount) in &open.entries {
+            builder = builder.record(unit.as_str(), *date, *amount);
+        }
+        let id = self.next_batch;
+        self.next_batch += 1;
+        // Every unit type and amount was validated on the way in, sums are kept within
+        // decimal(18,9) and a batch is never empty: a failure here is a bug, and says so.
+        let record = builder.build().expect("a batch of validated events always builds");
+        #[cfg(feature = "spool")]
+        if self.spool.is_some() {
+            // The wire form of a validated record always serializes.
+            let body = serde_json::to_string(&record).expect("a record always serializes");
+            self.commit
+                .seal(id, tracking_id.into_string(), open.events, body, open.members);
+        }
+        self.sealing.push(Sealed {
+            id,
+            since: open.since,
+            record: Arc::new(record),
+            events: open.events,
+            failures: 0,
+        });
+    }
+
+    fn dispatch(&mut self) {
+        while self.tasks.len() < self.concurrency {
+            let Some(sealed) = self.ready.pop_front() else {
+                return;
+            };
+            let client = self.client.clone();
+            let record = sealed.record.clone();
+            let options = self.options.clone();
+            let handle = self
+                .tasks
+                .spawn(async move { Outcome::of(client.record_usage(&record).options(options).await) });
+            self.in_flight.insert(handle.id(), sealed);
+        }
+    }
+
+    fn settle(&mut self, joined: Result<(tokio::task::Id, Outcome), tokio::task::JoinError>) {
+        let (task, outcome) = match joined {
+            Ok((task, outcome)) => (task, outcome),
+            Err(e) => (e.id(), Outcome::Unfinished),
+        };
+        let Some(mut sealed) = self.in_flight.remove(&task) else {
+            return;
+        };
+        let counters = &self.shared.counters;
+        match outcome {
+            Outcome::Recorded { .. } | Outcome::AlreadyRecorded => {
+                counters.delivered.fetch_add(sealed.events, Ordering::Relaxed);
+                counters.requests.fetch_add(1, Ordering::Relaxed);
+                crate::observe::delivered(sealed.events);
+                tracing::debug!(tracking_id = %tracking_id(&sealed), events = sealed.events, "meter: delivered");
+                #[cfg(feature = "spool")]
+                if self.spool.is_some() {
+                    self.commit.delivered.push(sealed.id);
+                }
+            }
+            Outcome::Failed(e) if refused_for_good(&e) => {
+                tracing::warn!(tracking_id = %tracking_id(&sealed), events = sealed.events, error = %e,
+                    "meter: refused for good, kept as a dead letter");
+                let reason = e.to_string();
+                #[cfg(feature = "spool")]
+                if self.spool.is_some() {
+                    self.commit.dead.push((sealed.id, reason.clone()));
+                }
+                lock(&self.shared.dead_letters).push(DeadLetter {
+                    record: (*sealed.record).clone(),
+                    events: sealed.events,
+                    reason,
+                });
+                counters.dead_letter_events.fetch_add(sealed.events, Ordering::Relaxed);
+                counters.dead_letter_requests.fetch_add(1, Ordering::Relaxed);
+                crate::observe::dead_lettered(sealed.events);
+            }
+            Outcome::Failed(_) | Outcome::Unfinished | Outcome::NotSent => {
+                sealed.failures += 1;
+                counters.retries.fetch_add(1, Ordering::Relaxed);
+                crate::observe::retried();
+                let wait = self
+                    .backoff
+                    .saturating_mul(1 << sealed.failures.min(16).saturating_sub(1))
+                    .min(self.max_backoff);
+                tracing::warn!(tracking_id = %tracking_id(&sealed), failures = sealed.failures,
+                    wait_ms = wait.as_millis() as u64, "meter: request failed, sending it again later");
+                self.waiting.push((Instant::now() + wait, sealed));
+                return;
+            }
+        }
+        self.shared.room.add_permits(sealed.events as usize);
+        for mut waiter in std::mem::take(&mut self.waiters) {
+            waiter.batches.remove(&sealed.id);
+            if waiter.batches.is_empty() {
+                // The caller may have stopped waiting (its deadline passed).
+                let _ = waiter.reply.send(());
+            } else {
+                self.waiters.push(waiter);
+            }
+        }
+    }
+
+    fn wake_retries(&mut self) {
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.waiting = later;
+        self.ready.extend(due.into_iter().map(|(_, sealed)| sealed));
+    }
+
+    fn flush(&mut self, reply: oneshot::Sender<()>) {
+        self.seal_all();
+        let batches: HashSet<u64> = self
+            .sealing
+            .iter()
+            .chain(&self.ready)
+            .chain(self.waiting.iter().map(|(_, s)| s))
+            .chain(self.in_flight.values())
+            .map(|s| s.id)
+            .collect();
+        if batches.is_empty() {
+            let _ = reply.send(());
+        } else {
+            self.waiters.push(Waiter { batches, reply });
+        }
+    }
+
+    /// Updates the gauges: events held, age of the oldest.
+    fn observe(&self) {
+        let oldest = self
+            .open
+            .values()
+            .map(|o| o.since)
+            .chain(
+                self.sealing
+                    .iter()
+                    .chain(&self.ready)
+                    .chain(self.waiting.iter().map(|(_, s)| s))
+                    .chain(self.in_flight.values())
+                    .map(|s| s.since),
+            )
+            .min();
+        let age = oldest.map(|at| at.elapsed().as_millis() as u64).unwrap_or(0);
+        self.shared.counters.oldest_pending_ms.store(age, Ordering::Relaxed);
+        crate::observe::gauges(self.shared.stats().pending, age);
+    }
+}
+
+fn tracking_id(sealed: &Sealed) -> &str {
+    sealed.record.tracking_id().map(TrackingId::as_str).unwrap_or_default()
+}
