@@ -399,6 +399,7 @@ mod tests {
             .user("admin", "wrong")
             .tenant("bob", "lazar")
             .transport(kb.clone())
+            .timer(InstantTimer::new())
             .build()
             .unwrap();
         let requests: Vec<_> = (0..20).map(|i| request(subscription, i)).collect();
