@@ -107,10 +107,8 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
         });
     });
     let (addr, emulator, stats) = ready_rx.recv_timeout(Duration::from_secs(30)).unwrap();
-    let dir = std::env::temp_dir().join(format!("usage-meter-crash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let spool = dir.join("spool.sqlite");
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool.sqlite");
     let seed = std::env::var("USAGE_METER_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -203,5 +201,5 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     );
     let _ = stop_tx.send(());
     server_thread.join().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    dir.close().unwrap();
 }

@@ -21,11 +21,11 @@ fn client(kb: &InMemoryKillBill) -> UsageClient {
         .unwrap()
 }
 
-fn spool_path(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("usage-meter-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("spool.sqlite")
+/// A spool file in a fresh temporary directory, removed when the directory is dropped.
+fn spool_path() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spool.sqlite");
+    (dir, path)
 }
 
 fn meter(kb: &InMemoryKillBill, path: &std::path::Path) -> Meter {
@@ -47,7 +47,7 @@ const LONG: Duration = Duration::from_secs(30);
 async fn a_restart_sends_the_same_batches_under_the_same_ids_and_counts_once() {
     let kb = InMemoryKillBill::new();
     let subscription = kb.create_subscription();
-    let path = spool_path("same-ids");
+    let (_dir, path) = spool_path();
     let unit = UnitType::new("a").unwrap();
     let day: UsageDate = "2013-08-01".parse().unwrap();
     // Every attempt is committed by the server and its answer lost: the first run never
@@ -91,7 +91,7 @@ async fn a_restart_sends_the_same_batches_under_the_same_ids_and_counts_once() {
 async fn events_not_yet_sealed_survive_a_restart() {
     let kb = InMemoryKillBill::new();
     let subscription = kb.create_subscription();
-    let path = spool_path("open");
+    let (_dir, path) = spool_path();
     let unit = UnitType::new("a").unwrap();
     let day: UsageDate = "2013-08-01".parse().unwrap();
     let first = meter(&kb, &path);
@@ -114,7 +114,7 @@ async fn dead_letters_and_checkpoints_survive_a_restart() {
     let kb = InMemoryKillBill::new();
     let known = kb.create_subscription();
     let unknown = SubscriptionId::random();
-    let path = spool_path("dead");
+    let (_dir, path) = spool_path();
     let unit = UnitType::new("a").unwrap();
     let day: UsageDate = "2013-08-01".parse().unwrap();
     let first = meter(&kb, &path);
@@ -157,7 +157,7 @@ async fn durable_needs_a_spool() {
 async fn a_server_that_is_down_keeps_everything_in_the_spool() {
     let kb = InMemoryKillBill::new();
     let subscription = kb.create_subscription();
-    let path = spool_path("down");
+    let (_dir, path) = spool_path();
     let unit = UnitType::new("a").unwrap();
     let day: UsageDate = "2013-08-01".parse().unwrap();
     kb.inject(Fault::transport(TransportErrorKind::Connect), 1_000_000);
@@ -176,7 +176,7 @@ async fn a_server_that_is_down_keeps_everything_in_the_spool() {
 #[tokio::test]
 async fn a_second_meter_on_the_same_spool_fails_to_start() {
     let kb = InMemoryKillBill::new();
-    let path = spool_path("twice");
+    let (_dir, path) = spool_path();
     let first = meter(&kb, &path);
     first.durable().await.unwrap();
     let second = Meter::builder(client(&kb)).spool(&path).start();
