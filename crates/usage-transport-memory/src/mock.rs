@@ -184,7 +184,7 @@ impl Reply {
             "org.killbill.billing.usage.api.UsageApiException",
             format!("A usage record with tracking ID {tracking_id} already exists"),
         );
-        error.code = Some(usage_core::DUPLICATE_TRACKING_ID_CODE);
+        error.code = Some(crate::emulator::contract::DUPLICATE_TRACKING_ID_CODE);
         Reply::kill_bill_error(400, &error)
     }
 

@@ -5,6 +5,7 @@
 
 mod auth;
 mod bind;
+pub(crate) mod contract;
 mod dates;
 mod faults;
 mod respond;
@@ -37,28 +38,11 @@ pub use faults::Fault;
 use respond::{class, empty, illegal_argument, simple_error, ErrorStyle};
 use store::{Row, Store, Subscription};
 
-/// The Kill Bill headers the emulator reads, named as the contract names them (its own
-/// copies: the emulator checks the client, so it shares none of the client's constants).
-pub(crate) mod headers {
-    use http::HeaderName;
+use contract::{
+    COMMENT, CREATED_BY, DUPLICATE_TRACKING_ID_CODE, ENCODING, MAX_CREATED_BY_CHARS, MAX_TRACKING_ID_CHARS,
+    MAX_UNIT_TYPE_CHARS, REASON,
+};
 
-    /// `X-Killbill-ApiKey`.
-    pub(crate) const API_KEY: HeaderName = HeaderName::from_static("x-killbill-apikey");
-    /// `X-Killbill-ApiSecret`.
-    pub(crate) const API_SECRET: HeaderName = HeaderName::from_static("x-killbill-apisecret");
-    /// `X-Killbill-CreatedBy`.
-    pub(crate) const CREATED_BY: HeaderName = HeaderName::from_static("x-killbill-createdby");
-    /// `X-Killbill-Reason`.
-    pub(crate) const REASON: HeaderName = HeaderName::from_static("x-killbill-reason");
-    /// `X-Killbill-Comment`.
-    pub(crate) const COMMENT: HeaderName = HeaderName::from_static("x-killbill-comment");
-    /// `X-Killbill-Encoding`.
-    pub(crate) const ENCODING: HeaderName = HeaderName::from_static("x-killbill-encoding");
-}
-use headers::{COMMENT, CREATED_BY, ENCODING, REASON};
-
-/// The longest `X-Killbill-CreatedBy` the emulator stores (`varchar(50)`).
-const MAX_CREATED_BY_CHARS: usize = 50;
 const USAGES: &str = "/1.0/kb/usages";
 const ADMIN_SUBSCRIPTIONS: &str = "/emulator/subscriptions";
 
@@ -1042,7 +1026,7 @@ impl InMemoryKillBill {
                     class::USAGE_API,
                     format!("A usage record with tracking ID {id} already exists"),
                 );
-                body.code = Some(usage_core::DUPLICATE_TRACKING_ID_CODE);
+                body.code = Some(DUPLICATE_TRACKING_ID_CODE);
                 Err(respond::error(StatusCode::BAD_REQUEST, style, body))
             }
             Some(id) => Ok(id.to_string()),
@@ -1134,13 +1118,13 @@ fn insert(store: &mut Store, post: Post, tracking_id: String) -> Response<Bytes>
     }
     let mut amounts = Vec::with_capacity(rows.len());
     for row in &rows {
-        if row.unit_type.chars().count() > usage_models::MAX_UNIT_TYPE_CHARS {
+        if row.unit_type.chars().count() > MAX_UNIT_TYPE_CHARS {
             return respond::data_truncation(style, "unit_type", true);
         }
         let BoundAmount::Fits(amount) = row.amount else {
             return respond::data_truncation(style, "amount", false);
         };
-        if tracking_id.chars().count() > usage_models::MAX_TRACKING_ID_CHARS {
+        if tracking_id.chars().count() > MAX_TRACKING_ID_CHARS {
             return respond::data_truncation(style, "tracking_id", true);
         }
         amounts.push(amount);
