@@ -12,7 +12,7 @@
 //! on Linux, the RSS (`VmRSS` of `/proc/self/status`). The tests of this file run one at a time
 //! (see [`one_at_a_time`]), so that the memory figures are the server's and the asserted time
 //! bounds are not shared with another test. The server counts its open connections itself
-//! ([`usage_cli::serve::Stats::open_connections`]); on Linux the tests also check the kernel's
+//! ([`usage_transport_memory::serve::Stats::open_connections`]); on Linux the tests also check the kernel's
 //! socket tables (`/proc/net/tcp` and `/proc/net/tcp6`).
 
 mod common;
@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::{status_of, TestServer};
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
-use usage_cli::serve::{build_emulator, ServeConfig};
 use usage_core::UsageClient;
 use usage_models::{Decimal, SubscriptionId, SubscriptionUsageRecord, UsageDate};
+use usage_transport_memory::serve::{build_emulator, ServeConfig};
 use usage_transport_memory::{InMemoryKillBill, InstantTimer};
 
 const SUB: &str = "8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11";

@@ -1,13 +1,14 @@
-//! `kb-usage serve`: the in-memory Kill Bill emulator over HTTP/1.1, with optional fault
-//! injection, usable in-process by tests and benchmarks.
+//! The in-memory Kill Bill emulator over HTTP/1.1 (the engine of `kb-usage serve`), with
+//! optional fault injection in the emulator's own vocabulary ([`Fault`]), usable in-process
+//! by tests and benchmarks. Feature `serve`.
 //!
 //! ```no_run
-//! use usage_cli::serve::{ServeConfig, Server};
+//! use usage_transport_memory::serve::{ServeConfig, Server};
 //!
 //! # #[tokio::main] async fn main() -> std::io::Result<()> {
 //! let server = Server::bind(ServeConfig::new("127.0.0.1:0".parse().unwrap())).await?;
 //! println!("listening on http://{}", server.local_addr());
-//! server.run_until(async { let _ = tokio::signal::ctrl_c().await; }).await
+//! server.run_until(std::future::pending()).await // or until a shutdown signal
 //! # }
 //! ```
 //!
@@ -34,7 +35,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use usage_models::SubscriptionId;
-use usage_transport_memory::{DuplicateCheck, EmulatorError, InMemoryKillBill, NewSubscription, WireFormat};
+
+use crate::{DuplicateCheck, EmulatorError, Fault, InMemoryKillBill, NewSubscription, WireFormat};
 
 /// The path prefix of the emulator's admin routes, which faults never touch.
 pub const ADMIN_PREFIX: &str = "/emulator/";
@@ -105,8 +107,8 @@ pub fn build_emulator(config: &ServeConfig) -> Result<InMemoryKillBill, Emulator
     Ok(emulator)
 }
 
-/// Fault injection: with probability `rate` per request (admin routes excepted), one of the
-/// [`FaultKind`]s, drawn from an RNG seeded with `seed`.
+/// Fault injection: with probability `rate` per request (admin routes excepted), one of
+/// [`Faults::kinds`], drawn from an RNG seeded with `seed`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Faults {
     /// The probability of a fault per request, in `[0, 1]`.
@@ -130,36 +132,31 @@ pub struct SlowCommits {
     pub seed: u64,
 }
 
-/// The faults `serve` injects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FaultKind {
-    /// 503 with `Retry-After: 0`, before handling.
-    Unavailable,
-    /// 429 with `Retry-After: 0`, before handling.
-    TooManyRequests,
-    /// The connection is closed without an answer, before handling.
-    CloseBeforeHandling,
-    /// The request is handled (a POST is stored!) and then the connection is closed without
-    /// an answer: naive retries count such usage twice.
-    CloseAfterHandling,
+impl Faults {
+    /// The faults drawn, each as likely, in the order of [`Stats`]' counters:
+    /// - 503 with `Retry-After: 0`, before handling ([`Fault::retry_later`]);
+    /// - 429 with `Retry-After: 0`, before handling;
+    /// - the connection closed without an answer, before handling
+    ///   ([`Fault::connection_closed`]);
+    /// - the request handled (a POST is stored!), then the connection closed without an
+    ///   answer ([`Fault::CommitThenLose`]): naive retries count such usage twice.
+    pub fn kinds() -> [Fault; 4] {
+        [
+            Fault::retry_later(StatusCode::SERVICE_UNAVAILABLE),
+            Fault::retry_later(StatusCode::TOO_MANY_REQUESTS),
+            Fault::connection_closed(),
+            Fault::CommitThenLose,
+        ]
+    }
 }
 
-impl FaultKind {
-    /// Every kind, in the order of [`Stats`]' counters.
-    pub const ALL: [FaultKind; 4] = [
-        FaultKind::Unavailable,
-        FaultKind::TooManyRequests,
-        FaultKind::CloseBeforeHandling,
-        FaultKind::CloseAfterHandling,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            FaultKind::Unavailable => "503",
-            FaultKind::TooManyRequests => "429",
-            FaultKind::CloseBeforeHandling => "close-before",
-            FaultKind::CloseAfterHandling => "close-after",
-        }
+/// How a fault is named in the log and in [`Stats`]' `Display`.
+fn label(fault: &Fault) -> String {
+    match fault {
+        Fault::Status { status, .. } => status.as_str().to_string(),
+        Fault::Transport { .. } => "close-before".to_string(),
+        Fault::CommitThenLose => "close-after".to_string(),
+        Fault::SlowCommit { .. } => "slow-commit".to_string(),
     }
 }
 
@@ -292,10 +289,13 @@ impl Stats {
         self.requests.load(Ordering::Relaxed)
     }
 
-    /// How many faults of `kind` were injected.
-    pub fn faults(&self, kind: FaultKind) -> u64 {
-        let index = FaultKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
-        self.faults[index].load(Ordering::Relaxed)
+    /// How many times `fault` was injected (0 for a fault that is not one of
+    /// [`Faults::kinds`]).
+    pub fn faults(&self, fault: &Fault) -> u64 {
+        Faults::kinds()
+            .iter()
+            .position(|kind| kind == fault)
+            .map_or(0, |index| self.faults[index].load(Ordering::Relaxed))
     }
 
     /// How many POSTs were slow commits.
@@ -305,15 +305,15 @@ impl Stats {
 
     /// All faults injected (slow commits apart).
     pub fn total_faults(&self) -> u64 {
-        FaultKind::ALL.iter().map(|kind| self.faults(*kind)).sum()
+        self.faults.iter().map(|count| count.load(Ordering::Relaxed)).sum()
     }
 }
 
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} requests, faults:", self.requests())?;
-        for kind in FaultKind::ALL {
-            write!(f, " {}={}", kind.name(), self.faults(kind))?;
+        for (kind, count) in Faults::kinds().iter().zip(&self.faults) {
+            write!(f, " {}={}", label(kind), count.load(Ordering::Relaxed))?;
         }
         write!(f, ", slow commits: {}", self.slow_commits())
     }
@@ -344,17 +344,17 @@ struct Shared {
 }
 
 impl Shared {
-    fn draw_fault(&self) -> Option<FaultKind> {
+    fn draw_fault(&self) -> Option<Fault> {
         let (faults, rng) = (self.config.faults?, self.rng.as_ref()?);
         let mut rng = rng.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if rng.f64() >= faults.rate {
             return None;
         }
-        let kind = FaultKind::ALL[rng.usize(0..FaultKind::ALL.len())];
+        let kinds = Faults::kinds();
+        let index = rng.usize(0..kinds.len());
         drop(rng);
-        let index = FaultKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
         self.stats.faults[index].fetch_add(1, Ordering::Relaxed);
-        Some(kind)
+        kinds.into_iter().nth(index)
     }
 
     /// The extra processing time of a POST drawn as a slow commit.
@@ -606,14 +606,6 @@ fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
     response
 }
 
-fn retry_later(status: StatusCode) -> Response<Full<Bytes>> {
-    let mut response = plain(status, "fault injected by kb-usage serve: retry later");
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("0"));
-    response
-}
-
 async fn answer(request: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<Full<Bytes>>, Dropped> {
     let started = Instant::now();
     shared.stats.requests.fetch_add(1, Ordering::Relaxed);
@@ -633,12 +625,15 @@ async fn answer(request: Request<Incoming>, shared: Arc<Shared>) -> Result<Respo
             );
         }
     };
-    let result = respond(request, &shared, fault).await;
+    let result = respond(request, &shared, fault.as_ref()).await;
     match &result {
         Ok(response) => log(response.status().as_str()),
         Err(_) => log(&format!(
             "closed-without-answer{}",
-            fault.map(|f| format!(" (fault {})", f.name())).unwrap_or_default()
+            fault
+                .as_ref()
+                .map(|f| format!(" (fault {})", label(f)))
+                .unwrap_or_default()
         )),
     }
     if fault.is_some() && shared.config.log {
@@ -652,13 +647,14 @@ async fn answer(request: Request<Incoming>, shared: Arc<Shared>) -> Result<Respo
 async fn respond(
     request: Request<Incoming>,
     shared: &Shared,
-    fault: Option<FaultKind>,
+    fault: Option<&Fault>,
 ) -> Result<Response<Full<Bytes>>, Dropped> {
-    match fault {
-        Some(FaultKind::Unavailable) => return Ok(retry_later(StatusCode::SERVICE_UNAVAILABLE)),
-        Some(FaultKind::TooManyRequests) => return Ok(retry_later(StatusCode::TOO_MANY_REQUESTS)),
-        Some(FaultKind::CloseBeforeHandling) => return Err(Dropped),
-        _ => {}
+    if let Some(response) = fault.and_then(Fault::response) {
+        return Ok(response.map(Full::new));
+    }
+    // Over HTTP, a transport fault is the connection closed before anything is handled.
+    if matches!(fault, Some(Fault::Transport { .. })) {
+        return Err(Dropped);
     }
     let max = shared.config.max_body_bytes;
     let too_large = || {
@@ -694,7 +690,9 @@ async fn respond(
         Ok(Err(_)) => return Err(Dropped),
         Ok(Ok(collected)) => collected.to_bytes(),
     };
-    let slow = if parts.method == http::Method::POST && !parts.uri.path().starts_with(ADMIN_PREFIX) {
+    let slow = if let Some(Fault::SlowCommit { processing }) = fault {
+        *processing
+    } else if parts.method == http::Method::POST && !parts.uri.path().starts_with(ADMIN_PREFIX) {
         shared.draw_slow_commit().unwrap_or_default()
     } else {
         Duration::ZERO
@@ -706,7 +704,7 @@ async fn respond(
     let handler = shared.handler.clone();
     let processing = tokio::spawn(async move { handler.process(request, slow).await });
     let response = processing.await.map_err(|_| Dropped)?;
-    if fault == Some(FaultKind::CloseAfterHandling) {
+    if fault == Some(&Fault::CommitThenLose) {
         return Err(Dropped);
     }
     Ok(response.map(Full::new))
