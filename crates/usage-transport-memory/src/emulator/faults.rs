@@ -110,7 +110,7 @@ impl Fault {
 
     /// The connection closed before any answer, and before Kill Bill saw the request: nothing
     /// is stored. A transport error of kind [`Incomplete`](TransportErrorKind::Incomplete) for
-    /// the in-memory transport; over HTTP (`serve` (feature `serve`)), the connection is closed
+    /// the in-memory transport; over HTTP (the `serve` module), the connection is closed
     /// (as with every [`Transport`](Fault::Transport) fault).
     pub fn connection_closed() -> Fault {
         Fault::Transport {
