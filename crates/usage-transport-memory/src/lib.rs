@@ -76,6 +76,7 @@
 mod emulator;
 mod java;
 mod mock;
+mod query;
 #[cfg(feature = "serve")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
 pub mod serve;

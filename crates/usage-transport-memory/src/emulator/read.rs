@@ -10,9 +10,10 @@ use serde_json::value::RawValue;
 
 use super::auth::Tenant;
 use super::respond::{self, class, empty, illegal_argument, simple_error, ErrorStyle};
-use super::routing::{java_uuid, Query};
+use super::routing::java_uuid;
 use super::{dates, write, InMemoryKillBill, WireFormat};
 use crate::java::kill_bill_sum_string;
+use crate::query::Query;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

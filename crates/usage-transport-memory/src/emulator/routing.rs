@@ -1,5 +1,4 @@
-//! Where a request goes: the path prefix, authentication, the routes of Jersey's templates,
-//! and the query string.
+//! Where a request goes: the path prefix, authentication and the routes of Jersey's templates.
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -9,35 +8,7 @@ use uuid::Uuid;
 use super::record::Post;
 use super::respond::{self, empty, ErrorStyle};
 use super::{InMemoryKillBill, ADMIN_SUBSCRIPTIONS, USAGES};
-
-/// The decoded query string: `key=value` pairs in order (`+` is a space, as Jersey reads it).
-pub(super) struct Query(Vec<(String, String)>);
-
-impl Query {
-    pub(super) fn parse(query: Option<&str>) -> Query {
-        let decode = |s: &str| {
-            percent_decode_str(&s.replace('+', " "))
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        Query(
-            query
-                .unwrap_or("")
-                .split('&')
-                .filter(|pair| !pair.is_empty())
-                .map(|pair| match pair.split_once('=') {
-                    Some((k, v)) => (decode(k), decode(v)),
-                    None => (decode(pair), String::new()),
-                })
-                .collect(),
-        )
-    }
-
-    /// The first value of `key` (what `@QueryParam` gives).
-    pub(super) fn first(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-    }
-}
+use crate::query::Query;
 
 /// Where a request goes.
 pub(super) enum Route<'a> {
@@ -153,6 +124,8 @@ impl InMemoryKillBill {
             Route::Subscription(_) | Route::Unit(..) if method == Method::OPTIONS => options("GET,HEAD,OPTIONS"),
             Route::Subscription(id) if is_read => self.read(&tenant, id, None, &query, style),
             Route::Unit(id, unit) if is_read => {
+                // A path segment is only percent-decoded: `+` stays a `+` (Jersey's `@PathParam`),
+                // unlike in the query.
                 let unit = percent_decode_str(unit).decode_utf8_lossy();
                 self.read(&tenant, id, Some(&unit), &query, style)
             }
@@ -207,16 +180,5 @@ mod tests {
         assert_eq!(java_uuid("zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz"), None);
         assert_eq!(java_uuid(&format!("{}-b-c-d-e", "a".repeat(29))), None);
         assert_eq!(java_uuid("10000000000000000-b-c-d-e"), None);
-    }
-
-    #[test]
-    fn query_decoding() {
-        let q = Query::parse(Some(
-            "startDate=2013-08-01T10%3A00%3A00%2B02%3A00&x&endDate=a+b&startDate=2",
-        ));
-        assert_eq!(q.first("startDate"), Some("2013-08-01T10:00:00+02:00"));
-        assert_eq!(q.first("endDate"), Some("a b"));
-        assert_eq!(q.first("x"), Some(""));
-        assert_eq!(q.first("y"), None);
     }
 }
