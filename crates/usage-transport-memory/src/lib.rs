@@ -86,6 +86,5 @@ pub use emulator::{
     DuplicateCheck, EmulatorError, Fault, InMemoryKillBill, InMemoryKillBillBuilder, NewSubscription, StoredRow,
     WireFormat,
 };
-pub use java::{java_big_decimal_string, kill_bill_sum_string, SUM_SCALE};
 pub use mock::{CapturedRequest, MockTransport, Reply, Rule};
 pub use timer::InstantTimer;

@@ -17,10 +17,20 @@ struct OtherTenant;
 
 impl InMemoryKillBill {
     /// Creates a subscription with a random id in the first tenant (`bob` by default).
-    /// Returns a random id that exists nowhere if there is no tenant at all.
+    ///
+    /// # Panics
+    ///
+    /// When the emulator has no tenant at all (built
+    /// [`without_default_credentials`](crate::InMemoryKillBillBuilder::without_default_credentials)
+    /// and given none): a test set up wrong, which must fail where it is wrong rather than
+    /// later, on an id that exists nowhere. It panics instead of returning a `Result` because it
+    /// is the convenience every test calls; [`add_subscription`](Self::add_subscription) and
+    /// [`create_subscription_in`](Self::create_subscription_in) are the fallible forms.
     pub fn create_subscription(&self) -> SubscriptionId {
-        self.add_subscription(NewSubscription::new())
-            .unwrap_or_else(|_| SubscriptionId::random())
+        match self.add_subscription(NewSubscription::new()) {
+            Ok(id) => id,
+            Err(e) => panic!("InMemoryKillBill::create_subscription: {e} (the emulator has no tenant: add one)"),
+        }
     }
 
     /// Creates a subscription with a random id in the tenant with `api_key`.
