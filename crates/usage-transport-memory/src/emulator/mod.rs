@@ -215,7 +215,7 @@ pub struct StoredRow {
 /// - a record date with a field out of range is wrapped with Joda's
 ///   `org.joda.time.IllegalFieldValueException` as the cause; a *query* date out of range
 ///   answers `className` `java.lang.IllegalArgumentException` (the real server names the
-///   subclass, `IllegalFieldValueException`), because the contract (§3 row 2) names
+///   subclass, `IllegalFieldValueException`), because the contract (§3.2) names
 ///   `IllegalArgumentException` for every malformed query date;
 /// - ISO week dates (`2013-W31-4`, `2013-W31` = its Thursday) are read as Joda reads them;
 /// - a path subscription id that matches `\w+-\w+-\w+-\w+-\w+` but that `UUID.fromString`
