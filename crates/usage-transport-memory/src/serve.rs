@@ -60,6 +60,12 @@ pub trait Handler: Send + Sync + 'static {
             self.handle(request)
         })
     }
+
+    /// The fault queued for the next request, if any, applied before a randomly drawn one.
+    /// By default none; the emulator's are those queued with [`InMemoryKillBill::inject`].
+    fn next_fault(&self) -> Option<Fault> {
+        None
+    }
 }
 
 impl<F> Handler for F
@@ -80,6 +86,12 @@ impl Handler for InMemoryKillBill {
     /// (and `slow`) between the tracking-id check and the insert.
     fn process(&self, request: Request<Bytes>, slow: Duration) -> BoxFuture<'_, Response<Bytes>> {
         Box::pin(self.process_slowly(request, slow))
+    }
+
+    /// The emulator's queued faults ([`InMemoryKillBill::inject`]): the same [`Fault`]s over
+    /// HTTP as through the in-memory transport.
+    fn next_fault(&self) -> Option<Fault> {
+        InMemoryKillBill::next_fault(self)
     }
 }
 
@@ -275,6 +287,7 @@ impl ServeConfig {
 pub struct Stats {
     requests: AtomicU64,
     faults: [AtomicU64; 4],
+    queued_faults: AtomicU64,
     open_connections: AtomicU64,
     slow_commits: AtomicU64,
 }
@@ -299,14 +312,24 @@ impl Stats {
             .map_or(0, |index| self.faults[index].load(Ordering::Relaxed))
     }
 
+    /// How many faults were taken from the handler's queue ([`Handler::next_fault`]; counted
+    /// here only, not in [`faults`](Self::faults)).
+    pub fn queued_faults(&self) -> u64 {
+        self.queued_faults.load(Ordering::Relaxed)
+    }
+
     /// How many POSTs were slow commits.
     pub fn slow_commits(&self) -> u64 {
         self.slow_commits.load(Ordering::Relaxed)
     }
 
-    /// All faults injected (slow commits apart).
+    /// All faults injected, drawn or queued (slow commits apart).
     pub fn total_faults(&self) -> u64 {
-        self.faults.iter().map(|count| count.load(Ordering::Relaxed)).sum()
+        self.faults
+            .iter()
+            .map(|count| count.load(Ordering::Relaxed))
+            .sum::<u64>()
+            + self.queued_faults()
     }
 }
 
@@ -544,6 +567,9 @@ async fn answer(request: Request<Incoming>, shared: Arc<Shared>) -> Result<Respo
     let path = request.uri().path().to_string();
     let fault = if path.starts_with(ADMIN_PREFIX) {
         None
+    } else if let Some(queued) = shared.handler.next_fault() {
+        shared.stats.queued_faults.fetch_add(1, Ordering::Relaxed);
+        Some(queued)
     } else {
         shared.draw_fault()
     };

@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use served::{get_request, raw_http, status_of, tracked_post, TestServer, BASIC};
 use usage_transport_memory::serve::{build_emulator, ServeConfig};
+use usage_transport_memory::Fault;
 
 const SUB: &str = "8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11";
 const SUB2: &str = "0e1a4c7a-2222-4d47-9a7e-1f3c2c8f4a11";
@@ -334,4 +335,40 @@ fn serve_with_kill_bills_duplicate_check_stores_overlapping_posts_twice() {
     assert_eq!(status_of(&response), 400, "{response}");
     assert!(response.contains("\"code\":50000"), "{response}");
     assert_eq!(server.emulator.row_count(), 2);
+}
+
+/// The emulator's queued faults (`InMemoryKillBill::inject`) apply over HTTP too, in the same
+/// vocabulary as through the in-memory transport, before any random fault; then the queue is
+/// empty and requests are answered.
+#[test]
+fn queued_faults_apply_over_http() {
+    let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
+    config.subscriptions = vec![SUB.parse().unwrap()];
+    let server = TestServer::start(config);
+    let addr = server.addr;
+    let read = get_request(
+        &format!("/1.0/kb/usages/{SUB}?startDate=2013-08-01&endDate=2013-09-01"),
+        true,
+    );
+
+    server.emulator.inject(Fault::unavailable(7), 1);
+    let response = raw_http(addr, read.as_bytes());
+    assert_eq!(status_of(&response), 503, "{response}");
+    assert!(response.to_ascii_lowercase().contains("retry-after: 7"), "{response}");
+
+    // Closed before handling: nothing stored.
+    server.emulator.inject(Fault::connection_closed(), 1);
+    assert_eq!(raw_http(addr, tracked_post(SUB, "q-1").as_bytes()), "");
+    assert_eq!(server.emulator.row_count(), 0);
+
+    // Stored, then closed without an answer.
+    server.emulator.inject(Fault::CommitThenLose, 1);
+    assert_eq!(raw_http(addr, tracked_post(SUB, "q-2").as_bytes()), "");
+    assert_eq!(server.emulator.row_count(), 1);
+
+    assert_eq!(server.emulator.pending_faults(), 0);
+    assert_eq!(status_of(&raw_http(addr, tracked_post(SUB, "q-3").as_bytes())), 201);
+    assert_eq!(server.emulator.row_count(), 2);
+    assert_eq!(server.stats.queued_faults(), 3);
+    assert_eq!(server.stats.total_faults(), 3);
 }

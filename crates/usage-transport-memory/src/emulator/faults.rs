@@ -12,9 +12,11 @@ const RETRY_LATER_BODY: &str = "fault injected by kb-usage serve: retry later\n"
 ///
 /// Faults are queued with [`InMemoryKillBill::inject`](crate::InMemoryKillBill::inject) and
 /// consumed one per request, in order, by the [`Transport`](usage_core::Transport)
-/// implementation and by [`InMemoryKillBill::serve`](crate::InMemoryKillBill::serve); an HTTP
-/// server built on [`handle`](crate::InMemoryKillBill::handle) takes them with
-/// [`next_fault`](crate::InMemoryKillBill::next_fault).
+/// implementation, by [`InMemoryKillBill::serve`](crate::InMemoryKillBill::serve) and by the
+/// emulator's HTTP server (module `serve`, feature `serve`: a status fault is answered, a
+/// transport fault closes the connection before handling, [`CommitThenLose`](Fault::CommitThenLose)
+/// closes it after); another HTTP server built on [`handle`](crate::InMemoryKillBill::handle)
+/// takes them with [`next_fault`](crate::InMemoryKillBill::next_fault).
 ///
 /// ```
 /// use usage_transport_memory::Fault;
