@@ -62,7 +62,7 @@ use killbill_usage::hyper::{HyperTransport, TokioTimer};
 use killbill_usage::models::{SubscriptionId, SubscriptionUsageRecord, UnitType};
 use killbill_usage::{UsageClient, UsageWindow};
 use tokio::runtime::Runtime;
-use usage_cli::serve::{ServeConfig, Server};
+use usage_transport_memory::serve::{ServeConfig, Server};
 use usage_transport_memory::{InMemoryKillBill, NewSubscription};
 
 /// The subscription the GETs read (it has [`SEED_RECORDS`] records of [`POST_ROWS`] rows).

@@ -20,7 +20,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use killbill_usage::models::{SubscriptionId, SubscriptionUsageRecord, UsageDate};
 use killbill_usage::{Transport, TransportError, TransportErrorKind, UsageClient, UsageWindow};
-use usage_cli::serve::{ServeConfig, Server};
+use usage_transport_memory::serve::{ServeConfig, Server};
 
 /// The most of a response body this transport reads.
 const MAX_BODY: u64 = 4 << 20;

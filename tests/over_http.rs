@@ -7,7 +7,7 @@ use chrono::{Duration as Days, Utc};
 use killbill_usage::memory::InMemoryKillBill;
 use killbill_usage::models::{Decimal, SubscriptionId, SubscriptionUsageRecord, UsageDate};
 use killbill_usage::{RequestOptions, UsageClient, UsageWindow};
-use usage_cli::serve::{ServeConfig, Server};
+use usage_transport_memory::serve::{ServeConfig, Server};
 
 struct Running {
     url: String,

@@ -8,7 +8,7 @@ use killbill_usage::core::{
 use killbill_usage::hyper::HyperTransport;
 use killbill_usage::memory::{InMemoryKillBill, MockTransport, Reply, Rule};
 use killbill_usage::models::SubscriptionId;
-use usage_cli::serve::ServeConfig;
+use usage_transport_memory::serve::ServeConfig;
 
 const SECRETS: [&str; 4] = ["pw-hunter2", "secret-lazar", "pw-other", "secret-acme"];
 

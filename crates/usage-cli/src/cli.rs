@@ -20,7 +20,7 @@ use usage_transport_memory::DuplicateCheck;
 use crate::import::{self, Format, Tail, MAX_ROWS_PER_REQUEST};
 use crate::render;
 use crate::series::{self, Every, Point, Series};
-use crate::serve::{Faults, ServeConfig, Server, SlowCommits};
+use usage_transport_memory::serve::{Faults, ServeConfig, Server, SlowCommits};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;

@@ -1,15 +1,14 @@
 //! # usage-cli
 //!
 //! The library behind the `kb-usage` binary: talk to a Kill Bill server from the command line
-//! (record one usage record, import a file of them, read roll-ups and series), and
-//! [`serve`](serve::Server) the in-memory emulator over HTTP.
+//! (record one usage record, import a file of them, read roll-ups and series), and serve the
+//! in-memory emulator over HTTP (with `usage_transport_memory::serve`).
 //!
 //! The modules are public so that tests and benchmarks can use them in-process:
 //! - [`import`]: reading CSV or JSON-lines files, validating every row, cutting them into
 //!   requests with deterministic tracking ids;
 //! - [`series`]: periods of a window and their table, CSV, JSON and SVG forms;
 //! - [`render`]: roll-ups as a table or JSON;
-//! - [`serve`]: the emulator over HTTP/1.1 with fault injection;
 //! - [`cli`]: the command line itself.
 //!
 //! ```
@@ -29,4 +28,3 @@ pub mod cli;
 pub mod import;
 pub mod render;
 pub mod series;
-pub mod serve;

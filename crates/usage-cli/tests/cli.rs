@@ -6,8 +6,9 @@ mod common;
 use std::str::FromStr;
 
 use common::{amount_of, august, get_august, kb, kb_with_stdin, kbs, random_amounts, rollup, TempFile, TestServer};
-use usage_cli::serve::{FaultKind, Faults, ServeConfig};
 use usage_models::Decimal;
+use usage_transport_memory::serve::{Faults, ServeConfig};
+use usage_transport_memory::Fault;
 
 const SUB: &str = "8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11";
 const SUB2: &str = "0e1a4c7a-2222-4d47-9a7e-1f3c2c8f4a11";
@@ -485,20 +486,20 @@ fn faults_of_every_kind_are_injected() {
     assert_eq!(stats.total_faults(), 40);
     assert_eq!(
         statuses.get(&503).copied().unwrap_or(0),
-        stats.faults(FaultKind::Unavailable)
+        stats.faults(&Fault::retry_later(http::StatusCode::SERVICE_UNAVAILABLE))
     );
     assert_eq!(
         statuses.get(&429).copied().unwrap_or(0),
-        stats.faults(FaultKind::TooManyRequests)
+        stats.faults(&Fault::retry_later(http::StatusCode::TOO_MANY_REQUESTS))
     );
-    let closed = stats.faults(FaultKind::CloseBeforeHandling) + stats.faults(FaultKind::CloseAfterHandling);
+    let closed = stats.faults(&Fault::connection_closed()) + stats.faults(&Fault::CommitThenLose);
     assert_eq!(
         statuses.get(&0).copied().unwrap_or(0),
         closed,
         "closed without an answer"
     );
-    for kind in FaultKind::ALL {
-        assert!(stats.faults(kind) > 0, "{kind:?} never drawn");
+    for kind in Faults::kinds() {
+        assert!(stats.faults(&kind) > 0, "{kind:?} never drawn");
     }
 }
 

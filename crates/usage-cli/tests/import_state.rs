@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{kb, TestServer};
-use usage_cli::serve::{Faults, ServeConfig};
 use usage_models::{Decimal, SubscriptionId};
+use usage_transport_memory::serve::{Faults, ServeConfig};
 
 const SUB: &str = "8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11";
 const SUB2: &str = "0e1a4c7a-2222-4d47-9a7e-1f3c2c8f4a11";

@@ -113,9 +113,11 @@ fn into_serve(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let mut config = usage_cli::serve::ServeConfig::new("127.0.0.1:0".parse().unwrap());
+    let mut config = usage_transport_memory::serve::ServeConfig::new("127.0.0.1:0".parse().unwrap());
     config.auto_provision = true;
-    let server = server_runtime.block_on(usage_cli::serve::Server::bind(config)).unwrap();
+    let server = server_runtime
+        .block_on(usage_transport_memory::serve::Server::bind(config))
+        .unwrap();
     let url = format!("http://{}", server.local_addr());
     let emulator = server.emulator().unwrap().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -9,11 +9,11 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use usage_cli::serve::{Faults, ServeConfig, Server};
 use usage_core::UsageClient;
 use usage_meter::Meter;
 use usage_models::{Amount, SubscriptionId, UnitType, UsageDate};
 use usage_transport_hyper::{HyperTransport, TokioTimer};
+use usage_transport_memory::serve::{Faults, ServeConfig, Server};
 
 const SUB: &str = "8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11";
 /// Events of one child run start at `run * RUN_STRIDE`: no two runs record the same event.

@@ -3,21 +3,12 @@
 use rust_decimal::Decimal;
 
 /// The scale of Kill Bill's `amount` column (`decimal(18,9)`) and so of every sum it returns.
-pub const SUM_SCALE: u32 = 9;
+const SUM_SCALE: u32 = 9;
 
 /// Writes a decimal exactly as Java's `BigDecimal.toString()` writes it, at the decimal's own
 /// scale: plain notation (`15.000000000`), or scientific notation when the scale is negative or
 /// the adjusted exponent is below -6 (`0E-9`, `1.00E-7`).
-///
-/// ```
-/// use usage_transport_memory::java_big_decimal_string;
-///
-/// let d = |s: &str| s.parse().unwrap();
-/// assert_eq!(java_big_decimal_string(d("15.000000000")), "15.000000000");
-/// assert_eq!(java_big_decimal_string(d("0.000000000")), "0E-9");
-/// assert_eq!(java_big_decimal_string(d("0.000000100")), "1.00E-7");
-/// ```
-pub fn java_big_decimal_string(value: Decimal) -> String {
+fn java_big_decimal_string(value: Decimal) -> String {
     let negative = value.is_sign_negative() && !value.is_zero();
     let digits = value.mantissa().unsigned_abs().to_string();
     let scale = i64::from(value.scale());
@@ -60,16 +51,7 @@ pub fn java_big_decimal_string(value: Decimal) -> String {
 /// Writes a sum as Kill Bill does: rescaled to the column's scale of 9 (exact: stored amounts
 /// never have more than 9 fraction digits), then [`java_big_decimal_string`]. `None` when the
 /// sum is too large to carry 9 fraction digits.
-///
-/// ```
-/// use usage_transport_memory::kill_bill_sum_string;
-///
-/// let d = |s: &str| s.parse().unwrap();
-/// assert_eq!(kill_bill_sum_string(d("19.5")).unwrap(), "19.500000000");
-/// assert_eq!(kill_bill_sum_string(d("0")).unwrap(), "0E-9");
-/// assert_eq!(kill_bill_sum_string(d("-0.0000001")).unwrap(), "-1.00E-7");
-/// ```
-pub fn kill_bill_sum_string(sum: Decimal) -> Option<String> {
+pub(crate) fn kill_bill_sum_string(sum: Decimal) -> Option<String> {
     let mut scaled = sum;
     scaled.rescale(SUM_SCALE);
     // `rescale` silently keeps a smaller scale when the mantissa would overflow.

@@ -66,18 +66,25 @@
 //!
 //! ## Features
 //!
-//! This crate has no optional features. The emulator's latency uses `tokio::time::sleep`.
+//! The emulator's latency uses `tokio::time::sleep`.
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `serve` | off | `serve`: the emulator over HTTP/1.1 (hyper), with random [`Fault`]s and slow commits (the engine of `kb-usage serve`) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod emulator;
 mod java;
 mod mock;
+mod query;
+#[cfg(feature = "serve")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
+pub mod serve;
 mod timer;
 
 pub use emulator::{
     DuplicateCheck, EmulatorError, Fault, InMemoryKillBill, InMemoryKillBillBuilder, NewSubscription, StoredRow,
     WireFormat,
 };
-pub use java::{java_big_decimal_string, kill_bill_sum_string, SUM_SCALE};
 pub use mock::{CapturedRequest, MockTransport, Reply, Rule};
 pub use timer::InstantTimer;

@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
-use percent_encoding::percent_decode_str;
 use usage_core::{Transport, TransportError, TransportErrorKind};
 use usage_models::KillBillError;
+
+use crate::query::Query;
 
 /// A request the mock received, as it was sent.
 #[derive(Clone, Debug)]
@@ -29,21 +30,17 @@ impl CapturedRequest {
         self.uri.path()
     }
 
-    /// The first value of query parameter `name`, percent-decoded.
+    /// The first value of query parameter `name`, decoded as Kill Bill decodes it (`+` is a
+    /// space, then percent-decoding; see the emulator's routing).
     pub fn query(&self, name: &str) -> Option<String> {
         self.query_values(name).into_iter().next()
     }
 
-    /// Every value of query parameter `name`, percent-decoded, in order.
+    /// Every value of query parameter `name`, decoded as [`query`](Self::query), in order.
     pub fn query_values(&self, name: &str) -> Vec<String> {
-        let decode = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
-        self.uri
-            .query()
-            .unwrap_or("")
-            .split('&')
-            .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
-            .filter(|(key, _)| decode(key) == name)
-            .map(|(_, value)| decode(value))
+        Query::parse(self.uri.query())
+            .values(name)
+            .map(str::to_string)
             .collect()
     }
 
@@ -184,7 +181,7 @@ impl Reply {
             "org.killbill.billing.usage.api.UsageApiException",
             format!("A usage record with tracking ID {tracking_id} already exists"),
         );
-        error.code = Some(usage_core::DUPLICATE_TRACKING_ID_CODE);
+        error.code = Some(crate::emulator::contract::DUPLICATE_TRACKING_ID_CODE);
         Reply::kill_bill_error(400, &error)
     }
 

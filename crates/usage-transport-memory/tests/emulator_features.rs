@@ -625,3 +625,13 @@ async fn waiting_after_a_timed_out_post_keeps_a_slow_commit_from_counting_twice(
         assert_eq!(kb.rows(sub).len(), rows, "{wait:?}");
     }
 }
+
+/// With no tenant, `create_subscription` fails loudly instead of returning an id that exists
+/// nowhere.
+#[test]
+#[should_panic(expected = "the emulator has no tenant")]
+fn create_subscription_without_a_tenant_panics() {
+    let kb = InMemoryKillBill::builder().without_default_credentials().build();
+    let id = kb.create_subscription();
+    unreachable!("created {id} with no tenant");
+}

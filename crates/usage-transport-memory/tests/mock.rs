@@ -366,3 +366,31 @@ async fn an_http_date_retry_after_is_read_against_the_timer_clock() {
     assert_eq!(timer.sleeps(), [Duration::from_secs(20), Duration::from_secs(3)]);
     mock.assert_all_consumed();
 }
+
+/// The mock decodes a query as the emulator does, and as Kill Bill (Jersey) does: `+` is a
+/// space, `%2B` is a `+`; so a rule on a query value matches what the server would read.
+#[test]
+fn the_mock_decodes_a_query_as_the_emulator_does() {
+    let mock = MockTransport::new();
+    mock.expect(
+        Rule::get("/q")
+            .query("d", "2013-08-01T10:00:00 02:00")
+            .reply(Reply::status(200)),
+    );
+    mock.respond(Raw::get("/q?d=2013-08-01T10:00:00+02:00&e=%2B1").build())
+        .unwrap();
+    let request = mock.last_request().unwrap();
+    assert_eq!(request.query("e").as_deref(), Some("+1"));
+    mock.assert_all_consumed();
+
+    // The emulator reads the same `+` as a space: a date it cannot parse, quoted back.
+    let kb = usage_transport_memory::InMemoryKillBill::new();
+    let subscription = kb.create_subscription();
+    let answer = Raw::get(&format!(
+        "/1.0/kb/usages/{subscription}?startDate=2013-08-01T10:00:00+02:00&endDate=2013-09-01"
+    ))
+    .send(&kb);
+    assert_eq!(answer.status(), 400);
+    let body = String::from_utf8_lossy(answer.body()).into_owned();
+    assert!(body.contains("2013-08-01T10:00:00 02:00"), "{body}");
+}

@@ -1,109 +1,28 @@
-//! Shared helpers of the integration tests: an in-process server, the binary, temp files.
+//! Shared helpers of the integration tests: the binary, temp files, and (from
+//! usage-transport-memory's tests) the in-process server.
 
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use usage_cli::serve::{build_emulator, Handler, ServeConfig, Server, Stats};
 use usage_models::Decimal;
-use usage_transport_memory::InMemoryKillBill;
 use wait_timeout::ChildExt;
+
+// The in-process server and the raw-HTTP helpers, shared with usage-transport-memory's tests of
+// the server library (one copy).
+#[path = "../../../usage-transport-memory/tests/served/mod.rs"]
+mod served;
+pub use served::*;
 
 /// How long a run of the binary may take before the test kills it and fails: far more than any
 /// run in these tests needs, so that a hung binary fails the test instead of hanging CI.
 pub const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Builds the handler a [`TestServer`] serves from its emulator.
-pub type WrapEmulator = Box<dyn FnOnce(InMemoryKillBill) -> Arc<dyn Handler> + Send>;
-
-/// The emulator served over loopback on a runtime of its own, stopped on drop.
-pub struct TestServer {
-    pub addr: SocketAddr,
-    pub emulator: InMemoryKillBill,
-    pub stats: Arc<Stats>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl TestServer {
-    pub fn start(config: ServeConfig) -> TestServer {
-        TestServer::start_with(config, None)
-    }
-
-    /// Serves the emulator built from `config` through `wrap`, a handler that receives the
-    /// emulator and answers in its place (to hold a request, say).
-    pub fn start_with(config: ServeConfig, wrap: Option<WrapEmulator>) -> TestServer {
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                let (server, emulator) = match wrap {
-                    None => {
-                        let server = Server::bind(config).await.expect("bind");
-                        let emulator = server.emulator().expect("emulator").clone();
-                        (server, emulator)
-                    }
-                    Some(wrap) => {
-                        let emulator = build_emulator(&config).expect("emulator");
-                        let handler = wrap(emulator.clone());
-                        (Server::bind_with(config, handler).await.expect("bind"), emulator)
-                    }
-                };
-                ready_tx
-                    .send((server.local_addr(), emulator, server.stats()))
-                    .expect("ready");
-                server
-                    .run_until(async {
-                        let _ = stop_rx.await;
-                    })
-                    .await
-                    .expect("serve");
-            });
-        });
-        let (addr, emulator, stats) = ready_rx.recv_timeout(Duration::from_secs(30)).expect("server ready");
-        TestServer {
-            addr,
-            emulator,
-            stats,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        }
-    }
-
-    pub fn with_subscriptions(subscriptions: &[&str]) -> TestServer {
-        let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
-        config.subscriptions = subscriptions.iter().map(|s| s.parse().unwrap()).collect();
-        TestServer::start(config)
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
 
 /// What a run of the binary did.
 #[derive(Debug)]
@@ -266,36 +185,4 @@ pub fn get_august(url: &str, subscription: &str, extra: &[&str]) -> Run {
 /// The server's sum of `unit` for `subscription` over August 2013.
 pub fn august(url: &str, subscription: &str, unit: &str) -> Decimal {
     amount_of(&rollup(url, subscription, "2013-08-01", "2013-09-01"), unit)
-}
-
-/// Sends raw bytes on a new connection and reads until the server closes it.
-pub fn raw_http(addr: SocketAddr, request: &[u8]) -> String {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
-    stream.write_all(request).expect("write");
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    String::from_utf8_lossy(&response).into_owned()
-}
-
-/// The status code of a raw HTTP response.
-pub fn status_of(response: &str) -> u16 {
-    response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Random amounts with up to 3 decimals, as text, and their exact sum.
-pub fn random_amounts(rng: &mut fastrand::Rng, n: usize) -> (Vec<String>, Decimal) {
-    let mut sum = Decimal::ZERO;
-    let amounts: Vec<String> = (0..n)
-        .map(|_| {
-            let text = format!("{}.{:03}", rng.u32(0..10_000), rng.u32(0..1000));
-            sum += Decimal::from_str(&text).expect("decimal");
-            text
-        })
-        .collect();
-    (amounts, sum)
 }

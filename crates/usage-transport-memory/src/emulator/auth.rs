@@ -7,7 +7,7 @@ use http::{HeaderMap, Response, StatusCode};
 use subtle::{Choice, ConstantTimeEq};
 use usage_core::Secret;
 
-use super::headers::{API_KEY, API_SECRET};
+use super::contract::{API_KEY, API_SECRET};
 use uuid::Uuid;
 
 use super::respond;

@@ -5,13 +5,18 @@ use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Response, StatusCode};
 use usage_core::{TransportError, TransportErrorKind};
 
+/// The body of [`Fault::retry_later`].
+const RETRY_LATER_BODY: &str = "fault injected by kb-usage serve: retry later\n";
+
 /// A fault injected in front of the emulator, applied to one request.
 ///
 /// Faults are queued with [`InMemoryKillBill::inject`](crate::InMemoryKillBill::inject) and
 /// consumed one per request, in order, by the [`Transport`](usage_core::Transport)
-/// implementation and by [`InMemoryKillBill::serve`](crate::InMemoryKillBill::serve); an HTTP
-/// server built on [`handle`](crate::InMemoryKillBill::handle) takes them with
-/// [`next_fault`](crate::InMemoryKillBill::next_fault).
+/// implementation, by [`InMemoryKillBill::serve`](crate::InMemoryKillBill::serve) and by the
+/// emulator's HTTP server (module `serve`, feature `serve`: a status fault is answered, a
+/// transport fault closes the connection before handling, [`CommitThenLose`](Fault::CommitThenLose)
+/// closes it after); another HTTP server built on [`handle`](crate::InMemoryKillBill::handle)
+/// takes them with [`next_fault`](crate::InMemoryKillBill::next_fault).
 ///
 /// ```
 /// use usage_transport_memory::Fault;
@@ -26,7 +31,9 @@ use usage_core::{TransportError, TransportErrorKind};
 #[non_exhaustive]
 pub enum Fault {
     /// Answer this status (and headers and body) without reaching Kill Bill: nothing is
-    /// stored. A proxy's 502/503/504, a 429 from a rate limiter...
+    /// stored. A proxy's 502/503/504, a 429 from a rate limiter... The answer's
+    /// `Content-Type` is `application/json` for an empty body, `text/html` for a body that
+    /// starts with `<`, `text/plain; charset=utf-8` otherwise.
     Status {
         /// The status.
         status: StatusCode,
@@ -93,6 +100,29 @@ impl Fault {
         }
     }
 
+    /// `status` with `Retry-After: 0` and a short plain-text body, before handling: the 503
+    /// and 429 among the random faults of the `serve` module (feature `serve`).
+    pub fn retry_later(status: StatusCode) -> Fault {
+        Fault::Status {
+            status,
+            retry_after: Some(0),
+            body: Bytes::from_static(RETRY_LATER_BODY.as_bytes()),
+        }
+    }
+
+    /// The connection closed before any answer, and before Kill Bill saw the request: nothing
+    /// is stored. A transport error of kind [`Incomplete`](TransportErrorKind::Incomplete) for
+    /// the in-memory transport; over HTTP (the `serve` module), the connection is closed
+    /// (as with every [`Transport`](Fault::Transport) fault).
+    pub fn connection_closed() -> Fault {
+        Fault::Transport {
+            kind: TransportErrorKind::Incomplete,
+            message: "the connection closed before the request was processed (fault injected by the \
+                      in-memory Kill Bill emulator)"
+                .to_string(),
+        }
+    }
+
     /// A transport error of `kind`.
     pub fn transport(kind: TransportErrorKind) -> Fault {
         Fault::Transport {
@@ -120,8 +150,10 @@ impl Fault {
         *response.status_mut() = *status;
         let content_type = if body.is_empty() {
             "application/json"
-        } else {
+        } else if body.starts_with(b"<") {
             "text/html"
+        } else {
+            "text/plain; charset=utf-8"
         };
         response
             .headers_mut()
@@ -144,5 +176,37 @@ impl Fault {
                  fault injected by the in-memory Kill Bill emulator)",
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_later_is_plain_text_with_retry_after_zero() {
+        let response = Fault::retry_later(StatusCode::TOO_MANY_REQUESTS).response().unwrap();
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()[RETRY_AFTER], "0");
+        assert_eq!(response.headers()[CONTENT_TYPE], "text/plain; charset=utf-8");
+        assert_eq!(response.body(), "fault injected by kb-usage serve: retry later\n");
+        assert!(Fault::retry_later(StatusCode::SERVICE_UNAVAILABLE)
+            .transport_error()
+            .is_none());
+    }
+
+    #[test]
+    fn content_types_follow_the_body() {
+        let html = Fault::proxy_page(StatusCode::BAD_GATEWAY).response().unwrap();
+        assert_eq!(html.headers()[CONTENT_TYPE], "text/html");
+        let empty = Fault::unavailable(1).response().unwrap();
+        assert_eq!(empty.headers()[CONTENT_TYPE], "application/json");
+    }
+
+    #[test]
+    fn connection_closed_is_an_incomplete_transport_error() {
+        let fault = Fault::connection_closed();
+        assert!(fault.response().is_none());
+        assert_eq!(fault.transport_error().unwrap().kind(), TransportErrorKind::Incomplete);
     }
 }

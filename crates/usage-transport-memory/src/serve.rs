@@ -1,13 +1,14 @@
-//! `kb-usage serve`: the in-memory Kill Bill emulator over HTTP/1.1, with optional fault
-//! injection, usable in-process by tests and benchmarks.
+//! The in-memory Kill Bill emulator over HTTP/1.1 (the engine of `kb-usage serve`), with
+//! optional fault injection in the emulator's own vocabulary ([`Fault`]), usable in-process
+//! by tests and benchmarks. Feature `serve`.
 //!
 //! ```no_run
-//! use usage_cli::serve::{ServeConfig, Server};
+//! use usage_transport_memory::serve::{ServeConfig, Server};
 //!
 //! # #[tokio::main] async fn main() -> std::io::Result<()> {
 //! let server = Server::bind(ServeConfig::new("127.0.0.1:0".parse().unwrap())).await?;
 //! println!("listening on http://{}", server.local_addr());
-//! server.run_until(async { let _ = tokio::signal::ctrl_c().await; }).await
+//! server.run_until(std::future::pending()).await // or until a shutdown signal
 //! # }
 //! ```
 //!
@@ -23,7 +24,6 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -31,10 +31,13 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use usage_models::SubscriptionId;
-use usage_transport_memory::{DuplicateCheck, EmulatorError, InMemoryKillBill, NewSubscription, WireFormat};
+use write_deadline::WriteDeadline;
+
+mod write_deadline;
+
+use crate::{DuplicateCheck, EmulatorError, Fault, InMemoryKillBill, NewSubscription, WireFormat};
 
 /// The path prefix of the emulator's admin routes, which faults never touch.
 pub const ADMIN_PREFIX: &str = "/emulator/";
@@ -57,6 +60,12 @@ pub trait Handler: Send + Sync + 'static {
             self.handle(request)
         })
     }
+
+    /// The fault queued for the next request, if any, applied before a randomly drawn one.
+    /// By default none; the emulator's are those queued with [`InMemoryKillBill::inject`].
+    fn next_fault(&self) -> Option<Fault> {
+        None
+    }
 }
 
 impl<F> Handler for F
@@ -77,6 +86,12 @@ impl Handler for InMemoryKillBill {
     /// (and `slow`) between the tracking-id check and the insert.
     fn process(&self, request: Request<Bytes>, slow: Duration) -> BoxFuture<'_, Response<Bytes>> {
         Box::pin(self.process_slowly(request, slow))
+    }
+
+    /// The emulator's queued faults ([`InMemoryKillBill::inject`]): the same [`Fault`]s over
+    /// HTTP as through the in-memory transport.
+    fn next_fault(&self) -> Option<Fault> {
+        InMemoryKillBill::next_fault(self)
     }
 }
 
@@ -105,8 +120,8 @@ pub fn build_emulator(config: &ServeConfig) -> Result<InMemoryKillBill, Emulator
     Ok(emulator)
 }
 
-/// Fault injection: with probability `rate` per request (admin routes excepted), one of the
-/// [`FaultKind`]s, drawn from an RNG seeded with `seed`.
+/// Fault injection: with probability `rate` per request (admin routes excepted), one of
+/// [`Faults::kinds`], drawn from an RNG seeded with `seed`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Faults {
     /// The probability of a fault per request, in `[0, 1]`.
@@ -130,36 +145,31 @@ pub struct SlowCommits {
     pub seed: u64,
 }
 
-/// The faults `serve` injects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FaultKind {
-    /// 503 with `Retry-After: 0`, before handling.
-    Unavailable,
-    /// 429 with `Retry-After: 0`, before handling.
-    TooManyRequests,
-    /// The connection is closed without an answer, before handling.
-    CloseBeforeHandling,
-    /// The request is handled (a POST is stored!) and then the connection is closed without
-    /// an answer: naive retries count such usage twice.
-    CloseAfterHandling,
+impl Faults {
+    /// The faults drawn, each as likely, in the order of [`Stats`]' counters:
+    /// - 503 with `Retry-After: 0`, before handling ([`Fault::retry_later`]);
+    /// - 429 with `Retry-After: 0`, before handling;
+    /// - the connection closed without an answer, before handling
+    ///   ([`Fault::connection_closed`]);
+    /// - the request handled (a POST is stored!), then the connection closed without an
+    ///   answer ([`Fault::CommitThenLose`]): naive retries count such usage twice.
+    pub fn kinds() -> [Fault; 4] {
+        [
+            Fault::retry_later(StatusCode::SERVICE_UNAVAILABLE),
+            Fault::retry_later(StatusCode::TOO_MANY_REQUESTS),
+            Fault::connection_closed(),
+            Fault::CommitThenLose,
+        ]
+    }
 }
 
-impl FaultKind {
-    /// Every kind, in the order of [`Stats`]' counters.
-    pub const ALL: [FaultKind; 4] = [
-        FaultKind::Unavailable,
-        FaultKind::TooManyRequests,
-        FaultKind::CloseBeforeHandling,
-        FaultKind::CloseAfterHandling,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            FaultKind::Unavailable => "503",
-            FaultKind::TooManyRequests => "429",
-            FaultKind::CloseBeforeHandling => "close-before",
-            FaultKind::CloseAfterHandling => "close-after",
-        }
+/// How a fault is named in the log and in [`Stats`]' `Display`.
+fn label(fault: &Fault) -> String {
+    match fault {
+        Fault::Status { status, .. } => status.as_str().to_string(),
+        Fault::Transport { .. } => "close-before".to_string(),
+        Fault::CommitThenLose => "close-after".to_string(),
+        Fault::SlowCommit { .. } => "slow-commit".to_string(),
     }
 }
 
@@ -277,6 +287,7 @@ impl ServeConfig {
 pub struct Stats {
     requests: AtomicU64,
     faults: [AtomicU64; 4],
+    queued_faults: AtomicU64,
     open_connections: AtomicU64,
     slow_commits: AtomicU64,
 }
@@ -292,10 +303,19 @@ impl Stats {
         self.requests.load(Ordering::Relaxed)
     }
 
-    /// How many faults of `kind` were injected.
-    pub fn faults(&self, kind: FaultKind) -> u64 {
-        let index = FaultKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
-        self.faults[index].load(Ordering::Relaxed)
+    /// How many times `fault` was injected (0 for a fault that is not one of
+    /// [`Faults::kinds`]).
+    pub fn faults(&self, fault: &Fault) -> u64 {
+        Faults::kinds()
+            .iter()
+            .position(|kind| kind == fault)
+            .map_or(0, |index| self.faults[index].load(Ordering::Relaxed))
+    }
+
+    /// How many faults were taken from the handler's queue ([`Handler::next_fault`]; counted
+    /// here only, not in [`faults`](Self::faults)).
+    pub fn queued_faults(&self) -> u64 {
+        self.queued_faults.load(Ordering::Relaxed)
     }
 
     /// How many POSTs were slow commits.
@@ -303,17 +323,21 @@ impl Stats {
         self.slow_commits.load(Ordering::Relaxed)
     }
 
-    /// All faults injected (slow commits apart).
+    /// All faults injected, drawn or queued (slow commits apart).
     pub fn total_faults(&self) -> u64 {
-        FaultKind::ALL.iter().map(|kind| self.faults(*kind)).sum()
+        self.faults
+            .iter()
+            .map(|count| count.load(Ordering::Relaxed))
+            .sum::<u64>()
+            + self.queued_faults()
     }
 }
 
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} requests, faults:", self.requests())?;
-        for kind in FaultKind::ALL {
-            write!(f, " {}={}", kind.name(), self.faults(kind))?;
+        for (kind, count) in Faults::kinds().iter().zip(&self.faults) {
+            write!(f, " {}={}", label(kind), count.load(Ordering::Relaxed))?;
         }
         write!(f, ", slow commits: {}", self.slow_commits())
     }
@@ -344,17 +368,17 @@ struct Shared {
 }
 
 impl Shared {
-    fn draw_fault(&self) -> Option<FaultKind> {
+    fn draw_fault(&self) -> Option<Fault> {
         let (faults, rng) = (self.config.faults?, self.rng.as_ref()?);
         let mut rng = rng.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if rng.f64() >= faults.rate {
             return None;
         }
-        let kind = FaultKind::ALL[rng.usize(0..FaultKind::ALL.len())];
+        let kinds = Faults::kinds();
+        let index = rng.usize(0..kinds.len());
         drop(rng);
-        let index = FaultKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
         self.stats.faults[index].fetch_add(1, Ordering::Relaxed);
-        Some(kind)
+        kinds.into_iter().nth(index)
     }
 
     /// The extra processing time of a POST drawn as a slow commit.
@@ -500,76 +524,6 @@ impl Server {
     }
 }
 
-/// A connection's stream whose writes fail with `TimedOut` once they have made no progress for
-/// `timeout`: a client that sends requests but never reads the answers is cut off instead of
-/// holding its connection forever (hyper has no write timeout of its own).
-struct WriteDeadline {
-    stream: TcpStream,
-    timeout: Duration,
-    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl WriteDeadline {
-    fn guard<T>(&mut self, cx: &mut Context<'_>, polled: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
-        if polled.is_ready() {
-            self.stalled = None;
-            return polled;
-        }
-        let timeout = self.timeout;
-        let stalled = self
-            .stalled
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        match stalled.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "the client has not read its answers",
-            ))),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-impl AsyncRead for WriteDeadline {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for WriteDeadline {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.stream).poll_write(cx, buf);
-        this.guard(cx, polled)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
-        this.guard(cx, polled)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        match Pin::new(&mut this.stream).poll_flush(cx) {
-            // A flush that is done is no progress of a stalled write: only a write resets it.
-            Poll::Pending => this.guard(cx, Poll::Pending),
-            done => done,
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
-    }
-}
-
 fn is_dropped(error: &hyper::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
@@ -606,14 +560,6 @@ fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
     response
 }
 
-fn retry_later(status: StatusCode) -> Response<Full<Bytes>> {
-    let mut response = plain(status, "fault injected by kb-usage serve: retry later");
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("0"));
-    response
-}
-
 async fn answer(request: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<Full<Bytes>>, Dropped> {
     let started = Instant::now();
     shared.stats.requests.fetch_add(1, Ordering::Relaxed);
@@ -621,6 +567,9 @@ async fn answer(request: Request<Incoming>, shared: Arc<Shared>) -> Result<Respo
     let path = request.uri().path().to_string();
     let fault = if path.starts_with(ADMIN_PREFIX) {
         None
+    } else if let Some(queued) = shared.handler.next_fault() {
+        shared.stats.queued_faults.fetch_add(1, Ordering::Relaxed);
+        Some(queued)
     } else {
         shared.draw_fault()
     };
@@ -633,12 +582,15 @@ async fn answer(request: Request<Incoming>, shared: Arc<Shared>) -> Result<Respo
             );
         }
     };
-    let result = respond(request, &shared, fault).await;
+    let result = respond(request, &shared, fault.as_ref()).await;
     match &result {
         Ok(response) => log(response.status().as_str()),
         Err(_) => log(&format!(
             "closed-without-answer{}",
-            fault.map(|f| format!(" (fault {})", f.name())).unwrap_or_default()
+            fault
+                .as_ref()
+                .map(|f| format!(" (fault {})", label(f)))
+                .unwrap_or_default()
         )),
     }
     if fault.is_some() && shared.config.log {
@@ -652,13 +604,14 @@ async fn answer(request: Request<Incoming>, shared: Arc<Shared>) -> Result<Respo
 async fn respond(
     request: Request<Incoming>,
     shared: &Shared,
-    fault: Option<FaultKind>,
+    fault: Option<&Fault>,
 ) -> Result<Response<Full<Bytes>>, Dropped> {
-    match fault {
-        Some(FaultKind::Unavailable) => return Ok(retry_later(StatusCode::SERVICE_UNAVAILABLE)),
-        Some(FaultKind::TooManyRequests) => return Ok(retry_later(StatusCode::TOO_MANY_REQUESTS)),
-        Some(FaultKind::CloseBeforeHandling) => return Err(Dropped),
-        _ => {}
+    if let Some(response) = fault.and_then(Fault::response) {
+        return Ok(response.map(Full::new));
+    }
+    // Over HTTP, a transport fault is the connection closed before anything is handled.
+    if matches!(fault, Some(Fault::Transport { .. })) {
+        return Err(Dropped);
     }
     let max = shared.config.max_body_bytes;
     let too_large = || {
@@ -694,7 +647,9 @@ async fn respond(
         Ok(Err(_)) => return Err(Dropped),
         Ok(Ok(collected)) => collected.to_bytes(),
     };
-    let slow = if parts.method == http::Method::POST && !parts.uri.path().starts_with(ADMIN_PREFIX) {
+    let slow = if let Some(Fault::SlowCommit { processing }) = fault {
+        *processing
+    } else if parts.method == http::Method::POST && !parts.uri.path().starts_with(ADMIN_PREFIX) {
         shared.draw_slow_commit().unwrap_or_default()
     } else {
         Duration::ZERO
@@ -706,7 +661,7 @@ async fn respond(
     let handler = shared.handler.clone();
     let processing = tokio::spawn(async move { handler.process(request, slow).await });
     let response = processing.await.map_err(|_| Dropped)?;
-    if fault == Some(FaultKind::CloseAfterHandling) {
+    if fault == Some(&Fault::CommitThenLose) {
         return Err(Dropped);
     }
     Ok(response.map(Full::new))

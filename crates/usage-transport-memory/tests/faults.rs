@@ -1,16 +1,17 @@
 //! `UsageClient` over the hyper transport through `serve --faults`: every kind of fault met and
 //! survived, nothing lost, nothing doubled.
 
-mod common;
+mod served;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{random_amounts, TestServer};
-use usage_cli::serve::{FaultKind, Faults, ServeConfig, Stats};
+use served::{random_amounts, TestServer};
 use usage_core::{RetryPolicy, UsageWindow};
 use usage_models::{Decimal, SubscriptionId, SubscriptionUsageRecord, TrackingId, UsageDate};
+use usage_transport_memory::serve::{Faults, ServeConfig, Stats};
+use usage_transport_memory::Fault;
 
 const SUB: &str = "8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11";
 const RECORDS: usize = 1_000;
@@ -114,7 +115,7 @@ fn the_client_survives_every_fault_without_losing_or_doubling() {
          faults met:{}; {already} answers lost after storing and resolved as already recorded, \
          {} calls retried again by the application",
         during.requests,
-        FaultKind::ALL
+        Faults::kinds()
             .iter()
             .zip(during.faults)
             .map(|(kind, n)| format!(" {kind:?} x {n}"))
@@ -126,11 +127,11 @@ fn the_client_survives_every_fault_without_losing_or_doubling() {
     // server counted every attempt and every fault it injected.
     let faulted: u64 = during.faults.iter().sum();
     assert_eq!(during.requests, faulted + RECORDS as u64);
-    for (kind, n) in FaultKind::ALL.iter().zip(during.faults) {
+    for (kind, n) in Faults::kinds().iter().zip(during.faults) {
         assert!(n > 0, "{kind:?} never injected");
     }
     // A lost answer is resolved only after the server stored and closed without answering.
-    let closed_after = during.fault(FaultKind::CloseAfterHandling);
+    let closed_after = during.fault(&Fault::CommitThenLose);
     assert!(
         already > 0 && already <= closed_after,
         "{already} resolved, {closed_after} closed after storing"
@@ -146,7 +147,7 @@ struct Counts {
 /// The server's counters at one moment.
 struct Seen {
     requests: u64,
-    /// Faults injected, in the order of [`FaultKind::ALL`].
+    /// Faults injected, in the order of [`Faults::kinds`].
     faults: [u64; 4],
 }
 
@@ -154,12 +155,12 @@ impl Seen {
     fn now(stats: &Stats) -> Seen {
         Seen {
             requests: stats.requests(),
-            faults: FaultKind::ALL.map(|kind| stats.faults(kind)),
+            faults: Faults::kinds().map(|kind| stats.faults(&kind)),
         }
     }
 
-    fn fault(&self, kind: FaultKind) -> u64 {
-        let index = FaultKind::ALL.iter().position(|k| *k == kind).expect("a kind");
+    fn fault(&self, kind: &Fault) -> u64 {
+        let index = Faults::kinds().iter().position(|k| k == kind).expect("a kind");
         self.faults[index]
     }
 }

@@ -4,7 +4,7 @@
 //! `RetryPolicy::with_timed_out_post_wait`, and with a wait too short for the slow commits.
 //!
 //! ```text
-//! cargo test -p usage-cli --test overlap -- --nocapture
+//! cargo test -p usage-transport-memory --features serve --test overlap -- --nocapture
 //! ```
 //!
 //! The server: `DuplicateCheck::KillBill` with 20 ms of processing, and a quarter of the POSTs
@@ -14,17 +14,17 @@
 //! before that setting (a timed-out POST retried after the plain jittered backoff); "after" is
 //! the default policy (5 s).
 
-mod common;
+mod served;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::TestServer;
-use usage_cli::serve::{ServeConfig, SlowCommits};
+use served::TestServer;
 use usage_core::{RetryPolicy, UsageClient};
 use usage_models::{SubscriptionId, SubscriptionUsageRecord, UsageDate};
 use usage_transport_hyper::{HyperTransport, TokioTimer};
+use usage_transport_memory::serve::{ServeConfig, SlowCommits};
 use usage_transport_memory::DuplicateCheck;
 
 const SUB: &str = "8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11";
