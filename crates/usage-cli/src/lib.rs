@@ -10,7 +10,7 @@
 //! - [`series`]: periods of a window and their table, CSV, JSON and SVG forms;
 //! - [`render`]: roll-ups as a table or JSON;
 //! - [`serve`]: the emulator over HTTP/1.1 with fault injection;
-//! - [`cli`]: the command line itself.
+//! - [`commands`]: the command line itself, one module per subcommand.
 //!
 //! ```
 //! use usage_cli::series::{periods, Every};
@@ -25,7 +25,7 @@
 //! This crate has no optional features; `usage-core`'s `tracing` feature is on, for `-v`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod cli;
+pub mod commands;
 pub mod import;
 pub mod render;
 pub mod series;

@@ -1049,7 +1049,7 @@ impl Worker {
         };
         let counters = &self.shared.counters;
         match outcome {
-            Outcome::Recorded { .. } | Outcome::AlreadyRecorded => {
+            Outcome::Recorded { .. } | Outcome::AlreadyRecorded { .. } => {
                 counters.delivered.fetch_add(sealed.events, Ordering::Relaxed);
                 counters.requests.fetch_add(1, Ordering::Relaxed);
                 crate::observe::delivered(sealed.events);
