@@ -5,8 +5,8 @@
 //! [`serve`](serve::Server) the in-memory emulator over HTTP.
 //!
 //! The modules are public so that tests and benchmarks can use them in-process:
-//! - [`import`]: reading CSV or JSON-lines files, validating every row, cutting them into
-//!   requests with deterministic tracking ids;
+//! - [`import`]: reading CSV or JSON-lines files, validating every row (cut into requests with
+//!   deterministic tracking ids by [`usage_meter::plan`]);
 //! - [`series`]: periods of a window and their table, CSV, JSON and SVG forms;
 //! - [`render`]: roll-ups as a table or JSON;
 //! - [`serve`]: the emulator over HTTP/1.1 with fault injection;

@@ -397,6 +397,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_duplicate_of_its_own_tracking_id_is_already_recorded() {
+        let kb = InMemoryKillBill::new();
+        let subscription = kb.create_subscription();
+        let client = client(&kb);
+        let record = request(subscription, 0);
+        let first = Outcome::of(client.record_usage(&record).await);
+        assert!(matches!(first, Outcome::Recorded { attempts: 1 }), "{first:?}");
+        // Kill Bill refuses the same tracking id (code 50000): recorded before, not a failure.
+        let again = Outcome::of(client.record_usage(&record).await);
+        assert!(matches!(again, Outcome::AlreadyRecorded { attempts: 1 }), "{again:?}");
+        assert!(again.is_delivered());
+        assert_eq!(kb.rows(subscription).len(), 1);
+    }
+
+    #[tokio::test]
     async fn a_401_stops_the_sending() {
         let kb = InMemoryKillBill::new();
         let subscription = kb.create_subscription();
@@ -404,6 +419,7 @@ mod tests {
             .user("admin", "wrong")
             .tenant("bob", "lazar")
             .transport(kb.clone())
+            .timer(InstantTimer::new())
             .build()
             .unwrap();
         let requests: Vec<_> = (0..20).map(|i| request(subscription, i)).collect();

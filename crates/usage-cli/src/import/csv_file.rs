@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use usage_models::Amount;
+
 use super::{Parsed, RawRow, RowError, COLUMNS};
 
 /// Checks every row of a CSV file.
@@ -107,7 +109,7 @@ pub(super) fn parse(text: &[u8]) -> Parsed {
             subscription_id: field("subscription_id").unwrap_or(""),
             unit_type: field("unit_type").unwrap_or(""),
             record_date: field("record_date").unwrap_or(""),
-            amount: field("amount").unwrap_or(""),
+            amount: amount_of_text(field("amount").unwrap_or("")),
             tracking_id: field("tracking_id"),
         };
         match raw.check(line) {
@@ -127,4 +129,12 @@ fn csv_reason(error: &csv::Error) -> String {
         csv::ErrorKind::Io(e) => format!("cannot be read: {e}"),
         _ => "is not valid CSV".to_string(),
     }
+}
+
+/// The amount of a CSV field, checked.
+fn amount_of_text(text: &str) -> Result<Amount, String> {
+    if text.is_empty() {
+        return Err("amount is empty".to_string());
+    }
+    text.parse::<Amount>().map_err(|e| format!("amount {}", e.reason()))
 }

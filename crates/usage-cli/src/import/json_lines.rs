@@ -2,11 +2,11 @@
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use usage_models::UsageDate;
+use usage_models::{Amount, UsageDate};
 
 use super::{Parsed, RawRow, RowError};
 
-/// A JSON line, with the amount kept as its exact text.
+/// A JSON line, each field kept as its raw JSON text.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct JsonRow<'a> {
@@ -76,25 +76,28 @@ pub(super) fn parse(text: &[u8]) -> Parsed {
             }
         };
         let mut problems = Vec::new();
-        let mut text_of = |name: &str, value: Option<&RawValue>, numbers: bool| -> Option<String> {
-            match json_text(name, value, numbers) {
-                Ok(Some(text)) => Some(text),
-                Ok(None) if name == "tracking_id" => None,
-                Ok(None) => {
-                    problems.push(format!("{name} is missing"));
-                    None
-                }
-                Err(problem) => {
-                    problems.push(problem);
-                    None
-                }
+        let text_of = |problems: &mut Vec<String>, name: &str, value: Option<&RawValue>, numbers: bool| match json_text(
+            name, value, numbers,
+        ) {
+            Ok(Some(text)) => Some(text),
+            Ok(None) if name == "tracking_id" => None,
+            Ok(None) => {
+                problems.push(format!("{name} is missing"));
+                None
+            }
+            Err(problem) => {
+                problems.push(problem);
+                None
             }
         };
-        let subscription_id = text_of("subscription_id", json.subscription_id, false);
-        let unit_type = text_of("unit_type", json.unit_type, false);
-        let record_date = text_of("record_date", json.record_date, true);
-        let amount = text_of("amount", json.amount, true);
-        let tracking_id = text_of("tracking_id", json.tracking_id, false);
+        let subscription_id = text_of(&mut problems, "subscription_id", json.subscription_id, false);
+        let unit_type = text_of(&mut problems, "unit_type", json.unit_type, false);
+        let record_date = text_of(&mut problems, "record_date", json.record_date, true);
+        let amount = json.amount.filter(|raw| raw.get() != "null");
+        if amount.is_none() {
+            problems.push("amount is missing".to_string());
+        }
+        let tracking_id = text_of(&mut problems, "tracking_id", json.tracking_id, false);
         if !problems.is_empty() {
             parsed.errors.push(RowError {
                 line: line_no,
@@ -115,7 +118,7 @@ pub(super) fn parse(text: &[u8]) -> Parsed {
             subscription_id: subscription_id.as_deref().unwrap_or(""),
             unit_type: unit_type.as_deref().unwrap_or(""),
             record_date: &record_date,
-            amount: amount.as_deref().unwrap_or(""),
+            amount: amount.map_or_else(|| Err("amount is missing".to_string()), amount_of_json),
             tracking_id: tracking_id.as_deref(),
         };
         match raw.check(line_no) {
@@ -124,4 +127,18 @@ pub(super) fn parse(text: &[u8]) -> Parsed {
         }
     }
     parsed
+}
+
+/// The amount of a JSON line, read by `usage-models`' own reader of amounts (a JSON number,
+/// exactly from its text, or a string holding one), as every amount on the wire is.
+fn amount_of_json(raw: &RawValue) -> Result<Amount, String> {
+    serde_json::from_str::<Amount>(raw.get()).map_err(|e| {
+        let message = e.to_string();
+        // The reader names the amount, except when the value is not a number or a string.
+        if message.starts_with("amount") {
+            message
+        } else {
+            format!("amount: {message}")
+        }
+    })
 }

@@ -1,5 +1,5 @@
-//! Reading an import file, validating every row, and cutting it into requests with
-//! deterministic tracking ids.
+//! Reading an import file and validating every row; [`plan`] (from [`usage_meter::plan`]) cuts
+//! the rows into requests with deterministic tracking ids.
 //!
 //! The tracking id of a request depends only on what the request carries (its subscription,
 //! its rows in file order, its position among the requests of that subscription) and on an
@@ -28,24 +28,19 @@
 //! assert_eq!(requests[0].record.tracking_id(), again[0].record.tracking_id());
 //! ```
 
-use std::fmt;
 use std::io::Read;
 
 use usage_models::{Amount, SubscriptionId, TrackingId, UnitType, UsageDate};
 
 mod csv_file;
 mod json_lines;
-mod plan;
 mod tail;
 
-pub use plan::{plan, Chunk};
 pub use tail::{Tail, TailChunk};
+pub use usage_meter::plan::{plan, Chunk, Row, RowError, MAX_NAMESPACE_CHARS as MAX_ID_PREFIX_CHARS};
 
 /// The most rows in one request.
 pub const MAX_ROWS_PER_REQUEST: usize = usage_meter::MAX_RECORDS_PER_REQUEST;
-
-/// The longest namespace (`--id-prefix`) of derived tracking ids.
-pub const MAX_ID_PREFIX_CHARS: usize = 48;
 
 /// The columns of an import file, in their usual order.
 pub const COLUMNS: [&str; 5] = ["subscription_id", "unit_type", "record_date", "amount", "tracking_id"];
@@ -69,42 +64,6 @@ impl Format {
             Some(Format::JsonLines)
         } else {
             None
-        }
-    }
-}
-
-/// One valid row of an import file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Row {
-    /// The line of the file the row starts on (from 1, the header being line 1 of a CSV file).
-    pub line: u64,
-    /// The subscription.
-    pub subscription_id: SubscriptionId,
-    /// The unit type.
-    pub unit_type: UnitType,
-    /// When the usage happened.
-    pub record_date: UsageDate,
-    /// How much.
-    pub amount: Amount,
-    /// The row's own tracking id, when the file has one for it.
-    pub tracking_id: Option<TrackingId>,
-}
-
-/// A row that cannot be imported: its line and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RowError {
-    /// The line (from 1); 0 for a problem with the whole file.
-    pub line: u64,
-    /// Why.
-    pub reason: String,
-}
-
-impl fmt::Display for RowError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            write!(f, "{}", self.reason)
-        } else {
-            write!(f, "line {}: {}", self.line, self.reason)
         }
     }
 }
@@ -141,13 +100,13 @@ pub(crate) struct RawRow<'a> {
     pub(crate) subscription_id: &'a str,
     pub(crate) unit_type: &'a str,
     pub(crate) record_date: &'a str,
-    pub(crate) amount: &'a str,
+    pub(crate) amount: Result<Amount, String>,
     pub(crate) tracking_id: Option<&'a str>,
 }
 
 impl RawRow<'_> {
     /// Checks every field; reports all the bad fields of the row at once.
-    pub(crate) fn check(&self, line: u64) -> Result<Row, RowError> {
+    pub(crate) fn check(self, line: u64) -> Result<Row, RowError> {
         let mut problems = Vec::new();
         let subscription_id = if self.subscription_id.is_empty() {
             problems.push("subscription_id is empty".to_string());
@@ -168,15 +127,7 @@ impl RawRow<'_> {
                 .map_err(|problem| problems.push(problem))
                 .ok()
         };
-        let amount = if self.amount.is_empty() {
-            problems.push("amount is empty".to_string());
-            None
-        } else {
-            self.amount
-                .parse::<Amount>()
-                .map_err(|e| problems.push(format!("amount {}", e.reason())))
-                .ok()
-        };
+        let amount = self.amount.map_err(|problem| problems.push(problem)).ok();
         let tracking_id = match self.tracking_id {
             None | Some("") => None,
             Some(id) => match TrackingId::new(id) {
@@ -289,5 +240,32 @@ mod tests {
         assert_eq!(lines, [4, 5, 6]);
         assert!(parsed.errors[0].reason.contains("amount is missing"));
         assert!(parsed.errors[1].reason.contains("extra"), "{}", parsed.errors[1]);
+    }
+
+    #[test]
+    fn json_amounts_are_read_by_the_models_reader() {
+        let line = |amount: &str| {
+            format!("{{\"subscription_id\":\"{SUB}\",\"unit_type\":\"a\",\"record_date\":\"2013-08-01\",\"amount\":{amount}}}\n")
+        };
+        let file: String = ["1.5e2", "\" 2.5 \"", "1000000000", "\"ten\"", "true", "null"]
+            .iter()
+            .map(|amount| line(amount))
+            .collect();
+        let parsed = parse(file.as_bytes(), Format::JsonLines);
+        let amounts: Vec<String> = parsed.rows.iter().map(|row| row.amount.to_string()).collect();
+        assert_eq!(amounts, ["150", "2.5"]);
+        let reasons: Vec<(u64, &str)> = parsed.errors.iter().map(|e| (e.line, e.reason.as_str())).collect();
+        assert_eq!(reasons.len(), 4, "{reasons:?}");
+        assert_eq!(reasons[0].0, 3);
+        assert!(
+            reasons[0].1.starts_with("amount") && reasons[0].1.contains("integer digits"),
+            "{reasons:?}"
+        );
+        assert!(reasons[1].1.starts_with("amount \"ten\""), "{reasons:?}");
+        assert!(
+            reasons[2].1.starts_with("amount: ") && reasons[2].1.contains("true"),
+            "{reasons:?}"
+        );
+        assert_eq!(reasons[3], (6, "amount is missing"));
     }
 }

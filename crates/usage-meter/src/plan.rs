@@ -1,13 +1,74 @@
-//! Cutting rows into requests with deterministic tracking ids.
+//! Cutting rows into requests with deterministic tracking ids: the plan of `kb-usage import`,
+//! which makes a re-run of the same rows send the same requests under the same ids, so that
+//! Kill Bill refuses what it already stored and nothing is counted twice.
+//!
+//! ```
+//! use usage_meter::plan::{plan, Row};
+//! use usage_models::{Amount, UnitType};
+//!
+//! let row = |line, amount: u32| Row {
+//!     line,
+//!     subscription_id: "8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11".parse().unwrap(),
+//!     unit_type: UnitType::new("gallons").unwrap(),
+//!     record_date: "2013-08-01".parse().unwrap(),
+//!     amount: Amount::from(amount),
+//!     tracking_id: None,
+//! };
+//! let rows: Vec<Row> = (0..3).map(|i| row(i + 2, i as u32)).collect();
+//! let requests = plan(&rows, "kbu", 2).unwrap();
+//! assert_eq!(requests.iter().map(|r| r.rows).collect::<Vec<_>>(), [2, 1]);
+//! // The same rows always get the same tracking ids.
+//! assert_eq!(requests[0].tracking_id(), plan(&rows, "kbu", 2).unwrap()[0].tracking_id());
+//! ```
 
 use std::collections::HashMap;
+use std::fmt;
 
-use usage_meter::derive_tracking_id;
-use usage_models::{SubscriptionId, SubscriptionUsageRecord, TrackingId};
+use usage_models::{Amount, SubscriptionId, SubscriptionUsageRecord, TrackingId, UnitType, UsageDate};
 
-use super::{Row, RowError, MAX_ID_PREFIX_CHARS};
+use crate::derive_tracking_id;
 
-/// One request of an import: a record with its tracking id, and where its rows come from.
+/// The longest namespace of derived tracking ids.
+pub const MAX_NAMESPACE_CHARS: usize = 48;
+
+/// One row to send: a usage record of a subscription, maybe with its own tracking id, and
+/// where it comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    /// The line of its file (from 1), for messages.
+    pub line: u64,
+    /// The subscription.
+    pub subscription_id: SubscriptionId,
+    /// The unit type.
+    pub unit_type: UnitType,
+    /// When the usage happened.
+    pub record_date: UsageDate,
+    /// How much.
+    pub amount: Amount,
+    /// The row's own tracking id, if any.
+    pub tracking_id: Option<TrackingId>,
+}
+
+/// A row that cannot be sent: its line and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowError {
+    /// The line (from 1); 0 for a problem with all of the rows.
+    pub line: u64,
+    /// Why.
+    pub reason: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}", self.reason)
+        } else {
+            write!(f, "line {}: {}", self.line, self.reason)
+        }
+    }
+}
+
+/// One request: a record with its tracking id, and where its rows come from.
 #[derive(Clone, Debug)]
 pub struct Chunk {
     /// The body of the request, tracking id included.
@@ -16,8 +77,6 @@ pub struct Chunk {
     pub rows: usize,
     /// The line of its first row.
     pub first_line: u64,
-    /// Whether the tracking id came from the file (`false`: derived from the content).
-    pub explicit_tracking_id: bool,
 }
 
 impl Chunk {
@@ -34,17 +93,17 @@ impl Chunk {
 /// - the other rows are grouped per subscription, in file order, into requests of at most
 ///   `max_rows` rows, each with a tracking id derived from `prefix`, the subscription, the
 ///   request's index within the subscription and the canonical text of its rows
-///   ([`usage_meter::derive_tracking_id`]).
+///   ([`derive_tracking_id`]).
 ///
 /// Requests come out in the order their first row appears in the file.
 pub fn plan(rows: &[Row], prefix: &str, max_rows: usize) -> Result<Vec<Chunk>, Vec<RowError>> {
     let max_rows = max_rows.max(1);
     let mut errors = Vec::new();
-    if prefix.chars().count() > MAX_ID_PREFIX_CHARS || prefix.chars().any(|c| c.is_control()) {
+    if prefix.chars().count() > MAX_NAMESPACE_CHARS || prefix.chars().any(|c| c.is_control()) {
         errors.push(RowError {
             line: 0,
             reason: format!(
-                "the tracking id prefix must be at most {MAX_ID_PREFIX_CHARS} characters without control characters"
+                "the tracking id prefix must be at most {MAX_NAMESPACE_CHARS} characters without control characters"
             ),
         });
         return Err(errors);
@@ -77,7 +136,7 @@ pub fn plan(rows: &[Row], prefix: &str, max_rows: usize) -> Result<Vec<Chunk>, V
                     });
                     continue;
                 }
-                match build_chunk(key.0, tracking_id.clone(), group, true) {
+                match build_chunk(key.0, tracking_id.clone(), group) {
                     Ok(chunk) => chunks.push(chunk),
                     Err(e) => errors.push(e),
                 }
@@ -92,7 +151,7 @@ pub fn plan(rows: &[Row], prefix: &str, max_rows: usize) -> Result<Vec<Chunk>, V
                             line: part[0].line,
                             reason: format!("cannot derive the tracking id: {e}"),
                         })
-                        .and_then(|tracking_id| build_chunk(key.0, tracking_id, part, false));
+                        .and_then(|tracking_id| build_chunk(key.0, tracking_id, part));
                     match built {
                         Ok(chunk) => chunks.push(chunk),
                         Err(e) => errors.push(e),
@@ -108,12 +167,7 @@ pub fn plan(rows: &[Row], prefix: &str, max_rows: usize) -> Result<Vec<Chunk>, V
     Ok(chunks)
 }
 
-fn build_chunk(
-    subscription: SubscriptionId,
-    tracking_id: TrackingId,
-    rows: &[&Row],
-    explicit: bool,
-) -> Result<Chunk, RowError> {
+fn build_chunk(subscription: SubscriptionId, tracking_id: TrackingId, rows: &[&Row]) -> Result<Chunk, RowError> {
     let mut builder = SubscriptionUsageRecord::builder(subscription).tracking_id(tracking_id.as_str());
     for row in rows {
         builder = builder.record(row.unit_type.as_str(), row.record_date, row.amount);
@@ -128,13 +182,13 @@ fn build_chunk(
         record,
         rows: rows.len(),
         first_line,
-        explicit_tracking_id: explicit,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MAX_RECORDS_PER_REQUEST as MAX_ROWS_PER_REQUEST;
 
     const SUB: &str = "8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11";
     const SUB2: &str = "0e1a4c7a-1111-4d47-9a7e-1f3c2c8f4a11";
