@@ -10,10 +10,10 @@ use serde::Serialize;
 use usage_meter::{DurableError, Meter, StopSignal, Usage, WhenFull};
 use usage_models::TrackingId;
 
-use super::super::options::{client, options, TextOrJson};
-use super::super::signals::on_interrupt;
-use super::super::{input, json_line, out, Failure};
 use super::ImportArgs;
+use crate::commands::options::{client, options, TextOrJson};
+use crate::commands::signals::on_interrupt;
+use crate::commands::{input, json_line, out, Failure};
 use crate::import::{Format, Tail, MAX_ROWS_PER_REQUEST};
 
 /// The summary of an import with `--state` (`--output json`).
