@@ -5,11 +5,11 @@
 //! in-memory emulator over HTTP (with `usage_transport_memory::serve`).
 //!
 //! The modules are public so that tests and benchmarks can use them in-process:
-//! - [`import`]: reading CSV or JSON-lines files, validating every row, cutting them into
-//!   requests with deterministic tracking ids;
+//! - [`import`]: reading CSV or JSON-lines files, validating every row (cut into requests with
+//!   deterministic tracking ids by [`usage_meter::plan`]);
 //! - [`series`]: periods of a window and their table, CSV, JSON and SVG forms;
 //! - [`render`]: roll-ups as a table or JSON;
-//! - [`cli`]: the command line itself.
+//! - [`commands`]: the command line itself, one module per subcommand.
 //!
 //! ```
 //! use usage_cli::series::{periods, Every};
@@ -24,7 +24,7 @@
 //! This crate has no optional features; `usage-core`'s `tracing` feature is on, for `-v`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod cli;
+pub mod commands;
 pub mod import;
 pub mod render;
 pub mod series;

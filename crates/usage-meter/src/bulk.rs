@@ -85,7 +85,10 @@ pub enum Outcome {
     },
     /// Refused as a duplicate of its own tracking id: recorded before, by an earlier run or
     /// by an attempt whose answer was lost. Nothing was counted twice.
-    AlreadyRecorded,
+    AlreadyRecorded {
+        /// How many attempts the call took (1 when its first answer was the refusal).
+        attempts: u32,
+    },
     /// Failed after the client's retries.
     Failed(Error),
     /// Not sent: sending stopped before its turn.
@@ -99,18 +102,20 @@ impl Outcome {
     /// The outcome of a `record_usage` call: the duplicate rule applied.
     pub fn of(result: Result<RecordOutcome, Error>) -> Outcome {
         match result {
-            Ok(outcome) if outcome.already_recorded => Outcome::AlreadyRecorded,
+            Ok(outcome) if outcome.already_recorded => Outcome::AlreadyRecorded {
+                attempts: outcome.attempts,
+            },
             Ok(outcome) => Outcome::Recorded {
                 attempts: outcome.attempts,
             },
-            Err(e) if e.is_duplicate_tracking_id() => Outcome::AlreadyRecorded,
+            Err(e) if e.is_duplicate_tracking_id() => Outcome::AlreadyRecorded { attempts: 1 },
             Err(e) => Outcome::Failed(e),
         }
     }
 
     /// Whether the usage is on the server (recorded now or before).
     pub fn is_delivered(&self) -> bool {
-        matches!(self, Outcome::Recorded { .. } | Outcome::AlreadyRecorded)
+        matches!(self, Outcome::Recorded { .. } | Outcome::AlreadyRecorded { .. })
     }
 }
 
@@ -140,7 +145,7 @@ impl Tally {
     pub fn add(&mut self, outcome: &Outcome, rows: u64) {
         let (requests, counted) = match outcome {
             Outcome::Recorded { .. } => (&mut self.recorded_requests, &mut self.recorded_rows),
-            Outcome::AlreadyRecorded => (&mut self.already_recorded_requests, &mut self.already_recorded_rows),
+            Outcome::AlreadyRecorded { .. } => (&mut self.already_recorded_requests, &mut self.already_recorded_rows),
             Outcome::Failed(_) | Outcome::Unfinished => (&mut self.failed_requests, &mut self.failed_rows),
             Outcome::NotSent => (&mut self.not_sent_requests, &mut self.not_sent_rows),
         };
@@ -227,7 +232,7 @@ type OptionsFn = dyn Fn(usize) -> RequestOptions + Send + Sync;
 /// // Again: everything was recorded before, nothing counts twice.
 /// let again = bulk.send(requests, |_, _, _| {}).await.unwrap();
 /// assert_eq!(again.tally.already_recorded_rows, 3);
-/// assert!(matches!(again.outcomes[0], Outcome::AlreadyRecorded));
+/// assert!(matches!(again.outcomes[0], Outcome::AlreadyRecorded { .. }));
 /// assert_eq!(kb.rows(subscription).len(), 3);
 /// # });
 /// ```
@@ -389,6 +394,21 @@ mod tests {
             .record("a", day, amount)
             .build()
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_of_its_own_tracking_id_is_already_recorded() {
+        let kb = InMemoryKillBill::new();
+        let subscription = kb.create_subscription();
+        let client = client(&kb);
+        let record = request(subscription, 0);
+        let first = Outcome::of(client.record_usage(&record).await);
+        assert!(matches!(first, Outcome::Recorded { attempts: 1 }), "{first:?}");
+        // Kill Bill refuses the same tracking id (code 50000): recorded before, not a failure.
+        let again = Outcome::of(client.record_usage(&record).await);
+        assert!(matches!(again, Outcome::AlreadyRecorded { attempts: 1 }), "{again:?}");
+        assert!(again.is_delivered());
+        assert_eq!(kb.rows(subscription).len(), 1);
     }
 
     #[tokio::test]

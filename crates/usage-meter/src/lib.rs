@@ -11,7 +11,8 @@
 //!   unit type and time bucket.
 //! - [`Bulk`]: the bulk engine behind `kb-usage import`: many requests, each under a tracking
 //!   id fixed before its first attempt ([`derive_tracking_id`] makes it depend only on the
-//!   content), sent with bounded concurrency, tallied, stopping on a failure that would repeat.
+//!   content), sent with bounded concurrency, tallied, stopping on a failure that would repeat;
+//!   [`plan`](plan::plan) cuts rows into such requests.
 //!
 //! ```
 //! use std::time::Duration;
@@ -51,6 +52,7 @@
 pub mod bulk;
 mod meter;
 mod observe;
+pub mod plan;
 #[cfg(feature = "spool")]
 mod spool;
 
