@@ -209,7 +209,7 @@ impl UsageClient {
             let sent = match (remaining, inner.transport.timeout()) {
                 (None, _) => Ok(inner.transport.send(request).await),
                 (Some((_, remaining)), Some(bound)) if bound < remaining => Ok(inner.transport.send(request).await),
-                (Some((deadline, remaining)), _) => within(inner.transport.send(request), timer.sleep(remaining))
+                (Some((deadline, remaining)), _) => race(inner.transport.send(request), timer, remaining)
                     .await
                     .ok_or(deadline),
             };
@@ -293,14 +293,21 @@ fn finished<T>(result: &Result<(T, u32), Error>) {
     }
 }
 
-/// The output of `work`, or `None` if `timeout` completes first.
-async fn within<F: Future>(work: F, mut timeout: crate::Sleep) -> Option<F::Output> {
+/// The output of `work`, or `None` if `timeout` passes first. The timer's sleep is only made
+/// if `work` is not ready at once, so a timer that records its sleeps (as
+/// `usage_transport_memory::InstantTimer` does) shows only the waits a call needed.
+async fn race<F: Future>(work: F, timer: &dyn Timer, timeout: Duration) -> Option<F::Output> {
     let mut work = pin!(work);
+    let mut sleep: Option<crate::Sleep> = None;
     std::future::poll_fn(|cx| {
         if let Poll::Ready(output) = work.as_mut().poll(cx) {
             return Poll::Ready(Some(output));
         }
-        timeout.as_mut().poll(cx).map(|()| None)
+        let sleep = sleep.get_or_insert_with(|| timer.sleep(timeout));
+        if sleep.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
     })
     .await
 }
