@@ -294,7 +294,8 @@ fn finished<T>(result: &Result<(T, u32), Error>) {
 }
 
 /// The output of `work`, or `None` if `timeout` passes first. The timer's sleep is only made
-/// if `work` is not ready at once.
+/// if `work` is not ready at once, so a timer that records its sleeps (as
+/// `usage_transport_memory::InstantTimer` does) shows only the waits a call needed.
 async fn race<F: Future>(work: F, timer: &dyn Timer, timeout: Duration) -> Option<F::Output> {
     let mut work = pin!(work);
     let mut sleep: Option<crate::Sleep> = None;

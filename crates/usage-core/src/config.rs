@@ -1,7 +1,8 @@
 //! Where to send requests and as whom.
 
 use base64::Engine as _;
-use http::HeaderValue;
+use http::header::{ACCEPT, AUTHORIZATION, USER_AGENT};
+use http::{HeaderMap, HeaderValue};
 
 use crate::{InputField, InvalidInput, Secret, TenantCredentials, UserCredentials};
 
@@ -81,7 +82,8 @@ impl BaseUrl {
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
     pub(crate) base_url: BaseUrl,
-    pub(crate) auth: AuthHeaders,
+    /// The headers every request starts from: authentication, `Accept`, `User-Agent`.
+    pub(crate) headers: HeaderMap,
     pub(crate) created_by: String,
 }
 
@@ -89,9 +91,13 @@ impl ClientConfig {
     /// A config for `base_url` as `user` in `tenant`, with the default created-by
     /// ([`DEFAULT_CREATED_BY`]).
     pub fn new(base_url: &str, user: UserCredentials, tenant: TenantCredentials) -> Result<Self, InvalidInput> {
+        let mut headers = HeaderMap::new();
+        AuthHeaders::new(Some(&user), Some(&tenant))?.apply(&mut headers);
+        headers.insert(ACCEPT, crate::operation::APPLICATION_JSON);
+        headers.insert(USER_AGENT, HeaderValue::from_static(crate::operation::USER_AGENT_VALUE));
         Ok(ClientConfig {
             base_url: BaseUrl::parse(base_url)?,
-            auth: AuthHeaders::new(Some(&user), Some(&tenant))?,
+            headers,
             created_by: DEFAULT_CREATED_BY.to_string(),
         })
     }
@@ -171,6 +177,19 @@ impl AuthHeaders {
             headers.api_secret = Some(secret);
         }
         Ok(headers)
+    }
+
+    /// Sets the headers present here, replacing those already in `headers`.
+    pub(crate) fn apply(self, headers: &mut HeaderMap) {
+        for (name, value) in [
+            (AUTHORIZATION, self.authorization),
+            (crate::operation::API_KEY, self.api_key),
+            (crate::operation::API_SECRET, self.api_secret),
+        ] {
+            if let Some(value) = value {
+                headers.insert(name, value);
+            }
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use serde::Serialize;
 use usage_models::{
@@ -44,7 +44,7 @@ mod sealed {
     impl Sealed for super::GetAllUsage {}
 }
 
-const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+pub(crate) const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// One Usage API operation, sans-IO: [`RecordUsage`], [`GetUsage`] and [`GetAllUsage`].
 ///
@@ -382,27 +382,12 @@ fn new_request(
     options: &RequestOptions,
 ) -> Result<Request<Bytes>, InvalidInput> {
     let uri = http::Uri::try_from(uri).map_err(|e| InvalidInput::new(InputField::Uri, e.to_string()))?;
-    // Room for every header up front, `Host` (added by the transport) included: a POST's
-    // seventh header would otherwise grow the map and rehash it.
-    let capacity = if method == Method::POST { 12 } else { 6 };
     let mut request = Request::new(body);
     *request.method_mut() = method;
     *request.uri_mut() = uri;
-    *request.headers_mut() = HeaderMap::with_capacity(capacity);
+    *request.headers_mut() = config.headers.clone();
     let headers = request.headers_mut();
-    let overrides = AuthHeaders::new(options.user.as_ref(), options.tenant.as_ref())?;
-    let pick = |over: Option<HeaderValue>, default: &Option<HeaderValue>| over.or_else(|| default.clone());
-    for (name, value) in [
-        (AUTHORIZATION, pick(overrides.authorization, &config.auth.authorization)),
-        (API_KEY, pick(overrides.api_key, &config.auth.api_key)),
-        (API_SECRET, pick(overrides.api_secret, &config.auth.api_secret)),
-    ] {
-        if let Some(value) = value {
-            headers.insert(name, value);
-        }
-    }
-    headers.insert(ACCEPT, APPLICATION_JSON);
-    headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+    AuthHeaders::new(options.user.as_ref(), options.tenant.as_ref())?.apply(headers);
     if let Some(request_id) = &options.request_id {
         headers.insert(REQUEST_ID, ascii_header(InputField::RequestId, request_id)?);
     }

@@ -189,17 +189,32 @@ impl<'de> Deserialize<'de> for Amount {
     }
 }
 
+/// A [`Decimal`] as an exact JSON number, the one way this workspace writes and reads amounts
+/// and sums: `#[serde(with = "usage_models::json_decimal")]` on a `Decimal` field.
+///
+/// ```
+/// use usage_models::Decimal;
+///
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Total {
+///     #[serde(with = "usage_models::json_decimal")]
+///     sum: Decimal,
+/// }
+///
+/// let total: Total = serde_json::from_str(r#"{"sum":15.000000000}"#).unwrap();
+/// assert_eq!(total.sum.to_string(), "15.000000000");
+/// assert_eq!(serde_json::to_string(&total).unwrap(), r#"{"sum":15}"#);
+/// let total = Total { sum: "333333333.333333333".parse().unwrap() };
+/// assert_eq!(serde_json::to_string(&total).unwrap(), r#"{"sum":333333333.333333333}"#);
+/// ```
+pub mod json_decimal {
+    pub use super::deserialize_decimal as deserialize;
+    pub use super::serialize_decimal as serialize;
+}
+
 /// Parses the text of a JSON number (or a decimal string) exactly: plain or exponent notation,
 /// refusing (never rounding) values a [`Decimal`] cannot hold exactly.
 pub(crate) fn parse_decimal(text: &str) -> Result<Decimal, String> {
-    match parse_plain_decimal(text) {
-        Some(value) => Ok(value),
-        None => parse_decimal_general(text),
-    }
-}
-
-/// [`parse_decimal`] for every notation.
-fn parse_decimal_general(text: &str) -> Result<Decimal, String> {
     let (mantissa, exponent) = match text.find(['e', 'E']) {
         Some(at) => (&text[..at], Some(&text[at + 1..])),
         None => (text, None),
@@ -239,7 +254,7 @@ fn parse_decimal_general(text: &str) -> Result<Decimal, String> {
 ///
 /// A binary (not human-readable) format gets the decimal's exact text as a string instead
 /// (`"19.500000000"`, scale kept), which [`deserialize_decimal`] reads back.
-pub(crate) fn serialize_decimal<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
+pub fn serialize_decimal<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
     if !serializer.is_human_readable() {
         return serializer.collect_str(value);
     }
@@ -253,69 +268,6 @@ pub(crate) fn serialize_decimal<S: Serializer>(value: &Decimal, serializer: S) -
     }
     let raw = RawValue::from_string(value.normalize().to_string()).map_err(serde::ser::Error::custom)?;
     raw.serialize(serializer)
-}
-
-/// The fast path of [`parse_decimal`]: plain notation (`-?digits(.digits)?`) with at most 19
-/// digits, which always fits a [`Decimal`] exactly. `None` sends anything else (exponents,
-/// signs other than a leading `-`, negative zero, longer numbers) to the general path, which
-/// gives the same value for every text this accepts.
-fn parse_plain_decimal(text: &str) -> Option<Decimal> {
-    let bytes = text.as_bytes();
-    let (negative, digits) = match bytes.split_first()? {
-        (b'-', rest) => (true, rest),
-        _ => (false, bytes),
-    };
-    let (integer, fraction) = match digits.iter().position(|&b| b == b'.') {
-        Some(at) if at + 1 < digits.len() => (&digits[..at], &digits[at + 1..]),
-        Some(_) => return None,
-        None => (digits, &digits[digits.len()..]),
-    };
-    if integer.is_empty() || integer.len() + fraction.len() > 19 {
-        return None;
-    }
-    // A second point in the fraction is not a digit: refused there.
-    let mantissa = accumulate_digits(accumulate_digits(0, integer)?, fraction)?;
-    if negative && mantissa == 0 {
-        return None;
-    }
-    // At most 19 digits: the mantissa is below 2^64 and the scale at most 18.
-    Some(Decimal::from_parts(
-        mantissa as u32,
-        (mantissa >> 32) as u32,
-        0,
-        negative,
-        fraction.len() as u32,
-    ))
-}
-
-/// `mantissa` followed by the decimal `digits` (the caller keeps the total within 19 digits),
-/// eight at a time where it can; `None` if one of them is not an ASCII digit.
-fn accumulate_digits(mut mantissa: u64, mut digits: &[u8]) -> Option<u64> {
-    const ZEROS: u64 = u64::from_le_bytes(*b"00000000");
-    const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
-    const PLUS_SIX: u64 = 0x0606_0606_0606_0606;
-    while let Some((chunk, rest)) = digits.split_first_chunk::<8>() {
-        let chunk = u64::from_le_bytes(*chunk);
-        // Every byte is 0x30..=0x39: its high nibble is 3, and still 3 after adding 6.
-        if chunk & HIGH_NIBBLES != ZEROS || chunk.wrapping_add(PLUS_SIX) & HIGH_NIBBLES != ZEROS {
-            return None;
-        }
-        // Eight digit values, first digit in the lowest byte, combined pairwise.
-        let values = chunk - ZEROS;
-        let pairs = (values * 10 + (values >> 8)) & 0x00FF_00FF_00FF_00FF;
-        let quads = (pairs * 100 + (pairs >> 16)) & 0x0000_FFFF_0000_FFFF;
-        let eight = (quads * 10_000 + (quads >> 32)) & 0xFFFF_FFFF;
-        mantissa = mantissa * 100_000_000 + eight;
-        digits = rest;
-    }
-    for &byte in digits {
-        let digit = byte.wrapping_sub(b'0');
-        if digit > 9 {
-            return None;
-        }
-        mantissa = mantissa * 10 + u64::from(digit);
-    }
-    Some(mantissa)
 }
 
 /// [`serialize_decimal`] for a mantissa that fits a `u64` (every [`Amount`]): strips the
@@ -392,7 +344,7 @@ fn serialize_raw_number<S: Serializer>(text: &str, serializer: S) -> Result<S::O
 
 /// Reads a JSON number from its text (exactly), or a string holding a decimal number; in a
 /// binary format, the decimal's text (see [`serialize_decimal`]).
-pub(crate) fn deserialize_decimal<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
+pub fn deserialize_decimal<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
     if !deserializer.is_human_readable() {
         return deserializer.deserialize_str(DecimalText);
     }
@@ -492,12 +444,8 @@ mod tests {
         value.normalize().to_string()
     }
 
-    fn same_decimal(a: &Decimal, b: &Decimal) -> bool {
-        a.mantissa() == b.mantissa() && a.scale() == b.scale() && a.is_sign_negative() == b.is_sign_negative()
-    }
-
     #[test]
-    fn fast_paths_match_the_reference_on_edge_cases() {
+    fn serialization_matches_the_reference_on_edge_cases() {
         for text in [
             "0",
             "-0",
@@ -537,14 +485,7 @@ mod tests {
             "0.0000000000000000000000000001",
             "-12345678901234567.89",
         ] {
-            let fast = parse_decimal(text);
-            let general = parse_decimal_general(text);
-            match (&fast, &general) {
-                (Ok(a), Ok(b)) => assert!(same_decimal(a, b), "{text}: {a:?} vs {b:?}"),
-                (Err(_), Err(_)) => {}
-                _ => panic!("{text}: {fast:?} vs {general:?}"),
-            }
-            if let Ok(value) = general {
+            if let Ok(value) = parse_decimal(text) {
                 let json = serde_json::to_string(&RawDecimal(value)).unwrap();
                 assert_eq!(json, reference_json(&value), "{text}");
                 let negated = serde_json::to_string(&RawDecimal(-value)).unwrap();
@@ -623,34 +564,6 @@ mod tests {
         assert_eq!(format!("{ours:?}"), format!("{reference:?}"));
     }
 
-    #[test]
-    fn eight_digits_at_a_time() {
-        for digits in [
-            "12345678",
-            "00000000",
-            "99999999",
-            "1234567890123456789",
-            "0000000000000000001",
-            "9",
-        ] {
-            assert_eq!(
-                accumulate_digits(0, digits.as_bytes()),
-                digits.parse::<u64>().ok(),
-                "{digits}"
-            );
-        }
-        for bad in [
-            "1234567/",
-            "1234567:",
-            "12.45678",
-            "a2345678",
-            "123456789012345/",
-            " 1234567",
-        ] {
-            assert_eq!(accumulate_digits(0, bad.as_bytes()), None, "{bad}");
-        }
-    }
-
     /// Serializes through `serialize_decimal`.
     struct RawDecimal(Decimal);
 
@@ -661,26 +574,6 @@ mod tests {
     }
 
     proptest::proptest! {
-        #[test]
-        fn plain_parse_matches_the_general_parse(
-            negative in proptest::bool::ANY,
-            integer in "[0-9]{1,22}",
-            fraction in proptest::option::of("[0-9]{0,30}"),
-        ) {
-            let text = format!(
-                "{}{integer}{}",
-                if negative { "-" } else { "" },
-                fraction.map(|f| format!(".{f}")).unwrap_or_default()
-            );
-            let fast = parse_decimal(&text);
-            let general = parse_decimal_general(&text);
-            match (&fast, &general) {
-                (Ok(a), Ok(b)) => proptest::prop_assert!(same_decimal(a, b), "{}: {:?} vs {:?}", text, a, b),
-                (Err(_), Err(_)) => {}
-                _ => proptest::prop_assert!(false, "{}: {:?} vs {:?}", text, fast, general),
-            }
-        }
-
         #[test]
         fn serialization_matches_the_reference(
             lo in proptest::num::u32::ANY,

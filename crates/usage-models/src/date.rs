@@ -92,14 +92,6 @@ struct WireBuf {
     bytes: [u8; 24],
 }
 
-/// `"00"` to `"99"`.
-const TWO_DIGITS: &[u8; 200] = b"\
-    0001020304050607080910111213141516171819\
-    2021222324252627282930313233343536373839\
-    4041424344454647484950515253545556575859\
-    6061626364656667686970717273747576777879\
-    8081828384858687888990919293949596979899";
-
 impl WireBuf {
     fn new() -> Self {
         WireBuf {
@@ -109,8 +101,8 @@ impl WireBuf {
 
     /// Writes `value` (below 100) as two digits at `at`.
     fn set_two(&mut self, at: usize, value: u32) {
-        let value = value as usize % 100 * 2;
-        self.bytes[at..at + 2].copy_from_slice(&TWO_DIGITS[value..value + 2]);
+        self.bytes[at] = b'0' + (value / 10 % 10) as u8;
+        self.bytes[at + 1] = b'0' + (value % 10) as u8;
     }
 
     /// Writes `yyyy-MM-dd` (a year in `0..=9999`) at the start.

@@ -54,7 +54,7 @@ mod kill_bill_error;
 mod record;
 mod rollup;
 
-pub use amount::{Amount, MAX_FRACTION_DIGITS, MAX_INTEGER_DIGITS};
+pub use amount::{json_decimal, Amount, MAX_FRACTION_DIGITS, MAX_INTEGER_DIGITS};
 pub use date::UsageDate;
 pub use error::{Field, ValidationError};
 pub use ids::{SubscriptionId, TrackingId, UnitType, MAX_TRACKING_ID_CHARS, MAX_UNIT_TYPE_CHARS};

@@ -1,7 +1,7 @@
 //! The answer of both usage GETs.
 
 use rust_decimal::Decimal;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::{SubscriptionId, UnitType, UsageDate};
 
@@ -73,10 +73,7 @@ pub struct RolledUpUnit {
     /// The unit type.
     pub unit_type: UnitType,
     /// The exact sum, as the server wrote it (`15.000000000` keeps its scale).
-    #[serde(
-        serialize_with = "serialize_sum",
-        deserialize_with = "crate::amount::deserialize_decimal"
-    )]
+    #[serde(with = "crate::json_decimal")]
     pub amount: Decimal,
 }
 
@@ -85,8 +82,4 @@ impl RolledUpUnit {
     pub fn new(unit_type: UnitType, amount: Decimal) -> Self {
         RolledUpUnit { unit_type, amount }
     }
-}
-
-fn serialize_sum<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
-    crate::amount::serialize_decimal(value, serializer)
 }
