@@ -16,7 +16,6 @@
 use std::fmt::Write as _;
 
 use serde::Serialize;
-use serde_json::value::RawValue;
 use usage_models::{Decimal, RolledUpUsage};
 
 /// An amount for people: exact, without trailing zeros (`15.000000000` → `15`).
@@ -24,19 +23,14 @@ pub fn amount_text(amount: Decimal) -> String {
     amount.normalize().to_string()
 }
 
-/// An amount as an exact JSON number (never through `f64`).
-pub fn amount_json(amount: Decimal) -> Box<RawValue> {
-    // A decimal's text is always a valid JSON number; `null` keeps the document valid anyway.
-    RawValue::from_string(amount_text(amount)).unwrap_or_default()
-}
-
 /// One unit type's sum in JSON output.
 #[derive(Serialize)]
 pub struct UnitJson {
     /// The unit type.
     pub unit_type: String,
-    /// The exact sum, as a JSON number.
-    pub amount: Box<RawValue>,
+    /// The exact sum, as a JSON number without trailing zeros (never through `f64`).
+    #[serde(serialize_with = "usage_models::json_decimal::serialize")]
+    pub amount: Decimal,
 }
 
 /// The JSON document of `get --output json`.
@@ -72,7 +66,7 @@ pub fn rollup_json(usage: &RolledUpUsage) -> String {
             .into_iter()
             .map(|(unit_type, amount)| UnitJson {
                 unit_type,
-                amount: amount_json(amount),
+                amount,
             })
             .collect(),
     };

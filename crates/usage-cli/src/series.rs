@@ -19,7 +19,7 @@ use chrono::{DateTime, Months, NaiveTime, TimeDelta, Utc};
 use serde::Serialize;
 use usage_models::{Decimal, UsageDate};
 
-use crate::render::{amount_json, amount_text};
+use crate::render::amount_text;
 
 /// The length of a period.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -262,10 +262,10 @@ impl Series {
                         .iter()
                         .map(|(unit, amount)| crate::render::UnitJson {
                             unit_type: unit.clone(),
-                            amount: amount_json(*amount),
+                            amount: *amount,
                         })
                         .collect(),
-                    total: amount_json(point.total()),
+                    total: point.total(),
                 })
                 .collect(),
         };
@@ -479,8 +479,9 @@ pub struct PeriodJson {
     pub end: String,
     /// The sum of each unit type with usage in the period.
     pub units: Vec<crate::render::UnitJson>,
-    /// The sum over all unit types.
-    pub total: Box<serde_json::value::RawValue>,
+    /// The sum over all unit types, as a JSON number without trailing zeros.
+    #[serde(serialize_with = "usage_models::json_decimal::serialize")]
+    pub total: Decimal,
 }
 
 /// A bar of `value` out of `max` in `width` characters (eighth blocks for the remainder).
