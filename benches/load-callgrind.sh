@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Instructions per call on the client side of the load harness (benches/load.rs), under
+# Instructions per call on the client side of the load harness (benches/load/main.rs), under
 # callgrind: everything executed inside one `Caller::call` (building the request, the client,
 # the transport, hyper's client side, parsing), for `ours` and the `floor`, GET and POST, at
 # concurrency 1. Each figure is the difference between a short and a long run divided by the

@@ -1,0 +1,171 @@
+//! The clients: ours (`UsageClient`), the floor (a bare hyper-util client) and their requests.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode, Version};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer as HyperTimer};
+use killbill_usage::core::{
+    ClientConfig, GetUsage, Operation, RecordUsage, RequestOptions, TenantCredentials, UserCredentials,
+};
+use killbill_usage::hyper::{HyperTransport, TokioTimer};
+use killbill_usage::models::{SubscriptionId, SubscriptionUsageRecord, UnitType};
+use killbill_usage::{UsageClient, UsageWindow};
+use tokio::runtime::Runtime;
+
+use crate::common;
+use crate::servers::ServerInfo;
+use crate::{END, GET_SUBSCRIPTION, POST_ROWS, SEED_RECORDS, START, UNIT};
+
+pub(crate) type RawClient = Client<HttpConnector, Full<Bytes>>;
+
+/// The floor: hyper-util's legacy client with the pool settings of `HyperTransport`'s
+/// defaults (15 s idle timeout with its timer, 16 idle per host, TCP_NODELAY, 10 s connect).
+pub(crate) fn raw_client() -> RawClient {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    Client::builder(TokioExecutor::new())
+        .pool_timer(HyperTimer::new())
+        .timer(HyperTimer::new())
+        .pool_idle_timeout(Duration::from_secs(15))
+        .pool_max_idle_per_host(16)
+        .build(http)
+}
+
+pub(crate) fn ours(base_url: &str) -> UsageClient {
+    let transport = HyperTransport::builder().build().unwrap();
+    UsageClient::builder(base_url)
+        .user("admin", "password")
+        .tenant("bob", "lazar")
+        .transport(transport)
+        .timer(TokioTimer)
+        .build()
+        .unwrap()
+}
+
+pub(crate) fn config(base_url: &str) -> ClientConfig {
+    ClientConfig::new(
+        base_url,
+        UserCredentials::new("admin", "password"),
+        TenantCredentials::new("bob", "lazar"),
+    )
+    .unwrap()
+}
+
+pub(crate) fn subscription(id: &str) -> SubscriptionId {
+    id.parse().unwrap()
+}
+
+pub(crate) fn window() -> UsageWindow {
+    UsageWindow::parse(START, END).unwrap()
+}
+
+/// A record of `rows` readings over `units` unit types, at instants with milliseconds, half
+/// the amounts with decimals; no tracking id (the client makes one per call).
+pub(crate) fn record(subscription_id: SubscriptionId, rows: usize, units: usize) -> SubscriptionUsageRecord {
+    common::meter_readings(SubscriptionUsageRecord::builder(subscription_id), rows, units)
+}
+
+/// One kind of call, cloned into each worker task.
+#[derive(Clone)]
+pub(crate) enum Caller {
+    /// The client, and what a caller holds: the subscription and the window.
+    OursGet(UsageClient, SubscriptionId, UsageWindow),
+    OursPost(UsageClient, Arc<SubscriptionUsageRecord>),
+    Raw {
+        client: Box<RawClient>,
+        template: Arc<Request<Bytes>>,
+        expect: StatusCode,
+    },
+}
+
+impl Caller {
+    /// One call.
+    pub(crate) async fn call(&self) -> Result<(), String> {
+        match self {
+            Caller::OursGet(client, subscription_id, window) => {
+                let usage = client
+                    .get_usage(*subscription_id, UNIT, *window)
+                    .unwrap()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                black_box(usage);
+            }
+            Caller::OursPost(client, record) => {
+                let outcome = client.record_usage(record).await.map_err(|e| e.to_string())?;
+                black_box(outcome);
+            }
+            Caller::Raw {
+                client,
+                template,
+                expect,
+            } => {
+                let response = client.request(copy(template)).await.map_err(|e| e.to_string())?;
+                let status = response.status();
+                let body = response.into_body().collect().await.map_err(|e| e.to_string())?;
+                black_box(body.to_bytes());
+                if status != *expect {
+                    return Err(format!("status {status}"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A copy of the prebuilt request for one send (the body is shared, not copied).
+pub(crate) fn copy(template: &Request<Bytes>) -> Request<Full<Bytes>> {
+    let mut request = Request::new(Full::new(template.body().clone()));
+    *request.method_mut() = template.method().clone();
+    *request.uri_mut() = template.uri().clone();
+    *request.version_mut() = Version::HTTP_11;
+    *request.headers_mut() = template.headers().clone();
+    request
+}
+
+/// Writes the usage the GETs read: [`SEED_RECORDS`] records of [`POST_ROWS`] rows.
+pub(crate) fn seed(runtime: &Runtime, emulator: &ServerInfo) {
+    runtime.block_on(async {
+        let client = ours(&emulator.url());
+        let seed = record(subscription(GET_SUBSCRIPTION), POST_ROWS, 2);
+        for _ in 0..SEED_RECORDS {
+            client.record_usage(&seed).await.unwrap();
+        }
+    });
+}
+
+/// `ours` reading the roll-up of [`UNIT`] of [`GET_SUBSCRIPTION`].
+pub(crate) fn ours_get(client: &UsageClient) -> Caller {
+    Caller::OursGet(client.clone(), subscription(GET_SUBSCRIPTION), window())
+}
+
+/// The floor sending `template`, expecting `expect`.
+pub(crate) fn floor(client: &RawClient, template: Arc<Request<Bytes>>, expect: StatusCode) -> Caller {
+    Caller::Raw {
+        client: Box::new(client.clone()),
+        template,
+        expect,
+    }
+}
+
+/// The request `ours` sends for a GET, prebuilt.
+pub(crate) fn get_template(base_url: &str) -> Arc<Request<Bytes>> {
+    let unit = UnitType::new(UNIT).unwrap();
+    let operation = GetUsage::new(subscription(GET_SUBSCRIPTION), &unit, window()).unwrap();
+    Arc::new(operation.to_request(&config(base_url), &RequestOptions::new()).unwrap())
+}
+
+/// The request `ours` sends for a POST of `record`, prebuilt (with one tracking id).
+pub(crate) fn post_template(base_url: &str, record: &SubscriptionUsageRecord) -> Arc<Request<Bytes>> {
+    Arc::new(
+        RecordUsage::new(record)
+            .to_request(&config(base_url), &RequestOptions::new())
+            .unwrap(),
+    )
+}
