@@ -64,10 +64,7 @@ pub fn rollup_json(usage: &RolledUpUsage) -> String {
         end: usage.end_date.to_string(),
         units: sorted_units(usage)
             .into_iter()
-            .map(|(unit_type, amount)| UnitJson {
-                unit_type,
-                amount,
-            })
+            .map(|(unit_type, amount)| UnitJson { unit_type, amount })
             .collect(),
     };
     serde_json::to_string_pretty(&json).unwrap_or_default()
