@@ -2,26 +2,18 @@
 //! letters, transient failures, backpressure, aggregation, shutdown; and property tests of
 //! the batching invariants.
 
+mod common;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
+use common::{client, total, LONG};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
-use usage_core::{RetryPolicy, TransportErrorKind, UsageClient};
+use usage_core::TransportErrorKind;
 use usage_meter::{Meter, RecordError, WhenFull};
 use usage_models::{Amount, SubscriptionId, UnitType, UsageDate};
-use usage_transport_memory::{Fault, InMemoryKillBill, InstantTimer};
-
-fn client(kb: &InMemoryKillBill) -> UsageClient {
-    UsageClient::builder("http://kb.test")
-        .user("admin", "password")
-        .tenant("bob", "lazar")
-        .transport(kb.clone())
-        .timer(InstantTimer::new())
-        .retry_policy(RetryPolicy::default().with_max_attempts(2))
-        .build()
-        .unwrap()
-}
+use usage_transport_memory::{Fault, InMemoryKillBill};
 
 fn day() -> UsageDate {
     "2013-08-01".parse().unwrap()
@@ -39,12 +31,6 @@ fn request_sizes(kb: &InMemoryKillBill, subscription: SubscriptionId) -> Vec<usi
     }
     sizes.into_values().collect()
 }
-
-fn total(kb: &InMemoryKillBill, subscription: SubscriptionId) -> Decimal {
-    kb.rows(subscription).iter().map(|r| r.amount).sum()
-}
-
-const LONG: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 async fn events_go_out_in_requests_of_at_most_1000_per_subscription() {

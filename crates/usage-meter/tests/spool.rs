@@ -2,24 +2,16 @@
 //! (same batches, same tracking ids), dead letters and checkpoints survive it.
 #![cfg(feature = "spool")]
 
+mod common;
+
 use std::time::Duration;
 
+use common::{client, total, LONG};
 use rust_decimal::Decimal;
-use usage_core::{RetryPolicy, TransportErrorKind, UsageClient};
+use usage_core::TransportErrorKind;
 use usage_meter::{DurableError, Meter, Usage};
 use usage_models::{Amount, SubscriptionId, UnitType, UsageDate};
-use usage_transport_memory::{Fault, InMemoryKillBill, InstantTimer};
-
-fn client(kb: &InMemoryKillBill) -> UsageClient {
-    UsageClient::builder("http://kb.test")
-        .user("admin", "password")
-        .tenant("bob", "lazar")
-        .transport(kb.clone())
-        .timer(InstantTimer::new())
-        .retry_policy(RetryPolicy::default().with_max_attempts(2))
-        .build()
-        .unwrap()
-}
+use usage_transport_memory::{Fault, InMemoryKillBill};
 
 /// A spool file in a fresh temporary directory, removed when the directory is dropped.
 fn spool_path() -> (tempfile::TempDir, std::path::PathBuf) {
@@ -36,12 +28,6 @@ fn meter(kb: &InMemoryKillBill, path: &std::path::Path) -> Meter {
         .start()
         .unwrap()
 }
-
-fn total(kb: &InMemoryKillBill, subscription: SubscriptionId) -> Decimal {
-    kb.rows(subscription).iter().map(|r| r.amount).sum()
-}
-
-const LONG: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 async fn a_restart_sends_the_same_batches_under_the_same_ids_and_counts_once() {
