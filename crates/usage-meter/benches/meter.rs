@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use usage_core::{Transport, TransportError, UsageClient};
+use usage_core::{RetryPolicy, Transport, TransportError, UsageClient};
 use usage_meter::Meter;
 use usage_models::{Amount, SubscriptionId, UnitType, UsageDate};
 
@@ -30,13 +30,24 @@ impl Transport for Accepting {
     }
 }
 
+/// A client of [`Accepting`]: one attempt and no deadline (its transport never fails, and a
+/// client without a timer may neither retry nor keep a deadline).
 fn client() -> UsageClient {
     UsageClient::builder("http://127.0.0.1:8080")
         .user("admin", "password")
         .tenant("bob", "lazar")
         .transport(Accepting)
+        .retry_policy(RetryPolicy::none().without_deadline())
         .build()
         .unwrap()
+}
+
+/// `EVENTS` events, spread over `subscriptions` in turn.
+async fn record_events(meter: &Meter, subscriptions: &[SubscriptionId], unit: &UnitType, date: UsageDate) {
+    for i in 0..EVENTS {
+        let subscription = subscriptions[i as usize % subscriptions.len()];
+        meter.record(subscription, unit, date, Amount::from(1)).await.unwrap();
+    }
 }
 
 const EVENTS: u64 = 100_000;
@@ -60,10 +71,7 @@ fn record(c: &mut Criterion) {
             runtime.block_on(async {
                 let started = Instant::now();
                 for _ in 0..iterations {
-                    for i in 0..EVENTS {
-                        let subscription = subscriptions[(i % 16) as usize];
-                        meter.record(subscription, &unit, date, Amount::from(1)).await.unwrap();
-                    }
+                    record_events(&meter, &subscriptions, &unit, date).await;
                 }
                 let elapsed = started.elapsed();
                 // Delivered before the next sample, so that samples do not pile up.
@@ -75,11 +83,10 @@ fn record(c: &mut Criterion) {
 
     #[cfg(feature = "spool")]
     {
-        let dir = std::env::temp_dir().join(format!("usage-meter-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::tempdir().unwrap();
         let meter = runtime.block_on(async {
             Meter::builder(client())
-                .spool(dir.join("spool.sqlite"))
+                .spool(dir.path().join("spool.sqlite"))
                 .start()
                 .unwrap()
         });
@@ -88,10 +95,7 @@ fn record(c: &mut Criterion) {
                 runtime.block_on(async {
                     let started = Instant::now();
                     for _ in 0..iterations {
-                        for i in 0..EVENTS {
-                            let subscription = subscriptions[(i % 16) as usize];
-                            meter.record(subscription, &unit, date, Amount::from(1)).await.unwrap();
-                        }
+                        record_events(&meter, &subscriptions, &unit, date).await;
                         meter.durable().await.unwrap();
                     }
                     let elapsed = started.elapsed();
@@ -100,7 +104,7 @@ fn record(c: &mut Criterion) {
                 })
             })
         });
-        let _ = std::fs::remove_dir_all(&dir);
+        dir.close().unwrap();
     }
     group.finish();
 }
