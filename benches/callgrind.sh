@@ -4,12 +4,7 @@
 #   benches/callgrind.sh            (needs valgrind; builds the bench first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=$(cargo bench --bench micro --no-run --message-format=json 2>/dev/null |
-    python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "micro" and m.get("executable"):
-        print(m["executable"])')
+bin=$(benches/bench-binary.sh micro)
 out=$(mktemp -d)
 valgrind --tool=callgrind --callgrind-out-file="$out/cg.out" "$bin" --bench --profile-time 2 \
     'parse_rolled_up/(ours|floor)/1000$|serialize_record/(ours|floor)/10000$|client/(sans_io|no_timer|unused_timer)/' \

@@ -8,12 +8,7 @@
 #   benches/load-callgrind.sh            (needs valgrind; builds the bench first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=$(cargo bench --bench load --no-run --message-format=json 2>/dev/null |
-    python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "load" and m.get("executable"):
-        print(m["executable"])')
+bin=$(benches/bench-binary.sh load)
 out=$(mktemp -d)
 trap 'rm -r "$out"' EXIT
 # Prints "CALLS INSTRUCTIONS" of one run of $3 seconds.
