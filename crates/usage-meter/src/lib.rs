@@ -59,6 +59,9 @@ mod spool;
 pub use bulk::{derive_tracking_id, Bulk, BulkError, BulkReport, Outcome, StopSignal, Tally, MAX_RECORDS_PER_REQUEST};
 #[cfg(feature = "spool")]
 pub use meter::DurableError;
-pub use meter::{DeadLetter, FlushReport, Meter, MeterBuilder, MeterStats, RecordError, StartError, Usage, WhenFull};
+pub use meter::{
+    DeadLetter, DeadLetters, FlushReport, Meter, MeterBuilder, MeterStats, RecordError, StartError, Usage, WhenFull,
+    DEFAULT_MAX_DEAD_LETTERS,
+};
 #[cfg(feature = "spool")]
 pub use spool::SpoolError;

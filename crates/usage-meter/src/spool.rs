@@ -6,7 +6,12 @@
 //! - `batches`: sealed batches, each with its exact request body (tracking id included),
 //!   written in the same transaction that removes its members from `events`, before its first
 //!   attempt; a delivered batch is deleted, a refused one keeps its reason (a dead letter);
-//! - `checkpoints`: a source's position (a file offset), committed with the events it covers.
+//! - `checkpoints`: a source's position (a file offset), committed with the events it covers;
+//! - `given_tracking_ids`: the tracking ids of the requests sealed as a caller gave them
+//!   ([`Meter::record_requests_from_source`](crate::Meter::record_requests_from_source)), kept
+//!   after delivery so that a tracking id names one request only;
+//! - `sequence`: the next batch id, so that batch ids (and the request ids made of them) are
+//!   never reused within a spool.
 //!
 //! Every change the meter makes between two network events goes in one transaction (group
 //! commit).
@@ -56,6 +61,8 @@ pub(crate) struct Recovered {
     pub events: Vec<StoredEvent>,
     pub batches: Vec<StoredBatch>,
     pub checkpoints: HashMap<String, u64>,
+    /// The first batch id never used.
+    pub next_batch: u64,
 }
 
 /// One group commit.
@@ -65,6 +72,8 @@ pub(crate) struct Commit {
     pub events: Vec<(i64, String, String, String, String)>,
     /// New batches: (id, tracking id, events, body, member event ids written before).
     seals: Vec<(u64, String, u64, String, Vec<i64>)>,
+    /// The tracking ids of new batches sealed as a caller gave them.
+    given: Vec<String>,
     /// Delivered batches.
     pub delivered: Vec<u64>,
     /// Refused batches and why.
@@ -84,6 +93,13 @@ impl Commit {
         let (new, written): (Vec<i64>, Vec<i64>) = members.into_iter().partition(|member| *member >= first_new);
         self.sealed_new.extend(new);
         self.seals.push((id, tracking_id, events, body, written));
+    }
+
+    /// Adds a batch sealed as a caller gave it, under its own tracking id (no members in
+    /// `events`).
+    pub fn seal_given(&mut self, id: u64, tracking_id: String, events: u64, body: String) {
+        self.given.push(tracking_id.clone());
+        self.seals.push((id, tracking_id, events, body, Vec::new()));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -122,7 +138,9 @@ impl Spool {
              CREATE TABLE IF NOT EXISTS batches (
                  id INTEGER PRIMARY KEY, tracking_id TEXT NOT NULL, events INTEGER NOT NULL,
                  body TEXT NOT NULL, dead_reason TEXT);
-             CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL);",
+             CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS given_tracking_ids (tracking_id TEXT PRIMARY KEY);
+             CREATE TABLE IF NOT EXISTS sequence (next_batch INTEGER NOT NULL);",
         )?;
         let mut events = Vec::new();
         {
@@ -165,14 +183,26 @@ impl Spool {
                 checkpoints.insert(row.get(0)?, position as u64);
             }
         }
+        let next_batch: Option<i64> =
+            connection.query_row("SELECT MAX(next_batch) FROM sequence", [], |row| row.get(0))?;
+        let next_batch = (next_batch.unwrap_or(0) as u64).max(batches.last().map_or(0, |batch| batch.id + 1));
         Ok((
             Spool { connection },
             Recovered {
                 events,
                 batches,
                 checkpoints,
+                next_batch,
             },
         ))
+    }
+
+    /// Whether a batch was sealed under `tracking_id` as a caller gave it.
+    pub fn has_tracking_id(&self, tracking_id: &str) -> Result<bool, SpoolError> {
+        let mut query = self
+            .connection
+            .prepare_cached("SELECT 1 FROM given_tracking_ids WHERE tracking_id = ?1")?;
+        Ok(query.exists([tracking_id])?)
     }
 
     /// Writes `commit` in one transaction.
@@ -196,6 +226,14 @@ impl Spool {
                 for event in members {
                     member.execute([event])?;
                 }
+            }
+            if let Some((last, ..)) = commit.seals.iter().max_by_key(|seal| seal.0) {
+                transaction.execute("DELETE FROM sequence", [])?;
+                transaction.execute("INSERT INTO sequence (next_batch) VALUES (?1)", [*last as i64 + 1])?;
+            }
+            let mut given = transaction.prepare_cached("INSERT INTO given_tracking_ids (tracking_id) VALUES (?1)")?;
+            for tracking_id in &commit.given {
+                given.execute([tracking_id])?;
             }
             let mut delivered = transaction.prepare_cached("DELETE FROM batches WHERE id = ?1")?;
             for id in &commit.delivered {

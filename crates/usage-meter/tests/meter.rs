@@ -100,11 +100,46 @@ async fn a_refused_batch_becomes_a_dead_letter_and_blocks_nothing() {
     assert_eq!((report.pending_events, report.dead_letter_events), (0, 3));
     assert_eq!(total(&kb, known), Decimal::from(3));
     let dead = meter.dead_letters();
+    assert_eq!(dead.left_out, 0);
+    let dead = dead.letters;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].record.subscription_id(), unknown);
     assert_eq!(dead[0].events, 3);
     assert!(dead[0].reason.contains("404"), "{}", dead[0].reason);
     assert_eq!(meter.stats().dead_letter_requests, 1);
+}
+
+#[tokio::test]
+async fn dead_letters_held_are_bounded_and_the_rest_is_counted() {
+    let kb = InMemoryKillBill::new();
+    let meter = Meter::builder(client(&kb))
+        .max_dead_letters(2)
+        .flush_interval(Duration::from_secs(3600))
+        .start()
+        .unwrap();
+    let unknown: Vec<SubscriptionId> = (0..5).map(|_| SubscriptionId::random()).collect();
+    for subscription in &unknown {
+        meter
+            .try_record(*subscription, &unit("a"), day(), Amount::from(1))
+            .unwrap();
+    }
+    assert!(meter.flush(LONG).await.complete);
+    let dead = meter.dead_letters();
+    assert_eq!((dead.letters.len(), dead.left_out), (2, 3));
+    let stats = meter.stats();
+    assert_eq!((stats.dead_letter_requests, stats.dead_letter_events), (5, 5));
+    // Taking them empties the list: the next refusal is held again, the totals stay.
+    let taken = meter.take_dead_letters();
+    assert_eq!((taken.letters.len(), taken.left_out), (2, 3));
+    assert_eq!(meter.dead_letters().letters.len(), 0);
+    meter
+        .try_record(unknown[0], &unit("a"), day(), Amount::from(1))
+        .unwrap();
+    assert!(meter.flush(LONG).await.complete);
+    let dead = meter.dead_letters();
+    assert_eq!((dead.letters.len(), dead.left_out), (1, 0));
+    assert_eq!(dead.letters[0].record.subscription_id(), unknown[0]);
+    assert_eq!(meter.stats().dead_letter_requests, 6);
 }
 
 #[tokio::test]

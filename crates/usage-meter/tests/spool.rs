@@ -4,14 +4,17 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use common::{client, total, LONG};
 use rust_decimal::Decimal;
-use usage_core::TransportErrorKind;
+use usage_core::{RetryPolicy, Transport, TransportError, TransportErrorKind, UsageClient};
 use usage_meter::{DurableError, Meter, Usage};
-use usage_models::{Amount, SubscriptionId, UnitType, UsageDate};
-use usage_transport_memory::{Fault, InMemoryKillBill};
+use usage_models::{Amount, SubscriptionId, SubscriptionUsageRecord, UnitType, UsageDate};
+use usage_transport_memory::{Fault, InMemoryKillBill, InstantTimer};
 
 /// A spool file in a fresh temporary directory, removed when the directory is dropped.
 fn spool_path() -> (tempfile::TempDir, std::path::PathBuf) {
@@ -118,7 +121,7 @@ async fn dead_letters_and_checkpoints_survive_a_restart() {
 
     let second = meter(&kb, &path);
     assert_eq!(second.checkpoint("file"), Some(42));
-    let dead = second.dead_letters();
+    let dead = second.dead_letters().letters;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].record.subscription_id(), unknown);
     assert!(dead[0].reason.contains("404"), "{}", dead[0].reason);
@@ -171,4 +174,204 @@ async fn a_second_meter_on_the_same_spool_fails_to_start() {
     // Once the first one stopped, the spool opens again.
     let third = meter(&kb, &path);
     assert!(third.shutdown(LONG).await.complete);
+}
+
+/// A request of `subscription` under `tracking_id`: `rows` records of 1.
+fn request(subscription: SubscriptionId, tracking_id: &str, rows: u32) -> SubscriptionUsageRecord {
+    let mut builder = SubscriptionUsageRecord::builder(subscription).tracking_id(tracking_id);
+    for row in 0..rows {
+        let date: UsageDate = format!("2013-08-01T00:00:{:02}Z", row % 60).parse().unwrap();
+        builder = builder.record("a", date, Amount::from(1));
+    }
+    builder.build().unwrap()
+}
+
+#[tokio::test]
+async fn requests_under_their_own_tracking_ids_are_sealed_once_even_across_restarts() {
+    let kb = InMemoryKillBill::new();
+    let subscription = kb.create_subscription();
+    let (_dir, path) = spool_path();
+    let plain = Usage {
+        subscription,
+        unit: UnitType::new("a").unwrap(),
+        date: "2013-08-01".parse().unwrap(),
+        amount: Amount::from(1),
+    };
+    // The first run never learns that anything was recorded: everything is sent again.
+    kb.inject(Fault::commit_then_lose(), 1_000_000);
+    let first = meter(&kb, &path);
+    let refused = first
+        .record_requests_from_source(
+            vec![plain.clone(); 3],
+            vec![
+                request(subscription, "t-1", 4),
+                request(subscription, "t-2", 5),
+                request(subscription, "t-1", 6),
+            ],
+            "file",
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.len(), 1, "t-1 twice in one call");
+    assert_eq!(refused[0].unit_usage_records()[0].usage_records().len(), 6);
+    assert_eq!(first.checkpoint("file"), Some(10));
+    assert_eq!(first.stats().accepted, 3 + 4 + 5);
+    assert!(!first.flush(Duration::from_millis(200)).await.complete);
+    first.shutdown(Duration::ZERO).await;
+    drop(first);
+
+    kb.clear_faults();
+    let second = meter(&kb, &path);
+    assert_eq!(second.stats().pending, 12);
+    // t-2 was sealed by the first run (and is maybe on the server): refused again.
+    let refused = second
+        .record_requests_from_source(
+            vec![plain],
+            vec![request(subscription, "t-2", 1), request(subscription, "t-3", 2)],
+            "file",
+            20,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        refused
+            .iter()
+            .map(|r| r.tracking_id().unwrap().as_str())
+            .collect::<Vec<_>>(),
+        ["t-2"]
+    );
+    let report = second.shutdown(LONG).await;
+    assert!(report.complete, "{report:?}");
+    assert_eq!(total(&kb, subscription), Decimal::from(3 + 4 + 5 + 1 + 2));
+    assert_eq!(kb.rows(subscription).len(), 15);
+
+    // Delivered, t-1 still names its request for good.
+    let third = meter(&kb, &path);
+    let refused = third
+        .record_requests_from_source(Vec::new(), vec![request(subscription, "t-1", 1)], "file", 30)
+        .await
+        .unwrap();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(third.stats().accepted, 0);
+    assert!(third.shutdown(LONG).await.complete);
+    assert_eq!(kb.rows(subscription).len(), 15);
+}
+
+#[tokio::test]
+async fn a_request_without_a_tracking_id_is_refused_whole() {
+    let kb = InMemoryKillBill::new();
+    let subscription = kb.create_subscription();
+    let (_dir, path) = spool_path();
+    let meter = meter(&kb, &path);
+    let untracked = SubscriptionUsageRecord::builder(subscription)
+        .record("a", "2013-08-01".parse::<UsageDate>().unwrap(), Amount::from(1))
+        .build()
+        .unwrap();
+    let result = meter
+        .record_requests_from_source(Vec::new(), vec![untracked], "file", 5)
+        .await;
+    assert!(matches!(result, Err(DurableError::Invalid(_))), "{result:?}");
+    assert_eq!(meter.checkpoint("file"), None);
+    assert_eq!(meter.stats().accepted, 0);
+}
+
+/// The emulator, noting the request id of every attempt by tracking id.
+#[derive(Debug, Clone)]
+struct Ids {
+    kb: InMemoryKillBill,
+    seen: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+#[async_trait::async_trait]
+impl Transport for Ids {
+    async fn send(&self, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, TransportError> {
+        let body: serde_json::Value = serde_json::from_slice(request.body()).unwrap_or_default();
+        if let Some(tracking_id) = body["trackingId"].as_str() {
+            let request_id = request
+                .headers()
+                .get("X-Request-Id")
+                .map(|v| v.to_str().unwrap().to_string());
+            self.seen
+                .lock()
+                .unwrap()
+                .push((tracking_id.to_string(), request_id.unwrap_or_default()));
+        }
+        self.kb.send(request).await
+    }
+}
+
+fn id_meter(ids: &Ids, path: &std::path::Path) -> Meter {
+    let client = UsageClient::builder("http://kb.test")
+        .user("admin", "password")
+        .tenant("bob", "lazar")
+        .transport(ids.clone())
+        .timer(InstantTimer::new())
+        .retry_policy(RetryPolicy::default().with_max_attempts(2))
+        .build()
+        .unwrap();
+    Meter::builder(client)
+        .spool(path)
+        .request_id("job")
+        .max_records_per_request(10)
+        .retry_backoff(Duration::from_millis(1), Duration::from_millis(5))
+        .flush_interval(Duration::from_secs(3600))
+        .start()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn each_batch_has_its_request_id_on_every_attempt_and_after_a_restart() {
+    let kb = InMemoryKillBill::new();
+    let subscription = kb.create_subscription();
+    let (_dir, path) = spool_path();
+    let ids = Ids {
+        kb: kb.clone(),
+        seen: Arc::default(),
+    };
+    let unit = UnitType::new("a").unwrap();
+    let day: UsageDate = "2013-08-01".parse().unwrap();
+    kb.inject(Fault::commit_then_lose(), 1_000_000);
+    let first = id_meter(&ids, &path);
+    for _ in 0..25 {
+        first.try_record(subscription, &unit, day, Amount::from(1)).unwrap();
+    }
+    assert!(!first.flush(Duration::from_millis(200)).await.complete);
+    first.shutdown(Duration::ZERO).await;
+    drop(first);
+    kb.clear_faults();
+    let second = id_meter(&ids, &path);
+    second.try_record(subscription, &unit, day, Amount::from(1)).unwrap();
+    assert!(second.shutdown(LONG).await.complete);
+    drop(second);
+    // Every batch delivered, the spool holds none: numbers still go on.
+    let third = id_meter(&ids, &path);
+    third.try_record(subscription, &unit, day, Amount::from(1)).unwrap();
+    assert!(third.shutdown(LONG).await.complete);
+    assert_eq!(total(&kb, subscription), Decimal::from(27));
+
+    // Three batches of the first run, each sent several times under one request id, the
+    // same after the restart; the later runs' batches have numbers of their own.
+    let seen = ids.seen.lock().unwrap().clone();
+    let mut by_batch: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = Default::default();
+    for (tracking_id, request_id) in &seen {
+        by_batch
+            .entry(tracking_id.clone())
+            .or_default()
+            .insert(request_id.clone());
+    }
+    assert_eq!(by_batch.len(), 5, "{seen:?}");
+    assert!(
+        seen.len() > 5 + 3,
+        "the first run's batches were sent several times: {seen:?}"
+    );
+    let mut request_ids: Vec<String> = by_batch
+        .values()
+        .map(|ids| {
+            assert_eq!(ids.len(), 1, "one request id per batch: {ids:?}");
+            ids.iter().next().unwrap().clone()
+        })
+        .collect();
+    request_ids.sort();
+    assert_eq!(request_ids, ["job-0", "job-1", "job-2", "job-3", "job-4"]);
 }

@@ -75,6 +75,10 @@ pub enum DurableError {
     /// No room for the events (with [`WhenFull::Refuse`], or more events than the capacity).
     #[error("the meter is full")]
     Full,
+    /// A request given to [`Meter::record_requests_from_source`] has no tracking id, or more
+    /// than [`MAX_RECORDS_PER_REQUEST`] records; nothing of the call was taken.
+    #[error("invalid request: {0}")]
+    Invalid(String),
 }
 
 /// A batch Kill Bill refused for good: its usage, how many events it gathers, and why.
@@ -86,6 +90,36 @@ pub struct DeadLetter {
     pub events: u64,
     /// Kill Bill's reason.
     pub reason: String,
+}
+
+/// The [dead letters](Meter::dead_letters) a meter holds in memory, and how many it left out.
+///
+/// The meter holds at most [`max_dead_letters`](MeterBuilder::max_dead_letters) of them (the
+/// oldest); the later ones are only counted in `left_out`. Either way, their events are in
+/// [`MeterStats::dead_letter_events`], and with a spool every one of them stays in it, with
+/// its reason.
+#[derive(Clone, Debug, Default)]
+pub struct DeadLetters {
+    /// The dead letters held, oldest first.
+    pub letters: Vec<DeadLetter>,
+    /// Refused requests not held, beyond the bound.
+    pub left_out: u64,
+}
+
+/// The dead letters of a meter, bounded.
+struct DeadLetterList {
+    held: DeadLetters,
+    max: usize,
+}
+
+impl DeadLetterList {
+    fn push(&mut self, letter: DeadLetter) {
+        if self.held.letters.len() < self.max {
+            self.held.letters.push(letter);
+        } else {
+            self.held.left_out += 1;
+        }
+    }
 }
 
 /// What a [`Meter::flush`] or [`Meter::shutdown`] left undone.
@@ -155,6 +189,9 @@ struct Handed {
     amount: Amount,
 }
 
+/// The default of [`MeterBuilder::max_dead_letters`].
+pub const DEFAULT_MAX_DEAD_LETTERS: usize = 1_000;
+
 /// How many of the inbox's latest unit types `record` looks through before adding one.
 const UNITS_LOOKED_UP: usize = 8;
 
@@ -165,7 +202,7 @@ struct Shared {
     when_full: WhenFull,
     closed: AtomicBool,
     counters: Counters,
-    dead_letters: Mutex<Vec<DeadLetter>>,
+    dead_letters: Mutex<DeadLetterList>,
     /// The background task, awaited by [`Meter::shutdown`].
     worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Why the spool failed, once it did.
@@ -217,12 +254,23 @@ pub struct Usage {
     pub amount: Amount,
 }
 
+/// What [`Meter::record_requests_from_source`] hands to the background task.
+#[cfg(feature = "spool")]
+struct Source {
+    events: Vec<Usage>,
+    requests: Vec<SubscriptionUsageRecord>,
+    name: String,
+    position: u64,
+    /// Answered once committed, with the requests refused because their tracking id was taken.
+    reply: oneshot::Sender<Vec<SubscriptionUsageRecord>>,
+}
+
 enum Message {
     Flush(oneshot::Sender<()>),
     #[cfg(feature = "spool")]
     Durable(oneshot::Sender<()>),
     #[cfg(feature = "spool")]
-    Source(Vec<Usage>, String, u64, oneshot::Sender<()>),
+    Source(Source),
     Stop,
 }
 
@@ -240,6 +288,8 @@ pub struct MeterBuilder {
     backoff: Duration,
     max_backoff: Duration,
     options: RequestOptions,
+    request_id: Option<String>,
+    max_dead_letters: usize,
     #[cfg(feature = "spool")]
     spool: Option<std::path::PathBuf>,
 }
@@ -308,6 +358,33 @@ impl MeterBuilder {
         self
     }
 
+    /// Sends each request with the request id (`X-Request-Id`) `{base}-{n}`, `n` the number
+    /// of its batch (from 0, in the order batches are sealed), in place of the request id of
+    /// [`request_options`](Self::request_options). Every attempt of a batch carries the same
+    /// id, and with a [spool](Self::spool) so does a re-send after a restart; numbers are never
+    /// reused within a spool. Default: the request id of the options, if any.
+    ///
+    /// ```
+    /// # use usage_core::UsageClient;
+    /// # use usage_meter::Meter;
+    /// # fn client() -> UsageClient { unimplemented!() }
+    /// # fn _doc() {
+    /// // Requests go out as nightly-0, nightly-1, ...
+    /// let builder = Meter::builder(client()).request_id("nightly");
+    /// # }
+    /// ```
+    pub fn request_id(mut self, base: impl Into<String>) -> Self {
+        self.request_id = Some(base.into());
+        self
+    }
+
+    /// The most [dead letters](Meter::dead_letters) held in memory (default 1,000 requests,
+    /// each of up to 1,000 records). Later ones are counted, not held: see [`DeadLetters`].
+    pub fn max_dead_letters(mut self, requests: usize) -> Self {
+        self.max_dead_letters = requests;
+        self
+    }
+
     /// Starts the background task on the current tokio runtime.
     pub fn start(self) -> Result<Meter, StartError> {
         if !(1..=MAX_RECORDS_PER_REQUEST).contains(&self.max_records) {
@@ -342,7 +419,10 @@ impl MeterBuilder {
             when_full: self.when_full,
             closed: AtomicBool::new(false),
             counters: Counters::default(),
-            dead_letters: Mutex::new(Vec::new()),
+            dead_letters: Mutex::new(DeadLetterList {
+                held: DeadLetters::default(),
+                max: self.max_dead_letters,
+            }),
             worker: Mutex::new(None),
             #[cfg(feature = "spool")]
             failure: Mutex::new(None),
@@ -407,7 +487,7 @@ impl std::fmt::Debug for Meter {
 impl Meter {
     /// A meter sending through `client`, with the defaults: 1,000 records per request, a 1 s
     /// flush interval, room for 1,000,000 events, [`WhenFull::Wait`], no aggregation, 4
-    /// requests in flight.
+    /// requests in flight, 1,000 dead letters held.
     pub fn builder(client: UsageClient) -> MeterBuilder {
         MeterBuilder {
             client,
@@ -420,6 +500,8 @@ impl Meter {
             backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
             options: RequestOptions::new(),
+            request_id: None,
+            max_dead_letters: DEFAULT_MAX_DEAD_LETTERS,
             #[cfg(feature = "spool")]
             spool: None,
         }
@@ -554,10 +636,83 @@ impl Meter {
     /// [`WhenFull`] policy (more events than the capacity are refused: send fewer at once).
     #[cfg(feature = "spool")]
     pub async fn record_from_source(&self, events: Vec<Usage>, name: &str, position: u64) -> Result<(), DurableError> {
+        self.record_requests_from_source(events, Vec::new(), name, position)
+            .await
+            .map(drop)
+    }
+
+    /// [`record_from_source`](Self::record_from_source), with whole requests under the
+    /// caller's own tracking ids besides the events: each of `requests` is sealed as given (its
+    /// records, its tracking id; no aggregation, no regrouping) in the same transaction as
+    /// the events and the source's new position, before its first attempt, and sent like any
+    /// batch (a restart sends it again under the same id).
+    ///
+    /// A tracking id names one request: a request whose tracking id this spool already sealed
+    /// under this call or an earlier one (in any run) is not taken, and is returned. Kill Bill
+    /// would refuse it as a duplicate and its records would never count; the caller decides
+    /// what to do with it. Every request must have a tracking id and at most
+    /// [`MAX_RECORDS_PER_REQUEST`] records ([`DurableError::Invalid`] otherwise, and nothing is
+    /// taken). Each record takes room like an event.
+    ///
+    /// ```
+    /// # #[cfg(feature = "spool")]
+    /// # {
+    /// use std::time::Duration;
+    /// use usage_core::UsageClient;
+    /// use usage_meter::Meter;
+    /// use usage_models::{Amount, SubscriptionUsageRecord, UsageDate};
+    /// use usage_transport_memory::{InMemoryKillBill, InstantTimer};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let kb = InMemoryKillBill::new();
+    /// let subscription = kb.create_subscription();
+    /// let client = UsageClient::builder("http://kb.test").user("admin", "password").tenant("bob", "lazar")
+    ///     .transport(kb.clone()).timer(InstantTimer::new()).build().unwrap();
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let meter = Meter::builder(client).spool(dir.path().join("spool.sqlite")).start().unwrap();
+    /// let request = |amount: u32| {
+    ///     SubscriptionUsageRecord::builder(subscription)
+    ///         .tracking_id("order-42")
+    ///         .record("gallons", "2013-08-01".parse::<UsageDate>().unwrap(), Amount::from(amount))
+    ///         .build()
+    ///         .unwrap()
+    /// };
+    /// // Sealed under "order-42", with the position of the source, in one commit.
+    /// let refused = meter.record_requests_from_source(Vec::new(), vec![request(5)], "orders", 1).await.unwrap();
+    /// assert!(refused.is_empty());
+    /// // The same tracking id again: not taken, handed back.
+    /// let refused = meter.record_requests_from_source(Vec::new(), vec![request(7)], "orders", 2).await.unwrap();
+    /// assert_eq!(refused.len(), 1);
+    /// assert!(meter.shutdown(Duration::from_secs(10)).await.complete);
+    /// assert_eq!(kb.rows(subscription).len(), 1);
+    /// assert_eq!(meter.checkpoint("orders"), Some(2));
+    /// # });
+    /// # }
+    /// ```
+    #[cfg(feature = "spool")]
+    pub async fn record_requests_from_source(
+        &self,
+        events: Vec<Usage>,
+        requests: Vec<SubscriptionUsageRecord>,
+        name: &str,
+        position: u64,
+    ) -> Result<Vec<SubscriptionUsageRecord>, DurableError> {
         if !self.shared.has_spool {
             return Err(DurableError::NoSpool);
         }
-        let count = u32::try_from(events.len()).map_err(|_| DurableError::Full)?;
+        let mut records = events.len();
+        for request in &requests {
+            let rows = request_records(request);
+            if request.tracking_id().is_none() || rows > MAX_RECORDS_PER_REQUEST {
+                return Err(DurableError::Invalid(format!(
+                    "a request of subscription {} needs a tracking id and at most {MAX_RECORDS_PER_REQUEST} records \
+                     (it has {rows})",
+                    request.subscription_id()
+                )));
+            }
+            records += rows;
+        }
+        let count = u32::try_from(records).map_err(|_| DurableError::Full)?;
         let room = match self.shared.when_full {
             WhenFull::Wait => self.shared.room.acquire_many(count).await.map_err(|_| self.stopped())?,
             WhenFull::Refuse => self.shared.room.try_acquire_many(count).map_err(|e| match e {
@@ -567,12 +722,14 @@ impl Meter {
         };
         room.forget();
         let (reply, done) = oneshot::channel();
-        if self.shared.closed.load(Ordering::Relaxed)
-            || self
-                .sender
-                .send(Message::Source(events, name.to_string(), position, reply))
-                .is_err()
-        {
+        let source = Source {
+            events,
+            requests,
+            name: name.to_string(),
+            position,
+            reply,
+        };
+        if self.shared.closed.load(Ordering::Relaxed) || self.sender.send(Message::Source(source)).is_err() {
             self.shared.room.add_permits(count as usize);
             return Err(self.stopped());
         }
@@ -607,10 +764,29 @@ impl Meter {
         self.shared.stats()
     }
 
-    /// The batches Kill Bill refused for good, oldest first.
-    pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        lock(&self.shared.dead_letters).clone()
+    /// The batches Kill Bill refused for good, oldest first, as many as
+    /// [`max_dead_letters`](MeterBuilder::max_dead_letters), and how many more were left out
+    /// (with a spool, this includes those found in it at start).
+    pub fn dead_letters(&self) -> DeadLetters {
+        lock(&self.shared.dead_letters).held.clone()
     }
+
+    /// Takes the dead letters held (as [`dead_letters`](Self::dead_letters) returns them) and
+    /// empties the list: the next ones are held again, up to the bound. The counters keep
+    /// their totals. For a caller that writes dead letters somewhere as they come.
+    pub fn take_dead_letters(&self) -> DeadLetters {
+        std::mem::take(&mut lock(&self.shared.dead_letters).held)
+    }
+}
+
+/// The usage records of a request.
+#[cfg(feature = "spool")]
+fn request_records(request: &SubscriptionUsageRecord) -> usize {
+    request
+        .unit_usage_records()
+        .iter()
+        .map(|unit| unit.usage_records().len())
+        .sum()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

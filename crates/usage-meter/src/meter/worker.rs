@@ -38,6 +38,8 @@ pub(super) struct Worker {
     backoff: Duration,
     max_backoff: Duration,
     options: RequestOptions,
+    /// The base of each request's id: `{base}-{batch id}`.
+    request_id: Option<String>,
     shared: Arc<Shared>,
     open: HashMap<SubscriptionId, Open>,
     /// Sealed, not yet committed to the spool: not sent before.
@@ -93,6 +95,7 @@ impl Worker {
             backoff: builder.backoff,
             max_backoff: builder.max_backoff,
             options: builder.options,
+            request_id: builder.request_id,
             shared,
             open: HashMap::new(),
             sealing: Vec::new(),
@@ -150,26 +153,21 @@ impl Worker {
                             #[cfg(feature = "spool")]
                             Message::Durable(reply) => self.durable_waiters.push(reply),
                             #[cfg(feature = "spool")]
-                            Message::Source(events, name, position, reply) => {
-                                // The events and the position go in one commit, and alone:
-                                // events before them are committed first.
+                            Message::Source(source) => {
+                                // The events, the requests and the position go in one
+                                // commit, and alone: events before them are committed first.
                                 if !self.persist().await {
                                     return;
                                 }
-                                self.count_accepted(events.len() as u64);
-                                for usage in events {
-                                    self.accept(Event {
-                                        subscription: usage.subscription,
-                                        unit: usage.unit,
-                                        date: usage.date,
-                                        amount: usage.amount,
-                                    });
-                                }
-                                self.commit.checkpoint = Some((name, position));
-                                self.durable_waiters.push(reply);
+                                let Some(refused) = self.take_source(source.events, source.requests) else {
+                                    return;
+                                };
+                                self.commit.checkpoint = Some((source.name, source.position));
                                 if !self.persist().await {
                                     return;
                                 }
+                                // The caller may have stopped waiting.
+                                let _ = source.reply.send(refused);
                             }
                             Message::Stop => {
                                 // Events recorded as the meter stopped are counted (and, with
@@ -276,7 +274,7 @@ impl Worker {
                     counters.accepted.fetch_add(batch.events, Ordering::Relaxed);
                     counters.dead_letter_events.fetch_add(batch.events, Ordering::Relaxed);
                     counters.dead_letter_requests.fetch_add(1, Ordering::Relaxed);
-                    lock(&self.shared.dead_letters).push(DeadLetter {
+                    lock(&shared.dead_letters).push(DeadLetter {
                         record: batch.record,
                         events: batch.events,
                         reason,
@@ -311,8 +309,79 @@ impl Worker {
         // Recovered events take room like new ones (at most all of it).
         let room = &self.shared.room;
         room.forget_permits(usize::try_from(held).unwrap_or(usize::MAX));
+        self.next_batch = self.next_batch.max(recovered.next_batch);
         *lock(&self.shared.checkpoints) = recovered.checkpoints;
         tracing::info!(events = held, "meter: recovered from the spool");
+    }
+
+    /// Takes what a source hands over: its events into their open batches, its requests
+    /// sealed as given, but those whose tracking id the spool sealed before (returned, their
+    /// room given back). `None` when the spool failed: the meter stops.
+    #[cfg(feature = "spool")]
+    fn take_source(
+        &mut self,
+        events: Vec<Usage>,
+        requests: Vec<SubscriptionUsageRecord>,
+    ) -> Option<Vec<SubscriptionUsageRecord>> {
+        let mut refused = Vec::new();
+        let mut taken = Vec::with_capacity(requests.len());
+        let mut fresh = HashSet::new();
+        for request in requests {
+            let tracking_id = request
+                .tracking_id()
+                .map(TrackingId::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let sealed_before = match self
+                .spool
+                .as_ref()
+                .map(|spool| lock(spool).has_tracking_id(&tracking_id))
+            {
+                Some(Ok(found)) => found,
+                Some(Err(e)) => {
+                    self.fail(e.to_string());
+                    return None;
+                }
+                None => false,
+            };
+            if sealed_before || !fresh.insert(tracking_id) {
+                self.shared.room.add_permits(request_records(&request));
+                refused.push(request);
+            } else {
+                taken.push(request);
+            }
+        }
+        let records: usize = taken.iter().map(request_records).sum();
+        self.count_accepted((events.len() + records) as u64);
+        for usage in events {
+            self.accept(Event {
+                subscription: usage.subscription,
+                unit: usage.unit,
+                date: usage.date,
+                amount: usage.amount,
+            });
+        }
+        for request in taken {
+            let events = request_records(&request) as u64;
+            let id = self.next_batch;
+            self.next_batch += 1;
+            // The wire form of a validated record always serializes.
+            let body = serde_json::to_string(&request).expect("a record always serializes");
+            let tracking_id = request
+                .tracking_id()
+                .map(TrackingId::as_str)
+                .unwrap_or_default()
+                .to_string();
+            self.commit.seal_given(id, tracking_id, events, body);
+            self.sealing.push(Sealed {
+                id,
+                since: Instant::now(),
+                record: Arc::new(request),
+                events,
+                failures: 0,
+            });
+        }
+        Some(refused)
     }
 
     fn count_accepted(&self, events: u64) {
@@ -435,7 +504,10 @@ impl Worker {
             };
             let client = self.client.clone();
             let record = sealed.record.clone();
-            let options = self.options.clone();
+            let options = match &self.request_id {
+                Some(base) => self.options.clone().request_id(format!("{base}-{}", sealed.id)),
+                None => self.options.clone(),
+            };
             let handle = self
                 .tasks
                 .spawn(async move { Outcome::of(client.record_usage(&record).options(options).await) });

@@ -140,7 +140,7 @@ pub(super) async fn run(args: ImportArgs, format: Format, state: PathBuf) -> Res
     let mut reject = |line: &str| {
         writeln!(rejects, "{line}").map_err(|e| Failure::Other(format!("cannot write {}: {e}", rejects_path.display())))
     };
-    let dead_before = meter.dead_letters().len();
+    let dead_before = meter.dead_letters().letters.len();
     let stop = StopSignal::new();
     let stopped = Arc::new(tokio::sync::Notify::new());
     let watcher = {
@@ -254,7 +254,7 @@ pub(super) async fn run(args: ImportArgs, format: Format, state: PathBuf) -> Res
     progress.finish();
     let report = meter.shutdown(args.drain_timeout).await;
     watcher.abort();
-    for dead in meter.dead_letters().iter().skip(dead_before) {
+    for dead in meter.dead_letters().letters.iter().skip(dead_before) {
         summary.refused_rows += dead.events;
         let record = &dead.record;
         reject(&format!(
