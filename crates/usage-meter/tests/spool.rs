@@ -213,8 +213,7 @@ async fn requests_under_their_own_tracking_ids_are_sealed_once_even_across_resta
         )
         .await
         .unwrap();
-    assert_eq!(refused.len(), 1, "t-1 twice in one call");
-    assert_eq!(refused[0].unit_usage_records()[0].usage_records().len(), 6);
+    assert_eq!(refused, [2], "t-1 twice in one call");
     assert_eq!(first.checkpoint("file"), Some(10));
     assert_eq!(first.stats().accepted, 3 + 4 + 5);
     assert!(!first.flush(Duration::from_millis(200)).await.complete);
@@ -234,13 +233,7 @@ async fn requests_under_their_own_tracking_ids_are_sealed_once_even_across_resta
         )
         .await
         .unwrap();
-    assert_eq!(
-        refused
-            .iter()
-            .map(|r| r.tracking_id().unwrap().as_str())
-            .collect::<Vec<_>>(),
-        ["t-2"]
-    );
+    assert_eq!(refused, [0], "t-2 again");
     let report = second.shutdown(LONG).await;
     assert!(report.complete, "{report:?}");
     assert_eq!(total(&kb, subscription), Decimal::from(3 + 4 + 5 + 1 + 2));
@@ -252,7 +245,7 @@ async fn requests_under_their_own_tracking_ids_are_sealed_once_even_across_resta
         .record_requests_from_source(Vec::new(), vec![request(subscription, "t-1", 1)], "file", 30)
         .await
         .unwrap();
-    assert_eq!(refused.len(), 1);
+    assert_eq!(refused, [0]);
     assert_eq!(third.stats().accepted, 0);
     assert!(third.shutdown(LONG).await.complete);
     assert_eq!(kb.rows(subscription).len(), 15);

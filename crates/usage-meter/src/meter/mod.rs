@@ -261,8 +261,9 @@ struct Source {
     requests: Vec<SubscriptionUsageRecord>,
     name: String,
     position: u64,
-    /// Answered once committed, with the requests refused because their tracking id was taken.
-    reply: oneshot::Sender<Vec<SubscriptionUsageRecord>>,
+    /// Answered once committed, with the positions in `requests` of those not taken because
+    /// their tracking id was taken.
+    reply: oneshot::Sender<Vec<usize>>,
 }
 
 enum Message {
@@ -648,9 +649,9 @@ impl Meter {
     /// batch (a restart sends it again under the same id).
     ///
     /// A tracking id names one request: a request whose tracking id this spool already sealed
-    /// under this call or an earlier one (in any run) is not taken, and is returned. Kill Bill
-    /// would refuse it as a duplicate and its records would never count; the caller decides
-    /// what to do with it. Every request must have a tracking id and at most
+    /// (earlier in this call, or in an earlier one, in any run) is not taken, and its position
+    /// in `requests` is returned. Kill Bill would refuse it as a duplicate and its records would
+    /// never count; the caller decides what to do with it. Every request must have a tracking id and at most
     /// [`MAX_RECORDS_PER_REQUEST`] records ([`DurableError::Invalid`] otherwise, and nothing is
     /// taken). Each record takes room like an event.
     ///
@@ -680,9 +681,9 @@ impl Meter {
     /// // Sealed under "order-42", with the position of the source, in one commit.
     /// let refused = meter.record_requests_from_source(Vec::new(), vec![request(5)], "orders", 1).await.unwrap();
     /// assert!(refused.is_empty());
-    /// // The same tracking id again: not taken, handed back.
+    /// // The same tracking id again: not taken; its position is returned.
     /// let refused = meter.record_requests_from_source(Vec::new(), vec![request(7)], "orders", 2).await.unwrap();
-    /// assert_eq!(refused.len(), 1);
+    /// assert_eq!(refused, [0]);
     /// assert!(meter.shutdown(Duration::from_secs(10)).await.complete);
     /// assert_eq!(kb.rows(subscription).len(), 1);
     /// assert_eq!(meter.checkpoint("orders"), Some(2));
@@ -696,7 +697,7 @@ impl Meter {
         requests: Vec<SubscriptionUsageRecord>,
         name: &str,
         position: u64,
-    ) -> Result<Vec<SubscriptionUsageRecord>, DurableError> {
+    ) -> Result<Vec<usize>, DurableError> {
         if !self.shared.has_spool {
             return Err(DurableError::NoSpool);
         }

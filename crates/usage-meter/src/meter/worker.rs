@@ -315,18 +315,14 @@ impl Worker {
     }
 
     /// Takes what a source hands over: its events into their open batches, its requests
-    /// sealed as given, but those whose tracking id the spool sealed before (returned, their
-    /// room given back). `None` when the spool failed: the meter stops.
+    /// sealed as given, but those whose tracking id the spool sealed before (their positions
+    /// returned, their room given back). `None` when the spool failed: the meter stops.
     #[cfg(feature = "spool")]
-    fn take_source(
-        &mut self,
-        events: Vec<Usage>,
-        requests: Vec<SubscriptionUsageRecord>,
-    ) -> Option<Vec<SubscriptionUsageRecord>> {
+    fn take_source(&mut self, events: Vec<Usage>, requests: Vec<SubscriptionUsageRecord>) -> Option<Vec<usize>> {
         let mut refused = Vec::new();
         let mut taken = Vec::with_capacity(requests.len());
         let mut fresh = HashSet::new();
-        for request in requests {
+        for (at, request) in requests.into_iter().enumerate() {
             let tracking_id = request
                 .tracking_id()
                 .map(TrackingId::as_str)
@@ -346,7 +342,7 @@ impl Worker {
             };
             if sealed_before || !fresh.insert(tracking_id) {
                 self.shared.room.add_permits(request_records(&request));
-                refused.push(request);
+                refused.push(at);
             } else {
                 taken.push(request);
             }

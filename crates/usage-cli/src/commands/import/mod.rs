@@ -41,12 +41,20 @@ With --state DIR, progress lives in DIR (a SQLite spool; FILE must not be inside
 far into FILE rows are durably taken (committed with the rows themselves), which requests are
 sealed under which tracking id, which were delivered. Running the same command again, after a
 clean exit, Ctrl-C, SIGKILL or a power cut, ships only what was not shipped and the rows
-appended since; nothing counts twice. Bad rows
-(invalid, carrying their own tracking_id, or refused by Kill Bill) go to DIR/rejects.txt with
-their line and reason, and the rest goes on (after a crash, a line can be listed there twice;
-its usage is never counted twice). It exits 0 when every row taken is delivered, 2
-when some rows were rejected, 4 when rows are still undelivered after --drain-timeout (they stay
-in DIR for the next run). Without --follow, a last line without its newline is taken as it is.
+appended since; nothing counts twice. Rows are read as a stream, so rows with their own
+tracking_id are grouped as they come: CONSECUTIVE rows of one subscription with the same
+tracking_id form one request, sealed (and sent under that id) when a row with another
+subscription or tracking_id comes, at --rows-per-request rows, or at the end of the file
+(without --follow; with --follow, a run at the end of what is written waits for the next row,
+and on a stop is read again by the next run). A tracking_id that comes back after its request
+was sealed (in this run or an earlier one on DIR) is rejected: Kill Bill would refuse it as a
+duplicate. Bad rows (invalid, such a tracking_id, or refused by Kill Bill) go to
+DIR/rejects.txt with their line and reason, and the rest goes on (after a crash, a line can be
+listed there twice; its usage is never counted twice). It exits 0 when every row taken is
+delivered, 2 when some rows were rejected, 4 when rows are still undelivered after
+--drain-timeout (they stay in DIR for the next run). Without --follow, a last line without its
+newline is taken as it is. --request-id ID sends ID-<n>, n the request's number in DIR (from 0),
+the same on every attempt and after a restart.
 --follow keeps reading FILE as it grows, like tail -f (a line is taken once its newline is
 written); Ctrl-C or SIGTERM delivers what was taken, and exits 0. A file that shrinks (truncated,
 rotated) is an error: import the new file with another --state directory.
@@ -95,8 +103,9 @@ pub(super) struct ImportArgs {
     pub(super) output: TextOutput,
     /// Keep progress in DIR (created if missing): re-runs ship only what was not shipped, and
     /// the rows appended since
-    /// (rows are grouped and given tracking ids as they come: --id-prefix does not apply, and
-    /// bad rows always go to DIR/rejects.txt)
+    /// (rows are grouped and given tracking ids as they come: --id-prefix does not apply;
+    /// consecutive rows sharing a tracking_id form one request; bad rows go to
+    /// DIR/rejects.txt)
     #[arg(long, value_name = "DIR", conflicts_with_all = ["dry_run", "id_prefix", "skip_invalid"])]
     pub(super) state: Option<PathBuf>,
     /// With --state: keep reading FILE as it grows (like tail -f) until Ctrl-C or SIGTERM
