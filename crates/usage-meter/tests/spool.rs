@@ -368,3 +368,33 @@ async fn each_batch_has_its_request_id_on_every_attempt_and_after_a_restart() {
     request_ids.sort();
     assert_eq!(request_ids, ["job-0", "job-1", "job-2", "job-3", "job-4"]);
 }
+
+#[tokio::test]
+async fn dead_letters_found_in_the_spool_at_start_are_held_within_the_bound() {
+    let kb = InMemoryKillBill::new();
+    let (_dir, path) = spool_path();
+    let unit = UnitType::new("a").unwrap();
+    let day: UsageDate = "2013-08-01".parse().unwrap();
+    let first = meter(&kb, &path);
+    for _ in 0..3 {
+        first
+            .try_record(SubscriptionId::random(), &unit, day, Amount::from(1))
+            .unwrap();
+    }
+    assert!(first.shutdown(LONG).await.complete);
+    assert_eq!(first.dead_letters().letters.len(), 3);
+    drop(first);
+    let second = Meter::builder(client(&kb))
+        .spool(&path)
+        .max_dead_letters(1)
+        .start()
+        .unwrap();
+    let dead = second.dead_letters();
+    assert_eq!((dead.letters.len(), dead.left_out), (1, 2));
+    assert_eq!(second.stats().dead_letter_requests, 3);
+    second.shutdown(LONG).await;
+    drop(second);
+    // Every one is still in the spool.
+    let third = meter(&kb, &path);
+    assert_eq!(third.dead_letters().letters.len(), 3);
+}
