@@ -319,8 +319,9 @@ fn rows_with_their_own_tracking_id_are_one_request_per_run_and_never_counted_twi
     assert_eq!(under(&server, SUB, "order-3"), [Decimal::from(6)]);
     assert_eq!(stored(&server), [(4, Decimal::from(12)), (2, Decimal::from(9))]);
 
-    // Rows appended since: order-3 comes back after its request was sealed, and order-1 for
-    // another subscription: both rejected; order-4 and the plain row are taken.
+    // Rows appended since: order-3 comes back after its request was sealed: rejected; then
+    // order-1 for SUB again (rejected, whatever came between), order-1 for another subscription
+    // (Kill Bill takes it), order-4 and a plain row: taken.
     append(
         &file,
         &format!(
@@ -328,6 +329,7 @@ fn rows_with_their_own_tracking_id_are_one_request_per_run_and_never_counted_twi
              {SUB},gallons,2013-08-07,8,order-4\n\
              {SUB},gallons,2013-08-08,9,order-4\n\
              {SUB},gallons,2013-08-09,10,\n\
+             {SUB},gallons,2013-08-11,12,order-1\n\
              {SUB2},gallons,2013-08-10,11,order-1\n"
         ),
     );
@@ -336,7 +338,7 @@ fn rows_with_their_own_tracking_id_are_one_request_per_run_and_never_counted_twi
     let summary = json(&second.stdout);
     assert_eq!(
         (summary["rows_taken"].as_u64(), summary["invalid_rows"].as_u64()),
-        (Some(3), Some(2))
+        (Some(4), Some(2))
     );
     let rejects = std::fs::read_to_string(state.join("rejects.txt")).unwrap();
     assert!(
@@ -350,13 +352,15 @@ fn rows_with_their_own_tracking_id_are_one_request_per_run_and_never_counted_twi
     assert_eq!(rejects.lines().count(), 2, "{rejects}");
     assert_eq!(under(&server, SUB, "order-4"), [Decimal::from(8), Decimal::from(9)]);
     assert_eq!(under(&server, SUB, "order-3"), [Decimal::from(6)]);
-    assert_eq!(stored(&server), [(7, Decimal::from(39)), (2, Decimal::from(9))]);
+    assert_eq!(under(&server, SUB2, "order-1"), [Decimal::from(11)]);
+    assert_eq!(under(&server, SUB, "order-1"), [Decimal::from(2), Decimal::from(3)]);
+    assert_eq!(stored(&server), [(7, Decimal::from(39)), (3, Decimal::from(20))]);
 
     // Again: nothing new, nothing sent.
     let idle = kb(&url, &args);
     assert_eq!(idle.code, 0, "{idle:?}");
     assert_eq!(json(&idle.stdout)["rows_taken"], 0);
-    assert_eq!(server.emulator.row_count(), 9);
+    assert_eq!(server.emulator.row_count(), 10);
 
     // --request-id as in the plain import, `imp-{n}`: one per request, n counting the
     // requests of the state directory.

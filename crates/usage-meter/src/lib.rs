@@ -43,7 +43,7 @@
 //!
 //! | feature | default | what it does |
 //! |---|---|---|
-//! | `spool` | off | [`MeterBuilder::spool`]: a durable spool in SQLite (`rusqlite`, bundled; WAL, `synchronous=FULL`, group commit). Accepted events survive a crash or a power cut once [`Meter::durable`] returns; a batch's members and tracking id are committed before its first attempt, so a restart delivers what is left exactly once; dead letters and source checkpoints ([`Meter::record_from_source`]) are kept in it; [`Meter::record_requests_from_source`] seals whole requests under the caller's own tracking ids with a checkpoint, each tracking id once. |
+//! | `spool` | off | [`MeterBuilder::spool`]: a durable spool in SQLite (`rusqlite`, bundled; WAL, `synchronous=FULL`, group commit). Accepted events survive a crash or a power cut once [`Meter::durable`] returns; a batch's members and tracking id are committed before its first attempt, so a restart delivers what is left exactly once; dead letters and source checkpoints ([`Meter::record_from_source`]) are kept in it; [`Meter::record_requests_from_source`] seals whole requests under the caller's own tracking ids with a checkpoint, each (subscription, tracking id) once. |
 //! | `metrics` | off | counters and gauges through the `metrics` facade: accepted, spooled, delivered, retried, rejected events, events pending, age of the oldest. |
 //!
 //! The meter logs through `tracing` (target `usage_meter`): deliveries at debug, retries and

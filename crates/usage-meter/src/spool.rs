@@ -7,9 +7,9 @@
 //!   written in the same transaction that removes its members from `events`, before its first
 //!   attempt; a delivered batch is deleted, a refused one keeps its reason (a dead letter);
 //! - `checkpoints`: a source's position (a file offset), committed with the events it covers;
-//! - `given_tracking_ids`: the tracking ids of the requests sealed as a caller gave them
-//!   ([`Meter::record_requests_from_source`](crate::Meter::record_requests_from_source)), kept
-//!   after delivery so that a tracking id names one request only;
+//! - `given_tracking_ids`: the (subscription, tracking id) of the requests sealed as a caller
+//!   gave them ([`Meter::record_requests_from_source`](crate::Meter::record_requests_from_source)),
+//!   kept after delivery so that a tracking id names one request of a subscription only;
 //! - `sequence`: the next batch id, so that batch ids (and the request ids made of them) are
 //!   never reused within a spool.
 //!
@@ -72,8 +72,8 @@ pub(crate) struct Commit {
     pub events: Vec<(i64, String, String, String, String)>,
     /// New batches: (id, tracking id, events, body, member event ids written before).
     seals: Vec<(u64, String, u64, String, Vec<i64>)>,
-    /// The tracking ids of new batches sealed as a caller gave them.
-    given: Vec<String>,
+    /// The (subscription, tracking id) of new batches sealed as a caller gave them.
+    given: Vec<(String, String)>,
     /// Delivered batches.
     pub delivered: Vec<u64>,
     /// Refused batches and why.
@@ -97,8 +97,15 @@ impl Commit {
 
     /// Adds a batch sealed as a caller gave it, under its own tracking id (no members in
     /// `events`).
-    pub fn seal_given(&mut self, id: u64, tracking_id: String, events: u64, body: String) {
-        self.given.push(tracking_id.clone());
+    pub fn seal_given(
+        &mut self,
+        id: u64,
+        subscription: SubscriptionId,
+        tracking_id: String,
+        events: u64,
+        body: String,
+    ) {
+        self.given.push((subscription.to_string(), tracking_id.clone()));
         self.seals.push((id, tracking_id, events, body, Vec::new()));
     }
 
@@ -139,7 +146,8 @@ impl Spool {
                  id INTEGER PRIMARY KEY, tracking_id TEXT NOT NULL, events INTEGER NOT NULL,
                  body TEXT NOT NULL, dead_reason TEXT);
              CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS given_tracking_ids (tracking_id TEXT PRIMARY KEY);
+             CREATE TABLE IF NOT EXISTS given_tracking_ids (
+                 subscription TEXT NOT NULL, tracking_id TEXT NOT NULL, PRIMARY KEY (subscription, tracking_id));
              CREATE TABLE IF NOT EXISTS sequence (next_batch INTEGER NOT NULL);",
         )?;
         let mut events = Vec::new();
@@ -197,12 +205,12 @@ impl Spool {
         ))
     }
 
-    /// Whether a batch was sealed under `tracking_id` as a caller gave it.
-    pub fn has_tracking_id(&self, tracking_id: &str) -> Result<bool, SpoolError> {
+    /// Whether a batch of `subscription` was sealed under `tracking_id` as a caller gave it.
+    pub fn has_tracking_id(&self, subscription: SubscriptionId, tracking_id: &str) -> Result<bool, SpoolError> {
         let mut query = self
             .connection
-            .prepare_cached("SELECT 1 FROM given_tracking_ids WHERE tracking_id = ?1")?;
-        Ok(query.exists([tracking_id])?)
+            .prepare_cached("SELECT 1 FROM given_tracking_ids WHERE subscription = ?1 AND tracking_id = ?2")?;
+        Ok(query.exists(params![subscription.to_string(), tracking_id])?)
     }
 
     /// Writes `commit` in one transaction.
@@ -231,9 +239,10 @@ impl Spool {
                 transaction.execute("DELETE FROM sequence", [])?;
                 transaction.execute("INSERT INTO sequence (next_batch) VALUES (?1)", [*last as i64 + 1])?;
             }
-            let mut given = transaction.prepare_cached("INSERT INTO given_tracking_ids (tracking_id) VALUES (?1)")?;
-            for tracking_id in &commit.given {
-                given.execute([tracking_id])?;
+            let mut given = transaction
+                .prepare_cached("INSERT INTO given_tracking_ids (subscription, tracking_id) VALUES (?1, ?2)")?;
+            for (subscription, tracking_id) in &commit.given {
+                given.execute(params![subscription, tracking_id])?;
             }
             let mut delivered = transaction.prepare_cached("DELETE FROM batches WHERE id = ?1")?;
             for id in &commit.delivered {

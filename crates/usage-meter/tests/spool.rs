@@ -239,16 +239,24 @@ async fn requests_under_their_own_tracking_ids_are_sealed_once_even_across_resta
     assert_eq!(total(&kb, subscription), Decimal::from(3 + 4 + 5 + 1 + 2));
     assert_eq!(kb.rows(subscription).len(), 15);
 
-    // Delivered, t-1 still names its request for good.
+    // Delivered, t-1 still names its request of this subscription for good; another
+    // subscription may use it (Kill Bill's duplicate check is per subscription).
     let third = meter(&kb, &path);
+    let other = kb.create_subscription();
     let refused = third
-        .record_requests_from_source(Vec::new(), vec![request(subscription, "t-1", 1)], "file", 30)
+        .record_requests_from_source(
+            Vec::new(),
+            vec![request(subscription, "t-1", 1), request(other, "t-1", 2)],
+            "file",
+            30,
+        )
         .await
         .unwrap();
     assert_eq!(refused, [0]);
-    assert_eq!(third.stats().accepted, 0);
+    assert_eq!(third.stats().accepted, 2);
     assert!(third.shutdown(LONG).await.complete);
     assert_eq!(kb.rows(subscription).len(), 15);
+    assert_eq!(total(&kb, other), Decimal::from(2));
 }
 
 #[tokio::test]

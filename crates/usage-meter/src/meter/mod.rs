@@ -648,10 +648,11 @@ impl Meter {
     /// the events and the source's new position, before its first attempt, and sent like any
     /// batch (a restart sends it again under the same id).
     ///
-    /// A tracking id names one request: a request whose tracking id this spool already sealed
-    /// (earlier in this call, or in an earlier one, in any run) is not taken, and its position
-    /// in `requests` is returned. Kill Bill would refuse it as a duplicate and its records would
-    /// never count; the caller decides what to do with it. Every request must have a tracking id and at most
+    /// A tracking id names one request of a subscription (Kill Bill's duplicate check is per
+    /// subscription and tracking id): a request whose subscription and tracking id this spool
+    /// already sealed (earlier in this call, or in an earlier one, in any run) is not taken, and
+    /// its position in `requests` is returned. Kill Bill would refuse it as a duplicate and its
+    /// records would never count; the caller decides what to do with it. Every request must have a tracking id and at most
     /// [`MAX_RECORDS_PER_REQUEST`] records ([`DurableError::Invalid`] otherwise, and nothing is
     /// taken). Each record takes room like an event.
     ///

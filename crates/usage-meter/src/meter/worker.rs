@@ -315,8 +315,8 @@ impl Worker {
     }
 
     /// Takes what a source hands over: its events into their open batches, its requests
-    /// sealed as given, but those whose tracking id the spool sealed before (their positions
-    /// returned, their room given back). `None` when the spool failed: the meter stops.
+    /// sealed as given, but those whose (subscription, tracking id) the spool sealed before
+    /// (their positions returned, their room given back). `None` when the spool failed: the meter stops.
     #[cfg(feature = "spool")]
     fn take_source(&mut self, events: Vec<Usage>, requests: Vec<SubscriptionUsageRecord>) -> Option<Vec<usize>> {
         let mut refused = Vec::new();
@@ -328,10 +328,11 @@ impl Worker {
                 .map(TrackingId::as_str)
                 .unwrap_or_default()
                 .to_string();
+            let key = (request.subscription_id(), tracking_id);
             let sealed_before = match self
                 .spool
                 .as_ref()
-                .map(|spool| lock(spool).has_tracking_id(&tracking_id))
+                .map(|spool| lock(spool).has_tracking_id(key.0, &key.1))
             {
                 Some(Ok(found)) => found,
                 Some(Err(e)) => {
@@ -340,7 +341,7 @@ impl Worker {
                 }
                 None => false,
             };
-            if sealed_before || !fresh.insert(tracking_id) {
+            if sealed_before || !fresh.insert(key) {
                 self.shared.room.add_permits(request_records(&request));
                 refused.push(at);
             } else {
@@ -368,7 +369,8 @@ impl Worker {
                 .map(TrackingId::as_str)
                 .unwrap_or_default()
                 .to_string();
-            self.commit.seal_given(id, tracking_id, events, body);
+            self.commit
+                .seal_given(id, request.subscription_id(), tracking_id, events, body);
             self.sealing.push(Sealed {
                 id,
                 since: Instant::now(),

@@ -46,9 +46,9 @@ tracking_id are grouped as they come: CONSECUTIVE rows of one subscription with 
 tracking_id form one request, sealed (and sent under that id) when a row with another
 subscription or tracking_id comes, at --rows-per-request rows, or at the end of the file
 (without --follow; with --follow, a run at the end of what is written waits for the next row,
-and on a stop is read again by the next run). A tracking_id that comes back after its request
-was sealed (in this run or an earlier one on DIR) is rejected: Kill Bill would refuse it as a
-duplicate. Bad rows (invalid, such a tracking_id, or refused by Kill Bill) go to
+and on a stop is read again by the next run). A tracking_id that comes back for the same
+subscription after its request was sealed (in this run or an earlier one on DIR) is rejected:
+Kill Bill would refuse it as a duplicate (another subscription may reuse it). Bad rows (invalid, such a tracking_id, or refused by Kill Bill) go to
 DIR/rejects.txt with their line and reason, and the rest goes on (after a crash, a line can be
 listed there twice; its usage is never counted twice). It exits 0 when every row taken is
 delivered, 2 when some rows were rejected, 4 when rows are still undelivered after

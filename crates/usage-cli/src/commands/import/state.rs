@@ -244,8 +244,8 @@ impl Taking {
     }
 
     /// Commits what is held with the offset it reaches (the start of the open run, if any):
-    /// one spool transaction. Rows whose tracking id already names a request taken before
-    /// go to the rejects.
+    /// one spool transaction. Rows whose subscription and tracking id already name a request
+    /// taken before go to the rejects.
     async fn commit(
         &mut self,
         meter: &Meter,
@@ -278,7 +278,7 @@ impl Taking {
         for at in refused {
             for line in &lines[at] {
                 rejects.write(&format!(
-                    "line {line}: tracking_id {:?} already names a request taken before (rows sharing a tracking id \
+                    "line {line}: tracking_id {:?} already names a request of this subscription taken before (rows sharing a tracking id \
                      must be consecutive, of one subscription, at most {} of them): not sent, Kill Bill would refuse \
                      it as a duplicate",
                     tracking_ids[at], self.max_rows
