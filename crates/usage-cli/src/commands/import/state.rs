@@ -442,6 +442,7 @@ pub(super) async fn run(args: ImportArgs, format: Format, state: PathBuf) -> Res
             }
         }
         progress.show(&file, summary.rows_taken, chunk.end, meter.stats());
+        rejects.dead_letters(meter.take_dead_letters())?;
     }
     if at_end && !stop.is_stopped() {
         // The end of a finished file seals the last run of rows under their own tracking id.
