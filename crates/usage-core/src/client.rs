@@ -212,9 +212,9 @@ impl UsageClient {
             let sent = match (remaining, transport.timeout()) {
                 (None, _) => Ok(transport.send(request).await),
                 (Some((_, remaining)), Some(bound)) if bound < remaining => Ok(transport.send(request).await),
-                (Some((deadline, remaining)), _) => race(transport.send(request), timer, remaining)
-                    .await
-                    .ok_or(deadline),
+                (Some((deadline, remaining)), _) => {
+                    race(transport.send(request), timer, remaining).await.ok_or(deadline)
+                }
             };
             let sent = match sent {
                 Ok(sent) => sent,

@@ -433,7 +433,13 @@ fn parse_rolled_up_usage(response: Response<Bytes>) -> Result<RolledUpUsage, Err
         return Err(api_error(response));
     }
     let (parts, body) = response.into_parts();
-    serde_json::from_slice(&body).map_err(|e| Error::decode(parts.status, parts.headers, body, e))
+    // Read as text when the body is UTF-8 (checked once, where reading bytes checks every
+    // string again); otherwise as bytes, for serde_json's error with its position.
+    let usage = match std::str::from_utf8(&body) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(&body),
+    };
+    usage.map_err(|e| Error::decode(parts.status, parts.headers, body, e))
 }
 
 /// The typed error of a non-2xx response: status, headers, raw body, and the Kill Bill error
