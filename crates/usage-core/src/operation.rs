@@ -180,10 +180,10 @@ impl Operation for RecordUsage<'_> {
         let mut bytes = Vec::with_capacity(body_capacity(self.record));
         serde_json::to_writer(&mut bytes, &body).map_err(|e| InvalidInput::new(InputField::Body, e.to_string()))?;
         let body = bytes;
-        let mut path = String::with_capacity(config.base_url.path().len() + 16);
-        path.push_str(config.base_url.path());
-        path.push_str("/1.0/kb/usages");
-        let mut request = new_request(Method::POST, path, Bytes::from(body), config, options)?;
+        let mut uri = String::with_capacity(config.base_url.path().len() + 16);
+        uri.push_str(config.base_url.path());
+        uri.push_str("/1.0/kb/usages");
+        let mut request = new_request(Method::POST, uri, Bytes::from(body), config, options)?;
         let headers = request.headers_mut();
         headers.insert(CONTENT_TYPE, APPLICATION_JSON);
         audit_headers(headers, config, options)?;
@@ -332,28 +332,28 @@ fn get_request(
     unit_type: Option<&UnitType>,
     window: &UsageWindow,
 ) -> Result<Request<Bytes>, InvalidInput> {
-    let mut path = String::with_capacity(config.base_url.path().len() + 160);
-    path.push_str(config.base_url.path());
-    path.push_str("/1.0/kb/usages/");
-    path.push_str(
+    let mut uri = String::with_capacity(config.base_url.path().len() + 160);
+    uri.push_str(config.base_url.path());
+    uri.push_str("/1.0/kb/usages/");
+    uri.push_str(
         subscription_id
             .uuid()
             .hyphenated()
             .encode_lower(&mut uuid::Uuid::encode_buffer()),
     );
     if let Some(unit_type) = unit_type {
-        path.push('/');
-        push_component(&mut path, unit_type.as_str());
+        uri.push('/');
+        push_component(&mut uri, unit_type.as_str());
     }
     // One buffer for both dates; writing into a String cannot fail.
     let mut date = String::with_capacity(32);
     let _ = write!(date, "{}", window.start());
-    path.push_str("?startDate=");
-    push_component(&mut path, &date);
+    uri.push_str("?startDate=");
+    push_component(&mut uri, &date);
     date.clear();
     let _ = write!(date, "{}", window.end());
-    path.push_str("&endDate=");
-    push_component(&mut path, &date);
+    uri.push_str("&endDate=");
+    push_component(&mut uri, &date);
     for (key, value) in &options.plugin_properties {
         if key.is_empty() || key.contains('=') {
             return Err(InvalidInput::new(
@@ -361,20 +361,20 @@ fn get_request(
                 format!("key {key:?} must be non-empty and must not contain '='"),
             ));
         }
-        let _ = write!(path, "&pluginProperty={}", component(&format!("{key}={value}")));
+        let _ = write!(uri, "&pluginProperty={}", component(&format!("{key}={value}")));
     }
-    new_request(Method::GET, path, Bytes::new(), config, options)
+    new_request(Method::GET, uri, Bytes::new(), config, options)
 }
 
 /// Appends `value` percent-encoded as one component, piece by piece (no `fmt` machinery).
-fn push_component(path: &mut String, value: &str) {
+fn push_component(uri: &mut String, value: &str) {
     for piece in component(value) {
-        path.push_str(piece);
+        uri.push_str(piece);
     }
 }
 
-/// A request to `path_and_query` (percent-encoded, under the base URL's path prefix) with
-/// the headers every call carries.
+/// A request to `path_and_query` (percent-encoded, the base URL's path prefix included)
+/// with the headers every call carries.
 fn new_request(
     method: Method,
     path_and_query: String,
