@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per call on the client side of the load harness (benches/load/main.rs), under
-# callgrind: everything executed inside one `Caller::call` (building the request, the client,
-# the transport, hyper's client side, parsing), for `ours` and the `floor`, GET and POST, at
+# callgrind: everything executed inside one `Caller::call` (benches/load/clients.rs: building
+# the request, the client, the transport, hyper's client side, parsing), for `ours` and the `floor`, GET and POST, at
 # concurrency 1. Each figure is the difference between a short and a long run divided by the
 # difference in calls, so one-off costs (the connection, first-use initialisation) cancel out.
 # The kernel's work (syscalls) and hyper's connection task are not counted.
@@ -16,7 +16,7 @@ run() {
     local client=$1 op=$2 secs=$3 calls
     calls=$(LOAD_PHASES=compare LOAD_JS=0 LOAD_CLIENTS=$client LOAD_OPS=$op LOAD_CONCURRENCY=1 \
         LOAD_ROUNDS=1 LOAD_SECS=$secs LOAD_WARMUP_SECS=0 \
-        valgrind --tool=callgrind --toggle-collect='load::Caller::call*' \
+        valgrind --tool=callgrind --toggle-collect='load::clients::Caller::call*' \
         --callgrind-out-file="$out/cg.out" "$bin" --bench 2>/dev/null |
         sed -nE "s/^    $client .*\(([0-9]+) calls.*/\1/p")
     echo "$calls $(sed -nE 's/^(summary|totals): ([0-9]+).*/\2/p' "$out/cg.out" | head -1)"

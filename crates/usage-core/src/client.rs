@@ -162,6 +162,9 @@ impl UsageClient {
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     async fn execute<O: Operation>(&self, operation: &O, options: &RequestOptions) -> Result<(O::Output, u32), Error> {
         let inner = &*self.inner;
+        // The transport itself: through the `Arc`, the blanket `impl Transport for Arc<T>`
+        // would box a second future around the transport's own.
+        let transport: &dyn Transport = &*inner.transport;
         let template = operation.to_request(&inner.config, options).inspect_err(|e| {
             event!(Level::DEBUG, error = %e, "invalid input, nothing sent");
         })?;
@@ -170,7 +173,7 @@ impl UsageClient {
             if options.deadline.is_some() {
                 return Err(InvalidInput::new(InputField::Deadline, NEEDS_A_TIMER).into());
             }
-            let response = inner.transport.send(template).await.inspect_err(|e| {
+            let response = transport.send(template).await.inspect_err(|e| {
                 event!(Level::DEBUG, attempt = 1, error = %e, "transport failed");
             })?;
             event!(
@@ -206,12 +209,12 @@ impl UsageClient {
             };
             let is_post = request.method() == http::Method::POST;
             // A transport that bounds its own exchange within the time left needs no timer here.
-            let sent = match (remaining, inner.transport.timeout()) {
-                (None, _) => Ok(inner.transport.send(request).await),
-                (Some((_, remaining)), Some(bound)) if bound < remaining => Ok(inner.transport.send(request).await),
-                (Some((deadline, remaining)), _) => race(inner.transport.send(request), timer, remaining)
-                    .await
-                    .ok_or(deadline),
+            let sent = match (remaining, transport.timeout()) {
+                (None, _) => Ok(transport.send(request).await),
+                (Some((_, remaining)), Some(bound)) if bound < remaining => Ok(transport.send(request).await),
+                (Some((deadline, remaining)), _) => {
+                    race(transport.send(request), timer, remaining).await.ok_or(deadline)
+                }
             };
             let sent = match sent {
                 Ok(sent) => sent,

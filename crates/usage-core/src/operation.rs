@@ -180,8 +180,8 @@ impl Operation for RecordUsage<'_> {
         let mut bytes = Vec::with_capacity(body_capacity(self.record));
         serde_json::to_writer(&mut bytes, &body).map_err(|e| InvalidInput::new(InputField::Body, e.to_string()))?;
         let body = bytes;
-        let mut uri = String::with_capacity(config.base_url.as_str().len() + 16);
-        uri.push_str(config.base_url.as_str());
+        let mut uri = String::with_capacity(config.base_url.path().len() + 16);
+        uri.push_str(config.base_url.path());
         uri.push_str("/1.0/kb/usages");
         let mut request = new_request(Method::POST, uri, Bytes::from(body), config, options)?;
         let headers = request.headers_mut();
@@ -332,8 +332,8 @@ fn get_request(
     unit_type: Option<&UnitType>,
     window: &UsageWindow,
 ) -> Result<Request<Bytes>, InvalidInput> {
-    let mut uri = String::with_capacity(config.base_url.as_str().len() + 160);
-    uri.push_str(config.base_url.as_str());
+    let mut uri = String::with_capacity(config.base_url.path().len() + 160);
+    uri.push_str(config.base_url.path());
     uri.push_str("/1.0/kb/usages/");
     uri.push_str(
         subscription_id
@@ -373,15 +373,16 @@ fn push_component(uri: &mut String, value: &str) {
     }
 }
 
-/// A request with the headers every call carries.
+/// A request to `path_and_query` (percent-encoded, the base URL's path prefix included)
+/// with the headers every call carries.
 fn new_request(
     method: Method,
-    uri: String,
+    path_and_query: String,
     body: Bytes,
     config: &ClientConfig,
     options: &RequestOptions,
 ) -> Result<Request<Bytes>, InvalidInput> {
-    let uri = http::Uri::try_from(uri).map_err(|e| InvalidInput::new(InputField::Uri, e.to_string()))?;
+    let uri = config.base_url.uri(path_and_query)?;
     let mut request = Request::new(body);
     *request.method_mut() = method;
     *request.uri_mut() = uri;
@@ -432,7 +433,13 @@ fn parse_rolled_up_usage(response: Response<Bytes>) -> Result<RolledUpUsage, Err
         return Err(api_error(response));
     }
     let (parts, body) = response.into_parts();
-    serde_json::from_slice(&body).map_err(|e| Error::decode(parts.status, parts.headers, body, e))
+    // Read as text when the body is UTF-8 (checked once, where reading bytes checks every
+    // string again); otherwise as bytes, for serde_json's error with its position.
+    let usage = match std::str::from_utf8(&body) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(&body),
+    };
+    usage.map_err(|e| Error::decode(parts.status, parts.headers, body, e))
 }
 
 /// The typed error of a non-2xx response: status, headers, raw body, and the Kill Bill error

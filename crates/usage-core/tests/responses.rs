@@ -223,6 +223,27 @@ fn section_5_authentication_and_proxies() {
 }
 
 #[test]
+fn bodies_are_read_as_utf8_text_and_other_bytes_are_decode_errors() {
+    let body = |unit: &[u8]| {
+        let mut body = format!(
+            r#"{{"subscriptionId":"{SUB}","startDate":"2013-08-01","endDate":"2013-09-01","rolledUpUnits":[{{"unitType":""#
+        )
+        .into_bytes();
+        body.extend_from_slice(unit);
+        body.extend_from_slice(br#"","amount":1}]}"#);
+        Response::builder().status(200).body(Bytes::from(body)).unwrap()
+    };
+    for unit in ["café".as_bytes(), br"caf\u00e9"] {
+        let usage = parse_rolled_up_usage(body(unit)).unwrap();
+        assert_eq!(usage.rolled_up_units[0].unit_type.as_str(), "café");
+    }
+    // Latin-1 "café": not UTF-8, so a decode error that keeps the body as it came.
+    let err = parse_rolled_up_usage(body(b"caf\xe9")).unwrap_err();
+    let Error::Decode(decode) = &err else { panic!("{err:?}") };
+    assert!(decode.body().ends_with(b"caf\xe9\",\"amount\":1}]}"), "{err:?}");
+}
+
+#[test]
 fn broken_success_bodies_are_decode_errors() {
     for body in [
         "",
