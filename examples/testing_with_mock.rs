@@ -54,7 +54,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(requests.len(), 2);
     let first = &requests[0];
     assert_eq!(
-        first.uri.to_string(),
+        first.uri().to_string(),
         "https://billing.example.com/killbill/1.0/kb/usages"
     );
     assert_eq!(first.header("x-killbill-createdby"), Some("gateway"));

@@ -281,7 +281,7 @@ fn import_a_good_csv_then_again() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(summary(&run)["requests"], 2);
     let rows = server.emulator.rows(SUB.parse().unwrap());
-    let batch1: Vec<_> = rows.iter().filter(|r| r.tracking_id == "batch-1").collect();
+    let batch1: Vec<_> = rows.iter().filter(|r| r.tracking_id() == "batch-1").collect();
     assert_eq!(batch1.len(), 2);
     assert_eq!(august(&url, SUB, "liters"), dec("7.5"));
 }

@@ -79,7 +79,7 @@ fn expected(n: u64) -> [(usize, Decimal); 2] {
 fn stored(server: &TestServer) -> [(usize, Decimal); 2] {
     [SUB, SUB2].map(|s| {
         let rows = server.emulator.rows(s.parse::<SubscriptionId>().unwrap());
-        (rows.len(), rows.iter().map(|r| r.amount).sum())
+        (rows.len(), rows.iter().map(|r| r.amount()).sum())
     })
 }
 
@@ -185,7 +185,7 @@ fn bad_rows_go_to_the_rejects_file_and_the_stream_goes_on() {
         "{rejects}"
     );
     let sub: SubscriptionId = SUB.parse().unwrap();
-    let total: Decimal = server.emulator.rows(sub).iter().map(|r| r.amount).sum();
+    let total: Decimal = server.emulator.rows(sub).iter().map(|r| r.amount()).sum();
     assert_eq!(total, Decimal::from(3));
     // A rerun: nothing new, nothing rejected again.
     let rerun = kb(&url, &["import", file.to_str().unwrap(), "--state", state.path()]);

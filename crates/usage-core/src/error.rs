@@ -76,7 +76,7 @@ impl Error {
 
     /// Kill Bill's error code (`50000` for a duplicate tracking id), when there is one.
     pub fn kill_bill_code(&self) -> Option<i64> {
-        self.kill_bill_error().and_then(|e| e.code)
+        self.kill_bill_error().and_then(|e| e.code())
     }
 
     /// 404: the subscription does not exist (in this tenant).
@@ -344,10 +344,10 @@ impl fmt::Display for ApiError {
         write!(f, "Kill Bill answered {}", self.status)?;
         if let Some(error) = &self.kill_bill {
             write!(f, ": {}", error.short_class_name())?;
-            if let Some(code) = error.code {
+            if let Some(code) = error.code() {
                 write!(f, " (code {code})")?;
             }
-            if let Some(message) = &error.message {
+            if let Some(message) = &error.message() {
                 write!(f, ": {message}")?;
             }
             return Ok(());

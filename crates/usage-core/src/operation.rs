@@ -145,17 +145,35 @@ struct RecordBody<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RecordOutcome {
+    pub(crate) tracking_id: TrackingId,
+    pub(crate) attempts: u32,
+    pub(crate) already_recorded: bool,
+    pub(crate) status: Option<StatusCode>,
+}
+
+impl RecordOutcome {
     /// The tracking id the usage is recorded under: the record's, or the one the client
     /// generated for it.
-    pub tracking_id: TrackingId,
+    pub fn tracking_id(&self) -> &TrackingId {
+        &self.tracking_id
+    }
+
     /// How many attempts the call took (1 for a response parsed on its own).
-    pub attempts: u32,
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
     /// `true` when a retry was refused as a duplicate (code 50000) after an attempt whose
     /// answer was lost: that earlier attempt recorded the usage.
-    pub already_recorded: bool,
+    pub fn already_recorded(&self) -> bool {
+        self.already_recorded
+    }
+
     /// The (2xx) status of the answer that recorded the usage; `None` when it was
     /// [already recorded](Self::already_recorded).
-    pub status: Option<StatusCode>,
+    pub fn status(&self) -> Option<StatusCode> {
+        self.status
+    }
 }
 
 impl Operation for RecordUsage<'_> {

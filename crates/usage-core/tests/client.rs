@@ -192,9 +192,9 @@ fn records_and_reads_through_a_hand_written_transport() {
     let client = client(transport.clone(), Some(VirtualTimer::new()));
     block_on(async {
         let outcome = client.record_usage(&record(Some("t-1"))).await.unwrap();
-        assert_eq!(outcome.tracking_id.as_str(), "t-1");
-        assert_eq!(outcome.attempts, 1);
-        assert!(!outcome.already_recorded);
+        assert_eq!(outcome.tracking_id().as_str(), "t-1");
+        assert_eq!(outcome.attempts(), 1);
+        assert!(!outcome.already_recorded());
         client.record_usage(&record(None)).await.unwrap();
         let usage = client
             .get_usage(SUB.parse().unwrap(), "gallons", window())
@@ -251,8 +251,8 @@ fn post_retries_keep_one_tracking_id_and_a_lost_answer_is_not_double_counted() {
     let timer = VirtualTimer::new();
     let client = client(transport.clone(), Some(timer.clone()));
     let outcome = block_on(client.record_usage(&record(None))).unwrap();
-    assert_eq!(outcome.attempts, 4);
-    assert!(outcome.already_recorded);
+    assert_eq!(outcome.attempts(), 4);
+    assert!(outcome.already_recorded());
     assert_eq!(
         timer.sleeps(),
         [
@@ -271,7 +271,7 @@ fn post_retries_keep_one_tracking_id_and_a_lost_answer_is_not_double_counted() {
                 .to_string()
         })
         .collect();
-    assert!(ids.iter().all(|id| *id == outcome.tracking_id.as_str()), "{ids:?}");
+    assert!(ids.iter().all(|id| *id == outcome.tracking_id().as_str()), "{ids:?}");
 }
 
 #[test]
@@ -312,7 +312,7 @@ fn every_attempt_sends_the_same_request() {
     let transport = scripted(answers());
     let poster = client(transport.clone(), Some(VirtualTimer::new()));
     let outcome = block_on(poster.record_usage(&record(None)).options(options())).unwrap();
-    assert_eq!(outcome.attempts, 4);
+    assert_eq!(outcome.attempts(), 4);
     same(&transport.seen.lock().unwrap());
 
     let body = r#"{"subscriptionId":"8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11","startDate":"2013-08-01","endDate":"2013-09-01","rolledUpUnits":[]}"#;
@@ -527,7 +527,7 @@ fn without_a_deadline_retries_still_wait_and_go_on() {
         .unwrap();
     let record = record(None);
     let outcome = block_on(client.record_usage(&record)).unwrap();
-    assert_eq!(outcome.attempts, 3);
+    assert_eq!(outcome.attempts(), 3);
     assert_eq!(timer.sleeps(), [Duration::from_millis(100), Duration::from_millis(200)]);
 }
 

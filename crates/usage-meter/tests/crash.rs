@@ -170,7 +170,7 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     let subscription: SubscriptionId = SUB.parse().unwrap();
     let mut stored: HashMap<u64, usize> = HashMap::new();
     for row in emulator.rows(subscription) {
-        *stored.entry(index_of(row.record_date)).or_default() += 1;
+        *stored.entry(index_of(row.record_date())).or_default() += 1;
     }
     let doubled: Vec<u64> = stored.iter().filter(|(_, n)| **n > 1).map(|(i, _)| *i).collect();
     assert!(

@@ -27,7 +27,7 @@ fn unit(name: &str) -> UnitType {
 fn request_sizes(kb: &InMemoryKillBill, subscription: SubscriptionId) -> Vec<usize> {
     let mut sizes: HashMap<String, usize> = HashMap::new();
     for row in kb.rows(subscription) {
-        *sizes.entry(row.tracking_id).or_default() += 1;
+        *sizes.entry(row.tracking_id().to_string()).or_default() += 1;
     }
     sizes.into_values().collect()
 }
@@ -226,7 +226,7 @@ async fn aggregation_sums_per_subscription_unit_and_bucket() {
     let mut rows: Vec<(String, String, Decimal)> = kb
         .rows(subscription)
         .into_iter()
-        .map(|r| (r.unit_type, r.record_date.to_rfc3339(), r.amount))
+        .map(|r| (r.unit_type().to_string(), r.record_date().to_rfc3339(), r.amount()))
         .collect();
     rows.sort();
     let expected = |unit: &str, minute: u32, amount: i64| {

@@ -53,8 +53,8 @@ async fn tls_with_an_added_root() {
         .get_all_usage(subscription(), window())
         .await
         .unwrap();
-    assert_eq!(usage.subscription_id, subscription());
-    assert_eq!(usage.rolled_up_units.len(), 1);
+    assert_eq!(usage.subscription_id(), subscription());
+    assert_eq!(usage.rolled_up_units().len(), 1);
 
     // The same root in DER.
     let transport = HyperTransport::builder()
@@ -102,7 +102,7 @@ async fn http2_is_negotiated_over_tls() {
         .get_all_usage(subscription(), window())
         .await
         .unwrap();
-    assert_eq!(usage.subscription_id, subscription());
+    assert_eq!(usage.subscription_id(), subscription());
     assert_eq!(server.seen()[0].version, http::Version::HTTP_2);
 }
 
@@ -191,7 +191,7 @@ async fn a_pooled_connection_closed_by_the_server_is_not_reused() {
     let client = client(&format!("http://{addr}"), HyperTransport::new().unwrap());
     for _ in 0..3 {
         let usage = client.get_all_usage(subscription(), window()).await.unwrap();
-        assert_eq!(usage.subscription_id, subscription());
+        assert_eq!(usage.subscription_id(), subscription());
         // Give the pool time to see the server's FIN.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

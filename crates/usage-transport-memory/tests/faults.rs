@@ -67,7 +67,7 @@ fn the_client_survives_every_fault_without_losing_or_doubling() {
                 for round in 0..5 {
                     match client.record_usage(&record).await {
                         Ok(outcome) => {
-                            if outcome.already_recorded {
+                            if outcome.already_recorded() {
                                 counts.already.fetch_add(1, Ordering::Relaxed);
                             }
                             drop(permit);

@@ -313,7 +313,7 @@ fn bodies_over_the_limit_get_413_and_store_nothing() {
         .emulator
         .rows(subscription)
         .into_iter()
-        .map(|row| row.tracking_id)
+        .map(|row| row.tracking_id().to_string())
         .collect();
     assert!(!tracking_ids.iter().any(|t| t == "one-mebibyte"), "{tracking_ids:?}");
     rt.block_on(probe.check("the limit"));

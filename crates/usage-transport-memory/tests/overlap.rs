@@ -97,7 +97,7 @@ fn run(policy: RetryPolicy, seed: u64) -> Overlap {
                             .unwrap();
                         let call = client.record_usage(&record);
                         let tracking_id = call.tracking_id().to_string();
-                        let outcome = call.await.map(|o| o.already_recorded).map_err(|e| e.to_string());
+                        let outcome = call.await.map(|o| o.already_recorded()).map_err(|e| e.to_string());
                         outcomes.lock().unwrap().push((tracking_id, outcome));
                     }
                 })
@@ -111,7 +111,7 @@ fn run(policy: RetryPolicy, seed: u64) -> Overlap {
     std::thread::sleep(SLOW_COMMIT + ATTEMPT_TIMEOUT * 2);
     let mut rows: BTreeMap<String, usize> = BTreeMap::new();
     for row in server.emulator.rows(SUB.parse().unwrap()) {
-        *rows.entry(row.tracking_id).or_default() += 1;
+        *rows.entry(row.tracking_id().to_string()).or_default() += 1;
     }
     let outcomes = outcomes.lock().unwrap();
     let mut overlap = Overlap {

@@ -128,7 +128,7 @@ async fn tenants_never_see_each_others_usage() {
     assert_eq!(error.status(), Some(http::StatusCode::INTERNAL_SERVER_ERROR));
     let error = client.get_all_usage(acmes, august).await.unwrap_err();
     assert_eq!(
-        error.kill_bill_error().unwrap().class_name,
+        error.kill_bill_error().unwrap().class_name(),
         "java.lang.IllegalStateException"
     );
 }
