@@ -177,7 +177,7 @@ async fn the_contract_over_real_http() {
     let err = bob.record_usage(&record).await.unwrap_err();
     assert!(err.is_duplicate_tracking_id(), "{err}");
     assert_eq!(
-        err.kill_bill_error().unwrap().message().as_deref(),
+        err.kill_bill_error().unwrap().message(),
         Some("A usage record with tracking ID gallons-august already exists")
     );
 

@@ -137,10 +137,10 @@ impl UsageClient {
         subscription_id: SubscriptionId,
         unit_type: U,
         window: UsageWindow,
-    ) -> Result<GetUsageCall<'_>, InvalidInput>
+    ) -> Result<GetUsageCall<'_>, Error>
     where
         U: TryInto<UnitType>,
-        U::Error: Into<InvalidInput>,
+        U::Error: Into<Error>,
     {
         Ok(GetUsageCall {
             client: self,

@@ -4,7 +4,7 @@ use base64::Engine as _;
 use http::header::{ACCEPT, AUTHORIZATION, USER_AGENT};
 use http::{HeaderMap, HeaderValue};
 
-use crate::{InputField, InvalidInput, Secret, TenantCredentials, UserCredentials};
+use crate::{Error, InputField, InvalidInput, Secret, TenantCredentials, UserCredentials};
 
 /// The default `X-Killbill-CreatedBy` of a client.
 pub const DEFAULT_CREATED_BY: &str = "killbill-usage";
@@ -28,8 +28,8 @@ pub struct BaseUrl(String);
 
 impl BaseUrl {
     /// Checks and normalizes a base URL.
-    pub fn parse(url: &str) -> Result<Self, InvalidInput> {
-        let invalid = |reason: &str| InvalidInput::new(InputField::BaseUrl, format!("{url:?} {reason}"));
+    pub fn parse(url: &str) -> Result<Self, Error> {
+        let invalid = |reason: &str| Error::from(InvalidInput::new(InputField::BaseUrl, format!("{url:?} {reason}")));
         let uri: http::Uri = url
             .trim()
             .parse()
@@ -90,7 +90,7 @@ pub struct ClientConfig {
 impl ClientConfig {
     /// A config for `base_url` as `user` in `tenant`, with the default created-by
     /// ([`DEFAULT_CREATED_BY`]).
-    pub fn new(base_url: &str, user: UserCredentials, tenant: TenantCredentials) -> Result<Self, InvalidInput> {
+    pub fn new(base_url: &str, user: UserCredentials, tenant: TenantCredentials) -> Result<Self, Error> {
         let mut headers = HeaderMap::new();
         AuthHeaders::new(Some(&user), Some(&tenant))?.apply(&mut headers);
         headers.insert(ACCEPT, crate::operation::APPLICATION_JSON);
@@ -103,7 +103,7 @@ impl ClientConfig {
     }
 
     /// Sets the default `X-Killbill-CreatedBy` (at most 50 characters).
-    pub fn with_created_by(mut self, created_by: impl Into<String>) -> Result<Self, InvalidInput> {
+    pub fn with_created_by(mut self, created_by: impl Into<String>) -> Result<Self, Error> {
         let created_by = created_by.into();
         check_created_by(&created_by)?;
         self.created_by = created_by;

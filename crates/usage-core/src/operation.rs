@@ -62,7 +62,7 @@ pub trait Operation: sealed::Sealed + Send + Sync {
     }
 
     /// The request, or why the input cannot be sent.
-    fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, InvalidInput>;
+    fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, Error>;
 
     /// The typed result of a response, or the typed error.
     fn parse(&self, response: Response<Bytes>) -> Result<Self::Output, Error>;
@@ -188,7 +188,7 @@ impl Operation for RecordUsage<'_> {
         })
     }
 
-    fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, InvalidInput> {
+    fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, Error> {
         let body = RecordBody {
             subscription_id: self.record.subscription_id(),
             tracking_id: self.tracking_id(),
@@ -258,10 +258,10 @@ pub struct GetUsage {
 impl GetUsage {
     /// The roll-up of `unit_type` (a [`UnitType`], or text checked as one) over `window`;
     /// refuses `.` and `..`.
-    pub fn new<U>(subscription_id: SubscriptionId, unit_type: U, window: UsageWindow) -> Result<Self, InvalidInput>
+    pub fn new<U>(subscription_id: SubscriptionId, unit_type: U, window: UsageWindow) -> Result<Self, Error>
     where
         U: TryInto<UnitType>,
-        U::Error: Into<InvalidInput>,
+        U::Error: Into<Error>,
     {
         let unit_type = unit_type.try_into().map_err(Into::into)?;
         if matches!(unit_type.as_str(), "." | "..") {
@@ -271,7 +271,8 @@ impl GetUsage {
                     "{:?} cannot be a path segment (it would walk the path)",
                     unit_type.as_str()
                 ),
-            ));
+            )
+            .into());
         }
         Ok(GetUsage {
             subscription_id,
@@ -316,7 +317,7 @@ impl GetAllUsage {
 impl Operation for GetUsage {
     type Output = RolledUpUsage;
 
-    fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, InvalidInput> {
+    fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, Error> {
         get_request(
             config,
             options,
@@ -334,7 +335,7 @@ impl Operation for GetUsage {
 impl Operation for GetAllUsage {
     type Output = RolledUpUsage;
 
-    fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, InvalidInput> {
+    fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, Error> {
         get_request(config, options, self.subscription_id, None, &self.window)
     }
 
@@ -349,7 +350,7 @@ fn get_request(
     subscription_id: SubscriptionId,
     unit_type: Option<&UnitType>,
     window: &UsageWindow,
-) -> Result<Request<Bytes>, InvalidInput> {
+) -> Result<Request<Bytes>, Error> {
     let mut uri = String::with_capacity(config.base_url.as_str().len() + 160);
     uri.push_str(config.base_url.as_str());
     uri.push_str("/1.0/kb/usages/");
@@ -377,11 +378,12 @@ fn get_request(
             return Err(InvalidInput::new(
                 InputField::PluginProperty,
                 format!("key {key:?} must be non-empty and must not contain '='"),
-            ));
+            )
+            .into());
         }
         let _ = write!(uri, "&pluginProperty={}", component(&format!("{key}={value}")));
     }
-    new_request(Method::GET, uri, Bytes::new(), config, options)
+    Ok(new_request(Method::GET, uri, Bytes::new(), config, options)?)
 }
 
 /// Appends `value` percent-encoded as one component, piece by piece (no `fmt` machinery).

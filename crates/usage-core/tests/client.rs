@@ -216,7 +216,7 @@ fn invalid_input_sends_nothing() {
     block_on(async {
         for unit in ["", ".", ".."] {
             // Refused when the call is made, as a record is when it is built.
-            let err = Error::from(client.get_usage(SUB.parse().unwrap(), unit, window()).unwrap_err());
+            let err = client.get_usage(SUB.parse().unwrap(), unit, window()).unwrap_err();
             assert!(err.is_invalid_input(), "{unit:?}: {err}");
         }
         let err = client

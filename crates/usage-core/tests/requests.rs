@@ -126,7 +126,7 @@ fn tricky_unit_types_are_one_segment() {
     for walker in [".", ".."] {
         let unit = UnitType::new(walker).unwrap();
         let err = GetUsage::new(sub(), &unit, august()).unwrap_err();
-        assert_eq!(err.field(), "unitType");
+        assert_eq!(err.invalid_input().unwrap().field(), "unitType");
     }
 }
 
@@ -146,7 +146,7 @@ fn windows_go_out_as_dates_or_utc_instants_with_millis() {
     // An empty window is the server's business (it answers an empty roll-up).
     assert!(UsageWindow::parse("2013-08-01", "2013-08-01").is_ok());
     let err = UsageWindow::parse("2013-08-01x", "2013-08-02").unwrap_err();
-    assert_eq!(err.field(), "window start");
+    assert_eq!(err.invalid_input().unwrap().field(), "window start");
 }
 
 #[test]
@@ -182,7 +182,7 @@ fn plugin_properties_request_id_and_overrides() {
         (RequestOptions::new().user(UserCredentials::new("a:b", "x")), "user"),
     ] {
         let err = op.to_request(&cfg, &options).unwrap_err();
-        assert_eq!(err.field(), field, "{err}");
+        assert_eq!(err.invalid_input().unwrap().field(), field, "{err}");
     }
 }
 
@@ -252,7 +252,7 @@ fn audit_headers_non_ascii_are_base64_and_control_characters_refused() {
         (RequestOptions::new().created_by("x".repeat(51)), "X-Killbill-CreatedBy"),
     ] {
         let err = RecordUsage::new(&record).to_request(&cfg, &options).unwrap_err();
-        assert_eq!(err.field(), field, "{err}");
+        assert_eq!(err.invalid_input().unwrap().field(), field, "{err}");
     }
     assert!(cfg.clone().with_created_by("x".repeat(50)).is_ok());
     assert!(cfg.with_created_by("x".repeat(51)).is_err());
@@ -318,12 +318,12 @@ fn invalid_input_carries_its_field_as_data() {
     let cfg = config("http://127.0.0.1:8080");
     let options = RequestOptions::new().comment("a\nb");
     let err = RecordUsage::new(&record(None)).to_request(&cfg, &options).unwrap_err();
-    assert_eq!(err.field(), InputField::Comment);
+    assert_eq!(err.invalid_input().unwrap().field(), InputField::Comment);
     let err = UsageWindow::parse("2013-08-01", "later").unwrap_err();
-    assert_eq!(err.field(), InputField::WindowEnd);
+    assert_eq!(err.invalid_input().unwrap().field(), InputField::WindowEnd);
     let err = GetUsage::new(sub(), "..", august()).unwrap_err();
     assert_eq!(
-        err.field(),
+        err.invalid_input().unwrap().field(),
         InputField::Model {
             field: Field::UnitType,
             unit: None,

@@ -70,7 +70,7 @@ fn section_3_reading_errors() {
     let kb = err.kill_bill_error().unwrap();
     assert_eq!(kb.class_name(), "java.lang.IllegalArgumentException");
     assert_eq!(
-        kb.message().as_deref(),
+        kb.message(),
         Some(r#"Invalid format: "2013-08-01x" is malformed at "x""#)
     );
     assert_eq!(err.kill_bill_code(), None);
@@ -169,7 +169,7 @@ fn section_4_recording_answers() {
         assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST));
         let kb = err.kill_bill_error().unwrap();
         assert_eq!(&kb.class_name(), class);
-        assert_eq!(kb.message().as_deref(), Some(*message));
+        assert_eq!(kb.message(), Some(*message));
         assert!(!err.is_duplicate_tracking_id());
     }
 

@@ -125,7 +125,7 @@ async fn error_statuses_come_back_as_typed_api_errors() {
     let kill_bill = error.kill_bill_error().unwrap();
     assert_eq!(kill_bill.short_class_name(), "ObjectDoesNotExist");
     assert_eq!(
-        kill_bill.message().as_deref(),
+        kill_bill.message(),
         Some(format!("Object id={SUBSCRIPTION} type=SUBSCRIPTION doesn't exist!").as_str())
     );
 

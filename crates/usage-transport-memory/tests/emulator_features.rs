@@ -316,7 +316,7 @@ async fn inspection_and_reset() {
     assert_eq!(rows[0].subscription_id(), sub);
     assert_eq!(rows[0].tracking_id(), "t-1");
     assert_eq!(rows[0].created_by(), "importer");
-    assert_eq!(rows[0].reason().as_deref(), Some("backfill"));
+    assert_eq!(rows[0].reason(), Some("backfill"));
     assert_eq!(rows[0].comment(), None);
     assert_eq!(rows[1].record_date().to_rfc3339(), "2013-08-02T00:00:00+00:00");
     assert_eq!(kb.row_count(), 2);

@@ -156,7 +156,7 @@ async fn row5_unknown_subscription_is_404_and_another_tenants_is_500() {
         "org.killbill.billing.util.callcontext.InternalCallContextFactory$ObjectDoesNotExist"
     );
     assert_eq!(
-        kill_bill.message().as_deref(),
+        kill_bill.message(),
         Some("Object id=8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11 type=SUBSCRIPTION doesn't exist!")
     );
     assert_eq!(kill_bill.code(), None);
@@ -180,7 +180,7 @@ async fn row5_unknown_subscription_is_404_and_another_tenants_is_500() {
         let kill_bill = error.kill_bill_error().unwrap();
         assert_eq!(kill_bill.class_name(), "java.lang.IllegalStateException");
         assert_eq!(
-            kill_bill.message().as_deref(),
+            kill_bill.message(),
             Some(format!("Object id={sub} type=SUBSCRIPTION doesn't belong to tenant id={acme}").as_str())
         );
     }

@@ -451,7 +451,7 @@ async fn rows11_and_12_unknown_and_foreign_subscriptions() {
         .unwrap_err();
     assert!(error.is_not_found());
     assert_eq!(
-        error.kill_bill_error().unwrap().message().as_deref(),
+        error.kill_bill_error().unwrap().message(),
         Some(format!("Object id={unknown} type=SUBSCRIPTION doesn't exist!").as_str())
     );
     let acme = kb.add_tenant("acme", "acme-secret");
@@ -463,7 +463,7 @@ async fn rows11_and_12_unknown_and_foreign_subscriptions() {
     assert_eq!(error.status(), Some(http::StatusCode::INTERNAL_SERVER_ERROR));
     let bob = kb.tenant_id("bob").unwrap();
     assert_eq!(
-        error.kill_bill_error().unwrap().message().as_deref(),
+        error.kill_bill_error().unwrap().message(),
         Some(format!("Object id={theirs} type=SUBSCRIPTION doesn't belong to tenant id={bob}").as_str())
     );
     assert_ne!(acme, bob);
@@ -690,8 +690,8 @@ async fn audit_headers_are_decoded_from_base64() {
         .unwrap();
     let row = &kb.rows(sub)[0];
     assert_eq!(row.created_by(), "Jürgen");
-    assert_eq!(row.reason().as_deref(), Some("relevé"));
-    assert_eq!(row.comment().as_deref(), Some("ok"));
+    assert_eq!(row.reason(), Some("relevé"));
+    assert_eq!(row.comment(), Some("ok"));
     let response = Raw::post(body_with(sub, GOOD))
         .header("x-killbill-encoding", "base64")
         .header("x-killbill-createdby", "dGVzdGVy")

@@ -62,7 +62,7 @@ pub(super) async fn rolled_up(
     match unit {
         Some(unit) => match client.get_usage(subscription, unit, window) {
             Ok(call) => call.options(options).await,
-            Err(invalid) => Err(invalid.into()),
+            Err(invalid) => Err(invalid),
         },
         None => client.get_all_usage(subscription, window).options(options).await,
     }
