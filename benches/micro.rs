@@ -22,7 +22,7 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderName, HeaderValue, Method, Request, Response};
-use killbill_usage::core::{
+use killbill_usage::client::{
     ClientConfig, GetAllUsage, GetUsage, Operation, RecordOutcome, RecordUsage, RequestOptions, Sleep,
     TenantCredentials, Timer, UserCredentials,
 };

@@ -99,9 +99,10 @@ async fn record_and_read_back(
     let outcome = client
         .record_usage(&record)
         .options(
-            RequestOptions::new()
+            RequestOptions::builder()
                 .reason("quickstart")
-                .request_id(format!("quickstart-{run}")),
+                .request_id(format!("quickstart-{run}"))
+                .build()?,
         )
         .await?;
     println!(

@@ -66,7 +66,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     let usage = record(5)?;
     let call = client
         .record_usage(&usage)
-        .options(RequestOptions::new().deadline(Duration::from_secs(15)));
+        .options(RequestOptions::builder().deadline(Duration::from_secs(15)).build()?);
     let tracking_id = call.tracking_id().clone();
     let err = call.await.unwrap_err();
     println!("gave up: {err}");

@@ -22,10 +22,11 @@ async fn report_api_call(
     client
         .record_usage(&record)
         .options(
-            RequestOptions::new()
+            RequestOptions::builder()
                 .created_by("gateway")
                 .reason("api call")
-                .request_id("req-1"),
+                .request_id("req-1")
+                .build()?,
         )
         .await
         .map(|_| ())

@@ -223,7 +223,10 @@ async fn the_contract_over_real_http() {
         "java.lang.IllegalStateException"
     );
     // The same client reaches the other tenant per call.
-    let options = RequestOptions::new().tenant(killbill_usage::core::TenantCredentials::new("bob", "lazar"));
+    let options = RequestOptions::builder()
+        .tenant(killbill_usage::client::TenantCredentials::new("bob", "lazar"))
+        .build()
+        .unwrap();
     let usage = acme
         .get_all_usage(subscription, window(day(-1), day(1)))
         .options(options)
@@ -275,7 +278,14 @@ async fn the_contract_over_real_http() {
         .build()
         .unwrap();
     bob.record_usage(&audited)
-        .options(RequestOptions::new().created_by("Zoë").reason("über").comment("plain"))
+        .options(
+            RequestOptions::builder()
+                .created_by("Zoë")
+                .reason("über")
+                .comment("plain")
+                .build()
+                .unwrap(),
+        )
         .await
         .unwrap();
     let row = server

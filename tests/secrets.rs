@@ -2,7 +2,7 @@
 //! the workspace that holds or carries one.
 #![cfg(all(feature = "hyper", feature = "test-util"))]
 
-use killbill_usage::core::{
+use killbill_usage::client::{
     ClientConfig, RequestOptions, Secret, TenantCredentials, UsageClient, UsageWindow, UserCredentials,
 };
 use killbill_usage::hyper::HyperTransport;
@@ -23,9 +23,11 @@ fn assert_clean(what: &str, text: &str) {
 }
 
 fn options() -> RequestOptions {
-    RequestOptions::new()
+    RequestOptions::builder()
         .user(UserCredentials::new("metering", "pw-other"))
         .tenant(TenantCredentials::new("acme", "secret-acme"))
+        .build()
+        .unwrap()
 }
 
 #[tokio::test]

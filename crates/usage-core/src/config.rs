@@ -4,6 +4,7 @@ use base64::Engine as _;
 use http::header::{ACCEPT, AUTHORIZATION, USER_AGENT};
 use http::{HeaderMap, HeaderValue};
 
+use crate::options::AuditText;
 use crate::{Error, InputField, InvalidInput, Secret, TenantCredentials, UserCredentials};
 
 /// The default `X-Killbill-CreatedBy` of a client.
@@ -85,6 +86,8 @@ pub struct ClientConfig {
     /// The headers every request starts from: authentication, `Accept`, `User-Agent`.
     pub(crate) headers: HeaderMap,
     pub(crate) created_by: String,
+    /// `created_by`, ready to send.
+    pub(crate) created_by_header: AuditText,
 }
 
 impl ClientConfig {
@@ -99,6 +102,7 @@ impl ClientConfig {
             base_url: BaseUrl::parse(base_url)?,
             headers,
             created_by: DEFAULT_CREATED_BY.to_string(),
+            created_by_header: AuditText::new(InputField::CreatedBy, DEFAULT_CREATED_BY)?,
         })
     }
 
@@ -106,6 +110,7 @@ impl ClientConfig {
     pub fn with_created_by(mut self, created_by: impl Into<String>) -> Result<Self, Error> {
         let created_by = created_by.into();
         check_created_by(&created_by)?;
+        self.created_by_header = AuditText::new(InputField::CreatedBy, &created_by)?;
         self.created_by = created_by;
         Ok(self)
     }
@@ -180,14 +185,14 @@ impl AuthHeaders {
     }
 
     /// Sets the headers present here, replacing those already in `headers`.
-    pub(crate) fn apply(self, headers: &mut HeaderMap) {
+    pub(crate) fn apply(&self, headers: &mut HeaderMap) {
         for (name, value) in [
-            (AUTHORIZATION, self.authorization),
-            (crate::operation::API_KEY, self.api_key),
-            (crate::operation::API_SECRET, self.api_secret),
+            (AUTHORIZATION, &self.authorization),
+            (crate::operation::API_KEY, &self.api_key),
+            (crate::operation::API_SECRET, &self.api_secret),
         ] {
             if let Some(value) = value {
-                headers.insert(name, value);
+                headers.insert(name, value.clone());
             }
         }
     }

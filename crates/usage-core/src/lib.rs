@@ -52,7 +52,7 @@
 //! One error type, [`Error`], is what every fallible public function of this crate and of the
 //! transport crates (`usage-transport-hyper`, `usage-transport-memory`) returns: building a
 //! [client](UsageClientBuilder::build), a transport (`HyperTransport::builder().build()`),
-//! a [window](UsageWindow::parse) or an
+//! [options](RequestOptionsBuilder::build), a [window](UsageWindow::parse) or an
 //! [operation](GetUsage::new), and every call. So `client_builder(url)?...build()?` and
 //! `client.get_usage(..)?.await?` all meet the same type.
 //!
@@ -118,7 +118,7 @@ pub use client::{GetUsageCall, RecordUsageCall, UsageClient, UsageClientBuilder}
 pub use config::{BaseUrl, ClientConfig, DEFAULT_CREATED_BY, MAX_CREATED_BY_CHARS};
 pub use error::{ApiError, DecodeError, Error, InputField, InvalidInput, DUPLICATE_TRACKING_ID_CODE};
 pub use operation::{GetAllUsage, GetUsage, Operation, RecordOutcome, RecordUsage};
-pub use options::RequestOptions;
+pub use options::{RequestOptions, RequestOptionsBuilder};
 pub use retry::RetryPolicy;
 pub use secret::{Secret, TenantCredentials, UserCredentials};
 pub use transport::{Sleep, Timer, Transport, TransportError, TransportErrorKind};

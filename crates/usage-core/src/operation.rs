@@ -4,7 +4,6 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use base64::Engine as _;
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
@@ -13,7 +12,6 @@ use usage_models::{
     KillBillError, RolledUpUsage, SubscriptionId, SubscriptionUsageRecord, TrackingId, UnitType, UnitUsageRecord,
 };
 
-use crate::config::{ascii_header, check_created_by, check_header_text, AuthHeaders};
 use crate::encode::component;
 use crate::{ClientConfig, Error, InputField, InvalidInput, RequestOptions, UsageWindow};
 
@@ -204,7 +202,7 @@ impl Operation for RecordUsage<'_> {
         let mut request = new_request(Method::POST, uri, Bytes::from(body), config, options)?;
         let headers = request.headers_mut();
         headers.insert(CONTENT_TYPE, APPLICATION_JSON);
-        audit_headers(headers, config, options)?;
+        audit_headers(headers, config, options);
         Ok(request)
     }
 
@@ -373,16 +371,7 @@ fn get_request(
     let _ = write!(date, "{}", window.end());
     uri.push_str("&endDate=");
     push_component(&mut uri, &date);
-    for (key, value) in &options.plugin_properties {
-        if key.is_empty() || key.contains('=') {
-            return Err(InvalidInput::new(
-                InputField::PluginProperty,
-                format!("key {key:?} must be non-empty and must not contain '='"),
-            )
-            .into());
-        }
-        let _ = write!(uri, "&pluginProperty={}", component(&format!("{key}={value}")));
-    }
+    uri.push_str(&options.plugin_query);
     Ok(new_request(Method::GET, uri, Bytes::new(), config, options)?)
 }
 
@@ -407,43 +396,39 @@ fn new_request(
     *request.uri_mut() = uri;
     *request.headers_mut() = config.headers.clone();
     let headers = request.headers_mut();
-    AuthHeaders::new(options.user.as_ref(), options.tenant.as_ref())?.apply(headers);
+    options.auth.apply(headers);
     if let Some(request_id) = &options.request_id {
-        headers.insert(REQUEST_ID, ascii_header(InputField::RequestId, request_id)?);
+        headers.insert(REQUEST_ID, request_id.clone());
     }
     Ok(request)
 }
 
 /// `X-Killbill-CreatedBy` (required), `X-Killbill-Reason` and `X-Killbill-Comment`; all three
-/// base64-encoded with `X-Killbill-Encoding: base64` when any of them is not ASCII.
-fn audit_headers(headers: &mut HeaderMap, config: &ClientConfig, options: &RequestOptions) -> Result<(), InvalidInput> {
-    let created_by = options.created_by.as_deref().unwrap_or(&config.created_by);
-    check_created_by(created_by)?;
+/// base64-encoded with `X-Killbill-Encoding: base64` when any of them is not ASCII. The values
+/// were checked and prepared when the options and the config were built.
+fn audit_headers(headers: &mut HeaderMap, config: &ClientConfig, options: &RequestOptions) {
     let audit = [
-        (CREATED_BY, InputField::CreatedBy, Some(created_by)),
-        (REASON, InputField::Reason, options.reason.as_deref()),
-        (COMMENT, InputField::Comment, options.comment.as_deref()),
+        (
+            CREATED_BY,
+            Some(options.created_by.as_ref().unwrap_or(&config.created_by_header)),
+        ),
+        (REASON, options.reason.as_ref()),
+        (COMMENT, options.comment.as_ref()),
     ];
-    let mut base64 = false;
-    for (_, label, value) in &audit {
-        if let Some(value) = value {
-            check_header_text(*label, value)?;
-            base64 |= !value.is_ascii();
-        }
-    }
-    for (name, label, value) in audit {
-        let Some(value) = value else { continue };
-        let value = if base64 {
-            HeaderValue::try_from(base64::engine::general_purpose::STANDARD.encode(value))
-        } else {
-            HeaderValue::try_from(value)
+    let base64 = audit
+        .iter()
+        .any(|(_, text)| text.is_some_and(|text| text.plain.is_none()));
+    for (name, text) in audit {
+        let Some(text) = text else { continue };
+        let value = match &text.plain {
+            Some(plain) if !base64 => plain,
+            _ => &text.base64,
         };
-        headers.insert(name, value.map_err(|e| InvalidInput::new(label, e.to_string()))?);
+        headers.insert(name, value.clone());
     }
     if base64 {
         headers.insert(ENCODING, HeaderValue::from_static("base64"));
     }
-    Ok(())
 }
 
 /// Parses the answer of either GET: 2xx with a `RolledUpUsage`, or a typed error.

@@ -279,7 +279,12 @@ async fn auto_provisioning_creates_unknown_subscriptions_in_the_requesting_tenan
     // It now belongs to bob: acme gets the foreign-tenant error.
     let error = client
         .get_all_usage(fresh, window("2013-08-01", "2013-09-01"))
-        .options(RequestOptions::new().tenant(TenantCredentials::new("acme", "acme-secret")))
+        .options(
+            RequestOptions::builder()
+                .tenant(TenantCredentials::new("acme", "acme-secret"))
+                .build()
+                .unwrap(),
+        )
         .await
         .unwrap_err();
     assert_eq!(error.status(), Some(StatusCode::INTERNAL_SERVER_ERROR));
@@ -304,7 +309,13 @@ async fn inspection_and_reset() {
         .unwrap();
     client
         .record_usage(&record)
-        .options(RequestOptions::new().created_by("importer").reason("backfill"))
+        .options(
+            RequestOptions::builder()
+                .created_by("importer")
+                .reason("backfill")
+                .build()
+                .unwrap(),
+        )
         .await
         .unwrap();
     let rows = kb.rows(sub);

@@ -105,7 +105,12 @@ async fn rules_match_method_path_query_header_and_body() {
     assert_eq!(usage.amount_of("gallons").unwrap().to_string(), "15.000000000");
     client
         .record_usage(&one(sub(), "liters", "2013-08-01", "1"))
-        .options(usage_core::RequestOptions::new().created_by("importer"))
+        .options(
+            usage_core::RequestOptions::builder()
+                .created_by("importer")
+                .build()
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(mock.unconsumed_rules().len(), 1, "the first rule never matched");

@@ -162,7 +162,10 @@ async fn row5_unknown_subscription_is_404_and_another_tenants_is_500() {
     assert_eq!(kill_bill.code(), None);
 
     let acme = kb.add_tenant("acme", "acme-secret");
-    let as_acme = RequestOptions::new().tenant(TenantCredentials::new("acme", "acme-secret"));
+    let as_acme = RequestOptions::builder()
+        .tenant(TenantCredentials::new("acme", "acme-secret"))
+        .build()
+        .unwrap();
     for error in [
         client
             .get_all_usage(sub, window("2013-08-01", "2013-09-01"))
@@ -321,9 +324,11 @@ async fn plugin_properties_are_accepted_and_ignored() {
         .get_usage(sub, "gallons", window("2013-08-01", "2013-09-01"))
         .unwrap()
         .options(
-            RequestOptions::new()
+            RequestOptions::builder()
                 .plugin_property("source", "meter=7")
-                .plugin_property("x", ""),
+                .plugin_property("x", "")
+                .build()
+                .unwrap(),
         )
         .await
         .unwrap();

@@ -434,7 +434,7 @@ async fn row10_created_by_is_required_but_may_be_empty() {
     assert_eq!(kb.row_count(), 0);
     client(&kb)
         .record_usage(&one(sub, "gallons", "2013-08-01", "1"))
-        .options(RequestOptions::new().created_by(""))
+        .options(RequestOptions::builder().created_by("").build().unwrap())
         .await
         .unwrap();
     assert_eq!(kb.rows(sub)[0].created_by(), "");
@@ -478,7 +478,12 @@ async fn rows11_and_12_unknown_and_foreign_subscriptions() {
     // As acme, it works.
     client
         .record_usage(&one(theirs, "gallons", "2013-08-01", "1"))
-        .options(RequestOptions::new().tenant(TenantCredentials::new("acme", "acme-secret")))
+        .options(
+            RequestOptions::builder()
+                .tenant(TenantCredentials::new("acme", "acme-secret"))
+                .build()
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(kb.rows(theirs).len(), 1);
@@ -681,10 +686,12 @@ async fn audit_headers_are_decoded_from_base64() {
     client(&kb)
         .record_usage(&one(sub, "gallons", "2013-08-01", "1"))
         .options(
-            RequestOptions::new()
+            RequestOptions::builder()
                 .created_by("Jürgen")
                 .reason("relevé")
-                .comment("ok"),
+                .comment("ok")
+                .build()
+                .unwrap(),
         )
         .await
         .unwrap();

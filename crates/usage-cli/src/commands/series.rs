@@ -68,7 +68,7 @@ pub(super) async fn run(args: SeriesArgs) -> Result<(), Failure> {
         async move {
             let window =
                 UsageWindow::new(period.start, period.end).map_err(|e| input(format!("period {index}: {e}")))?;
-            let options = options(&connection, None, Some(index));
+            let options = options(&connection, None, Some(index))?;
             let usage = rolled_up(&client, subscription, unit.as_ref(), window, options).await?;
             let mut units: Vec<(String, usage_models::Decimal)> = usage
                 .rolled_up_units()

@@ -124,7 +124,7 @@ pub(super) async fn run(args: ImportArgs, format: Format, state: PathBuf) -> Res
         .concurrency(concurrency)
         .capacity(200_000)
         .when_full(WhenFull::Wait)
-        .request_options(options(&args.connection, Some(&args.audit), None))
+        .request_options(options(&args.connection, Some(&args.audit), None)?)
         .start()
         .map_err(|e| Failure::Other(format!("cannot open the state in {}: {e}", state.display())))?;
     let spooled = |e: DurableError| Failure::Other(format!("state in {}: {e}", state.display()));
