@@ -19,7 +19,10 @@ struct Running {
 impl Running {
     async fn start() -> Running {
         let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
-        config.tenants = vec![("bob".into(), "lazar".into()), ("acme".into(), "acme-secret".into())];
+        config = config.with_tenants(vec![
+            ("bob".into(), "lazar".into()),
+            ("acme".into(), "acme-secret".into()),
+        ]);
         let server = Server::bind(config).await.unwrap();
         let url = format!("http://{}", server.local_addr());
         let emulator = server.emulator().unwrap().clone();

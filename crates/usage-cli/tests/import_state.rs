@@ -247,8 +247,8 @@ fn follow_waits_for_whole_lines_and_stops_cleanly_on_sigterm() {
 #[test]
 fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
-    config.subscriptions = vec![SUB.parse().unwrap(), SUB2.parse().unwrap()];
-    config.faults = Some(Faults { rate: 0.2, seed: 11 });
+    config = config.with_subscriptions(vec![SUB.parse().unwrap(), SUB2.parse().unwrap()]);
+    config = config.with_faults(Some(Faults::new(0.2, 11)));
     let server = TestServer::start(config);
     let url = server.url();
     let data = TempDir::new("data");

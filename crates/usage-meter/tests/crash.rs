@@ -84,8 +84,8 @@ fn crash_child() {
 #[test]
 fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
-    config.subscriptions = vec![SUB.parse().unwrap()];
-    config.faults = Some(Faults { rate: 0.2, seed: 5 });
+    config = config.with_subscriptions(vec![SUB.parse().unwrap()]);
+    config = config.with_faults(Some(Faults::new(0.2, 5)));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server_thread = std::thread::spawn(move || {

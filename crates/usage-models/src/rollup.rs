@@ -68,11 +68,6 @@ impl RolledUpUsage {
         &self.rolled_up_units
     }
 
-    /// The sums per unit type, by value.
-    pub fn into_rolled_up_units(self) -> Vec<RolledUpUnit> {
-        self.rolled_up_units
-    }
-
     /// The sum for `unit_type`, if it had usage in the window.
     pub fn amount_of(&self, unit_type: &str) -> Option<Decimal> {
         self.rolled_up_units

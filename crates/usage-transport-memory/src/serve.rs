@@ -123,11 +123,10 @@ pub fn build_emulator(config: &ServeConfig) -> Result<InMemoryKillBill, Emulator
 /// Fault injection: with probability `rate` per request (admin routes excepted), one of
 /// [`Faults::kinds`], drawn from an RNG seeded with `seed`.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Faults {
-    /// The probability of a fault per request, in `[0, 1]`.
-    pub rate: f64,
-    /// The seed of the RNG (the same seed gives the same draws for the same request order).
-    pub seed: u64,
+    pub(crate) rate: f64,
+    pub(crate) seed: u64,
 }
 
 /// Slow commits: with probability `rate` per `POST /1.0/kb/usages`, the request is processed
@@ -136,13 +135,52 @@ pub struct Faults {
 /// while it is still being processed. Drawn from an RNG seeded with `seed`, apart from
 /// [`Faults`].
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct SlowCommits {
+    pub(crate) rate: f64,
+    pub(crate) processing: Duration,
+    pub(crate) seed: u64,
+}
+
+impl Faults {
+    /// Faults with probability `rate` per request (in `[0, 1]`), drawn from an RNG seeded with
+    /// `seed`.
+    pub fn new(rate: f64, seed: u64) -> Self {
+        Faults { rate, seed }
+    }
+
+    /// The probability of a fault per request, in `[0, 1]`.
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// The seed of the RNG (the same seed gives the same draws for the same request order).
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+}
+
+impl SlowCommits {
+    /// Slow commits with probability `rate` per POST (in `[0, 1]`), each `processing` longer,
+    /// drawn from an RNG seeded with `seed`.
+    pub fn new(rate: f64, processing: Duration, seed: u64) -> Self {
+        SlowCommits { rate, processing, seed }
+    }
+
     /// The probability of a slow commit per POST, in `[0, 1]`.
-    pub rate: f64,
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
     /// The extra processing time of a slow commit.
-    pub processing: Duration,
+    pub fn processing(&self) -> Duration {
+        self.processing
+    }
+
     /// The seed of the RNG.
-    pub seed: u64,
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
 }
 
 impl Faults {
@@ -176,38 +214,23 @@ fn label(fault: &Fault) -> String {
 /// How the server is set up. `Debug` shows user names and API keys, never passwords or
 /// secrets.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct ServeConfig {
-    /// Where to listen (port 0 picks a free port).
-    pub listen: SocketAddr,
-    /// Users as `(name, password)`; empty means `admin:password`.
-    pub users: Vec<(String, String)>,
-    /// Tenants as `(api key, api secret)`; empty means `bob:lazar`.
-    pub tenants: Vec<(String, String)>,
-    /// Subscriptions to create in the first tenant.
-    pub subscriptions: Vec<uuid::Uuid>,
-    /// Create unknown subscriptions on first use instead of answering 404.
-    pub auto_provision: bool,
-    /// Speak Kill Bill 0.22 (dates without time, integer amounts).
-    pub legacy_0_22: bool,
-    /// Write a line per request on stderr (method, path, status, duration; never credentials).
-    pub log: bool,
-    /// Fault injection.
-    pub faults: Option<Faults>,
-    /// How a POST's tracking id is checked: atomic (the default), or as Kill Bill does.
-    pub duplicate_check: DuplicateCheck,
-    /// Slow commits.
-    pub slow_commits: Option<SlowCommits>,
-    /// The largest request body accepted (413 past it).
-    pub max_body_bytes: usize,
-    /// How long a client may take to send a request's headers.
-    pub header_read_timeout: Duration,
-    /// How long a client may take to send a request's body (408 past it).
-    pub body_read_timeout: Duration,
-    /// How long a write to a client may make no progress (a client that sends requests but
-    /// does not read the answers) before its connection is closed.
-    pub write_timeout: Duration,
-    /// How long shutdown waits for requests in flight.
-    pub shutdown_grace: Duration,
+    pub(crate) listen: SocketAddr,
+    pub(crate) users: Vec<(String, String)>,
+    pub(crate) tenants: Vec<(String, String)>,
+    pub(crate) subscriptions: Vec<uuid::Uuid>,
+    pub(crate) auto_provision: bool,
+    pub(crate) legacy_0_22: bool,
+    pub(crate) log: bool,
+    pub(crate) faults: Option<Faults>,
+    pub(crate) duplicate_check: DuplicateCheck,
+    pub(crate) slow_commits: Option<SlowCommits>,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) body_read_timeout: Duration,
+    pub(crate) write_timeout: Duration,
+    pub(crate) shutdown_grace: Duration,
 }
 
 impl fmt::Debug for ServeConfig {
@@ -279,6 +302,175 @@ impl ServeConfig {
         } else {
             self.tenants.clone()
         }
+    }
+}
+
+impl ServeConfig {
+    /// Sets listen: where to listen (port 0 picks a free port).
+    pub fn with_listen(mut self, listen: SocketAddr) -> Self {
+        self.listen = listen;
+        self
+    }
+
+    /// Sets users: users as `(name, password)`; empty means `admin:password`.
+    pub fn with_users(mut self, users: Vec<(String, String)>) -> Self {
+        self.users = users;
+        self
+    }
+
+    /// Sets tenants: tenants as `(api key, api secret)`; empty means `bob:lazar`.
+    pub fn with_tenants(mut self, tenants: Vec<(String, String)>) -> Self {
+        self.tenants = tenants;
+        self
+    }
+
+    /// Sets subscriptions: subscriptions to create in the first tenant.
+    pub fn with_subscriptions(mut self, subscriptions: Vec<uuid::Uuid>) -> Self {
+        self.subscriptions = subscriptions;
+        self
+    }
+
+    /// Sets auto_provision: create unknown subscriptions on first use instead of answering 404.
+    pub fn with_auto_provision(mut self, auto_provision: bool) -> Self {
+        self.auto_provision = auto_provision;
+        self
+    }
+
+    /// Sets legacy_0_22: speak Kill Bill 0.22 (dates without time, integer amounts).
+    pub fn with_legacy_0_22(mut self, legacy_0_22: bool) -> Self {
+        self.legacy_0_22 = legacy_0_22;
+        self
+    }
+
+    /// Sets log: write a line per request on stderr (method, path, status, duration; never credentials).
+    pub fn with_log(mut self, log: bool) -> Self {
+        self.log = log;
+        self
+    }
+
+    /// Sets faults: fault injection.
+    pub fn with_faults(mut self, faults: Option<Faults>) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// Sets duplicate_check: how a POST's tracking id is checked: atomic (the default), or as Kill Bill does.
+    pub fn with_duplicate_check(mut self, duplicate_check: DuplicateCheck) -> Self {
+        self.duplicate_check = duplicate_check;
+        self
+    }
+
+    /// Sets slow_commits: slow commits.
+    pub fn with_slow_commits(mut self, slow_commits: Option<SlowCommits>) -> Self {
+        self.slow_commits = slow_commits;
+        self
+    }
+
+    /// Sets max_body_bytes: the largest request body accepted (413 past it).
+    pub fn with_max_body_bytes(mut self, max_body_bytes: usize) -> Self {
+        self.max_body_bytes = max_body_bytes;
+        self
+    }
+
+    /// Sets header_read_timeout: how long a client may take to send a request's headers.
+    pub fn with_header_read_timeout(mut self, header_read_timeout: Duration) -> Self {
+        self.header_read_timeout = header_read_timeout;
+        self
+    }
+
+    /// Sets body_read_timeout: how long a client may take to send a request's body (408 past it).
+    pub fn with_body_read_timeout(mut self, body_read_timeout: Duration) -> Self {
+        self.body_read_timeout = body_read_timeout;
+        self
+    }
+
+    /// Sets write_timeout: how long a write to a client may make no progress (a client that sends requests but
+    /// does not read the answers) before its connection is closed.
+    pub fn with_write_timeout(mut self, write_timeout: Duration) -> Self {
+        self.write_timeout = write_timeout;
+        self
+    }
+
+    /// Sets shutdown_grace: how long shutdown waits for requests in flight.
+    pub fn with_shutdown_grace(mut self, shutdown_grace: Duration) -> Self {
+        self.shutdown_grace = shutdown_grace;
+        self
+    }
+
+    /// Where to listen (port 0 picks a free port).
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// Users as `(name, password)`; empty means `admin:password`.
+    pub fn users(&self) -> &[(String, String)] {
+        &self.users
+    }
+
+    /// Tenants as `(api key, api secret)`; empty means `bob:lazar`.
+    pub fn tenants(&self) -> &[(String, String)] {
+        &self.tenants
+    }
+
+    /// Subscriptions to create in the first tenant.
+    pub fn subscriptions(&self) -> &[uuid::Uuid] {
+        &self.subscriptions
+    }
+
+    /// Create unknown subscriptions on first use instead of answering 404.
+    pub fn auto_provision(&self) -> bool {
+        self.auto_provision
+    }
+
+    /// Speak Kill Bill 0.22 (dates without time, integer amounts).
+    pub fn legacy_0_22(&self) -> bool {
+        self.legacy_0_22
+    }
+
+    /// Write a line per request on stderr (method, path, status, duration; never credentials).
+    pub fn log(&self) -> bool {
+        self.log
+    }
+
+    /// Fault injection.
+    pub fn faults(&self) -> Option<Faults> {
+        self.faults
+    }
+
+    /// How a POST's tracking id is checked: atomic (the default), or as Kill Bill does.
+    pub fn duplicate_check(&self) -> DuplicateCheck {
+        self.duplicate_check
+    }
+
+    /// Slow commits.
+    pub fn slow_commits(&self) -> Option<SlowCommits> {
+        self.slow_commits
+    }
+
+    /// The largest request body accepted (413 past it).
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+
+    /// How long a client may take to send a request's headers.
+    pub fn header_read_timeout(&self) -> Duration {
+        self.header_read_timeout
+    }
+
+    /// How long a client may take to send a request's body (408 past it).
+    pub fn body_read_timeout(&self) -> Duration {
+        self.body_read_timeout
+    }
+
+    /// How long a write to a client may make no progress (a client that sends requests but
+    /// does not read the answers) before its connection is closed.
+    pub fn write_timeout(&self) -> Duration {
+        self.write_timeout
+    }
+
+    /// How long shutdown waits for requests in flight.
+    pub fn shutdown_grace(&self) -> Duration {
+        self.shutdown_grace
     }
 }
 

@@ -67,7 +67,7 @@ fn hold_connections_while_recording(connections: usize, calls: usize) {
     );
     let mut config = config();
     // Long enough that no held connection is cut off while the client works.
-    config.header_read_timeout = Duration::from_secs(120);
+    config = config.with_header_read_timeout(Duration::from_secs(120));
     let server = TestServer::start(config);
     let stats = server.stats.clone();
     let open = || stats.open_connections();

@@ -55,13 +55,9 @@ type CallOutcome = (String, Result<bool, String>);
 
 fn run(policy: RetryPolicy, seed: u64) -> Overlap {
     let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
-    config.subscriptions = vec![SUB.parse().unwrap()];
-    config.duplicate_check = DuplicateCheck::KillBill { processing: PROCESSING };
-    config.slow_commits = Some(SlowCommits {
-        rate: SLOW_RATE,
-        processing: SLOW_COMMIT,
-        seed,
-    });
+    config = config.with_subscriptions(vec![SUB.parse().unwrap()]);
+    config = config.with_duplicate_check(DuplicateCheck::KillBill { processing: PROCESSING });
+    config = config.with_slow_commits(Some(SlowCommits::new(SLOW_RATE, SLOW_COMMIT, seed)));
     let server = TestServer::start(config);
     let url = server.url();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -58,7 +58,7 @@ pub fn one_at_a_time() -> MutexGuard<'static, ()> {
 
 pub fn config() -> ServeConfig {
     let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
-    config.subscriptions = vec![SUB.parse().unwrap()];
+    config = config.with_subscriptions(vec![SUB.parse().unwrap()]);
     config
 }
 
