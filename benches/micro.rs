@@ -170,8 +170,8 @@ fn floor_record(record: &SubscriptionUsageRecord) -> FloorRecordBody {
                     .usage_records()
                     .iter()
                     .map(|r| FloorUsageRecord {
-                        record_date: r.record_date.to_string(),
-                        amount: r.amount.to_string().parse().unwrap(),
+                        record_date: r.record_date().to_string(),
+                        amount: r.amount().to_string().parse().unwrap(),
                     })
                     .collect(),
             })

@@ -60,7 +60,7 @@ proptest! {
         // Amounts keep every digit (equality above is numeric; check the text too).
         for (unit, back_unit) in record.unit_usage_records().iter().zip(back.unit_usage_records()) {
             for (r, b) in unit.usage_records().iter().zip(back_unit.usage_records()) {
-                prop_assert_eq!(r.amount.value().normalize().to_string(), b.amount.value().normalize().to_string());
+                prop_assert_eq!(r.amount().value().normalize().to_string(), b.amount().value().normalize().to_string());
             }
         }
     }

@@ -270,8 +270,8 @@ pub(super) async fn run(args: ImportArgs, format: Format, state: PathBuf) -> Res
                     "  {},{},{},{}",
                     record.subscription_id(),
                     unit.unit_type(),
-                    usage.record_date,
-                    usage.amount
+                    usage.record_date(),
+                    usage.amount()
                 ))?;
             }
         }
