@@ -102,6 +102,13 @@ fn invalid_client_settings_name_their_option() {
     );
     assert_eq!(bad.code, 2, "{bad:?}");
     assert!(bad.stderr.contains("--created-by: is 51 characters long"), "{bad:?}");
+    // Request options are checked when built, before any call, and name their option too.
+    let bad = kbs(
+        &url,
+        &format!("record --subscription {SUB} --unit a --amount 1 --request-id réq-1"),
+    );
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(bad.stderr.contains("--request-id: must be ASCII"), "{bad:?}");
     let august = [
         "get",
         "--subscription",
