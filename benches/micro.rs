@@ -22,7 +22,7 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderName, HeaderValue, Method, Request, Response};
-use killbill_usage::core::{
+use killbill_usage::client::{
     ClientConfig, GetAllUsage, GetUsage, Operation, RecordOutcome, RecordUsage, RequestOptions, Sleep,
     TenantCredentials, Timer, UserCredentials,
 };
@@ -170,8 +170,8 @@ fn floor_record(record: &SubscriptionUsageRecord) -> FloorRecordBody {
                     .usage_records()
                     .iter()
                     .map(|r| FloorUsageRecord {
-                        record_date: r.record_date.to_string(),
-                        amount: r.amount.to_string().parse().unwrap(),
+                        record_date: r.record_date().to_string(),
+                        amount: r.amount().to_string().parse().unwrap(),
                     })
                     .collect(),
             })
@@ -316,7 +316,7 @@ fn client(timer: bool, rolled_up: &Bytes) -> UsageClient {
 #[inline(never)]
 fn parse_ours(body: &[u8]) -> usize {
     let usage: RolledUpUsage = serde_json::from_slice(body).unwrap();
-    usage.rolled_up_units.len()
+    usage.rolled_up_units().len()
 }
 
 #[inline(never)]
@@ -339,12 +339,14 @@ fn serialize_floor(record: &FloorRecordBody) -> usize {
 /// that the linker cannot fold them into one symbol.
 #[inline(never)]
 fn record_no_timer(client: &UsageClient, record: &SubscriptionUsageRecord, waker: &Waker) -> u32 {
-    run_ready(client.record_usage(record), waker).unwrap().attempts
+    run_ready(client.record_usage(record), waker).unwrap().attempts()
 }
 
 #[inline(never)]
 fn record_unused_timer(client: &UsageClient, record: &SubscriptionUsageRecord, waker: &Waker) -> bool {
-    run_ready(client.record_usage(record), waker).unwrap().already_recorded
+    run_ready(client.record_usage(record), waker)
+        .unwrap()
+        .already_recorded()
 }
 
 #[inline(never)]
@@ -367,7 +369,7 @@ fn get_no_timer(client: &UsageClient, waker: &Waker) -> usize {
         waker,
     )
     .unwrap();
-    usage.rolled_up_units.len()
+    usage.rolled_up_units().len()
 }
 
 #[inline(never)]
@@ -377,7 +379,7 @@ fn get_unused_timer(client: &UsageClient, waker: &Waker) -> SubscriptionId {
         waker,
     )
     .unwrap();
-    usage.subscription_id
+    usage.subscription_id()
 }
 
 #[inline(never)]
@@ -434,7 +436,7 @@ fn parse_rolled_up(c: &mut Criterion) {
         // Both sides read the same thing.
         let ours: RolledUpUsage = serde_json::from_slice(&body).unwrap();
         let floor: FloorRolledUpUsage = serde_json::from_slice(&body).unwrap();
-        assert_eq!(ours.rolled_up_units.len(), floor.rolled_up_units.len());
+        assert_eq!(ours.rolled_up_units().len(), floor.rolled_up_units.len());
         group.throughput(Throughput::Bytes(body.len() as u64));
         group.bench_with_input(BenchmarkId::new("ours", units), &body, |b, body| {
             b.iter(|| parse_ours(black_box(body)))
@@ -520,11 +522,11 @@ fn client_calls(c: &mut Criterion) {
     let no_timer = client(false, &rolled_up);
     let unused_timer = client(true, &rolled_up);
     for client in [&no_timer, &unused_timer] {
-        assert_eq!(run_ready(client.record_usage(&record), &waker).unwrap().attempts, 1);
+        assert_eq!(run_ready(client.record_usage(&record), &waker).unwrap().attempts(), 1);
         assert_eq!(
             run_ready(client.get_all_usage(subscription(), window()), &waker)
                 .unwrap()
-                .rolled_up_units
+                .rolled_up_units()
                 .len(),
             1
         );

@@ -87,8 +87,7 @@ impl Transport for UreqTransport {
 async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     // The emulator over real HTTP, on a free loopback port, with one subscription.
     let subscription = SubscriptionId::random();
-    let mut config = ServeConfig::new("127.0.0.1:0".parse()?);
-    config.subscriptions.push(subscription.uuid());
+    let config = ServeConfig::new("127.0.0.1:0".parse()?).with_subscriptions(vec![subscription.uuid()]);
     let server = Server::bind(config).await?;
     let url = format!("http://{}", server.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

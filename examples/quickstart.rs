@@ -99,16 +99,17 @@ async fn record_and_read_back(
     let outcome = client
         .record_usage(&record)
         .options(
-            RequestOptions::new()
+            RequestOptions::builder()
                 .reason("quickstart")
-                .request_id(format!("quickstart-{run}")),
+                .request_id(format!("quickstart-{run}"))
+                .build()?,
         )
         .await?;
     println!(
         "Recorded {} usage records under tracking id {} in {} attempt(s)",
         record.record_count(),
-        outcome.tracking_id,
-        outcome.attempts
+        outcome.tracking_id(),
+        outcome.attempts()
     );
 
     match client.record_usage(&record).await {
@@ -125,9 +126,9 @@ async fn record_and_read_back(
     );
     let all = client.get_all_usage(subscription, august).await?;
     let mut units: Vec<(String, Decimal)> = all
-        .rolled_up_units
+        .rolled_up_units()
         .iter()
-        .map(|unit| (unit.unit_type.as_str().to_owned(), unit.amount))
+        .map(|unit| (unit.unit_type().as_str().to_owned(), unit.amount()))
         .collect();
     units.sort();
     for (unit, amount) in &units {

@@ -52,12 +52,12 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     let outcome = client.record_usage(&record(10)?).await?;
     println!(
         "recorded under {} in {} attempts (already recorded: {}); waits asked for: {:?}",
-        outcome.tracking_id,
-        outcome.attempts,
-        outcome.already_recorded,
+        outcome.tracking_id(),
+        outcome.attempts(),
+        outcome.already_recorded(),
         timer.sleeps()
     );
-    assert_eq!((outcome.attempts, outcome.already_recorded), (4, true));
+    assert_eq!((outcome.attempts(), outcome.already_recorded()), (4, true));
 
     // 2. The server stays down past the deadline: the call fails, and its tracking id lets the
     //    caller resubmit later with no risk of double counting.
@@ -66,7 +66,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     let usage = record(5)?;
     let call = client
         .record_usage(&usage)
-        .options(RequestOptions::new().deadline(Duration::from_secs(15)));
+        .options(RequestOptions::builder().deadline(Duration::from_secs(15)).build()?);
     let tracking_id = call.tracking_id().clone();
     let err = call.await.unwrap_err();
     println!("gave up: {err}");

@@ -28,7 +28,7 @@ impl PumpMeter {
             .record("gallons", at.parse::<UsageDate>()?, gallons)
             .build()?;
         let outcome = self.client.record_usage(&record).await?;
-        Ok(outcome.already_recorded)
+        Ok(outcome.already_recorded())
     }
 
     /// Gallons delivered in `[from, to)`.

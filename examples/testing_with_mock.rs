@@ -22,10 +22,11 @@ async fn report_api_call(
     client
         .record_usage(&record)
         .options(
-            RequestOptions::new()
+            RequestOptions::builder()
                 .created_by("gateway")
                 .reason("api call")
-                .request_id("req-1"),
+                .request_id("req-1")
+                .build()?,
         )
         .await
         .map(|_| ())
@@ -54,7 +55,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(requests.len(), 2);
     let first = &requests[0];
     assert_eq!(
-        first.uri.to_string(),
+        first.uri().to_string(),
         "https://billing.example.com/killbill/1.0/kb/usages"
     );
     assert_eq!(first.header("x-killbill-createdby"), Some("gateway"));

@@ -4,8 +4,9 @@
 //! re-exports the layers of the workspace:
 //!
 //! - [`models`] (`usage-models`): the JSON types, exact decimals and dates;
-//! - [`core`] (`usage-core`): sans-IO operations, typed errors, the [`Transport`] trait and the
-//!   [`UsageClient`] with safe retries and deadlines;
+//! - [`client`] (`usage-core`): sans-IO operations, typed errors, the [`Transport`] trait and the
+//!   [`UsageClient`] with safe retries and deadlines (named `client`, not `core`, so that a
+//!   glob import of this crate never shadows Rust's own `core`);
 //! - [`hyper`] (`usage-transport-hyper`, feature `hyper`): the production transport, and
 //!   [`client_builder`], a client for a URL in one call;
 //! - [`memory`] (`usage-transport-memory`, feature `test-util`): an in-memory Kill Bill
@@ -61,7 +62,7 @@
 #[cfg(feature = "tower")]
 pub mod tower;
 
-pub use usage_core as core;
+pub use usage_core as client;
 pub use usage_models as models;
 #[cfg(feature = "hyper")]
 pub use usage_transport_hyper as hyper;
@@ -69,8 +70,8 @@ pub use usage_transport_hyper as hyper;
 pub use usage_transport_memory as memory;
 
 pub use usage_core::{
-    Error, RecordOutcome, RequestOptions, RetryPolicy, Transport, TransportError, TransportErrorKind, UsageClient,
-    UsageWindow,
+    Error, RecordOutcome, RequestOptions, RequestOptionsBuilder, RetryPolicy, Transport, TransportError,
+    TransportErrorKind, UsageClient, UsageWindow,
 };
 #[cfg(feature = "hyper")]
 pub use usage_transport_hyper::client_builder;

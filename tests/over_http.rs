@@ -19,7 +19,10 @@ struct Running {
 impl Running {
     async fn start() -> Running {
         let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
-        config.tenants = vec![("bob".into(), "lazar".into()), ("acme".into(), "acme-secret".into())];
+        config = config.with_tenants(vec![
+            ("bob".into(), "lazar".into()),
+            ("acme".into(), "acme-secret".into()),
+        ]);
         let server = Server::bind(config).await.unwrap();
         let url = format!("http://{}", server.local_addr());
         let emulator = server.emulator().unwrap().clone();
@@ -75,18 +78,18 @@ async fn the_contract_over_real_http() {
         .build()
         .unwrap();
     let outcome = bob.record_usage(&record).await.unwrap();
-    assert_eq!((outcome.attempts, outcome.already_recorded), (1, false));
+    assert_eq!((outcome.attempts(), outcome.already_recorded()), (1, false));
     for (start, end, expected) in [(-1, 0, "10"), (-1, 1, "15"), (0, 1, "5")] {
         let usage = bob
             .get_usage(subscription, "bullets", window(day(start), day(end)))
             .unwrap()
             .await
             .unwrap();
-        assert_eq!(usage.subscription_id, subscription);
+        assert_eq!(usage.subscription_id(), subscription);
         assert_eq!(usage.amount_of("bullets"), Some(dec(expected)), "[{start}, {end})");
     }
     let all = bob.get_all_usage(subscription, window(day(0), day(1))).await.unwrap();
-    assert_eq!(all.rolled_up_units.len(), 1);
+    assert_eq!(all.rolled_up_units().len(), 1);
     assert_eq!(all.amount_of("bullets"), Some(dec("5")));
     assert_eq!(
         all.amount_of("bullets").unwrap().to_string(),
@@ -143,8 +146,8 @@ async fn the_contract_over_real_http() {
         .await
         .unwrap();
     assert_eq!(usage.amount_of("gallons"), Some(dec("10")));
-    assert_eq!(usage.start_date.to_string(), "2013-08-01T00:00:00.000Z");
-    assert_eq!(usage.end_date.to_string(), "2013-08-31T00:00:00.000Z");
+    assert_eq!(usage.start_date().to_string(), "2013-08-01T00:00:00.000Z");
+    assert_eq!(usage.end_date().to_string(), "2013-08-31T00:00:00.000Z");
     let usage = bob
         .get_usage(
             gallons,
@@ -170,14 +173,14 @@ async fn the_contract_over_real_http() {
         .unwrap()
         .await
         .unwrap()
-        .rolled_up_units
+        .rolled_up_units()
         .is_empty());
 
     // docs/contract.md §4 row 14: the same tracking id again is refused with code 50000 on the first attempt.
     let err = bob.record_usage(&record).await.unwrap_err();
     assert!(err.is_duplicate_tracking_id(), "{err}");
     assert_eq!(
-        err.kill_bill_error().unwrap().message.as_deref(),
+        err.kill_bill_error().unwrap().message(),
         Some("A usage record with tracking ID gallons-august already exists")
     );
 
@@ -195,14 +198,14 @@ async fn the_contract_over_real_http() {
         .unwrap()
         .await
         .unwrap()
-        .rolled_up_units
+        .rolled_up_units()
         .is_empty());
     assert!(bob
         .get_usage(gallons, "GALLONS", august)
         .unwrap()
         .await
         .unwrap()
-        .rolled_up_units
+        .rolled_up_units()
         .is_empty());
 
     // docs/contract.md §3.5 / §4 rows 11-12: unknown subscriptions are 404s, another tenant's are 500s.
@@ -219,11 +222,14 @@ async fn the_contract_over_real_http() {
     let err = acme.get_all_usage(subscription, august).await.unwrap_err();
     assert_eq!(err.status().map(|s| s.as_u16()), Some(500));
     assert_eq!(
-        err.kill_bill_error().unwrap().class_name,
+        err.kill_bill_error().unwrap().class_name(),
         "java.lang.IllegalStateException"
     );
     // The same client reaches the other tenant per call.
-    let options = RequestOptions::new().tenant(killbill_usage::core::TenantCredentials::new("bob", "lazar"));
+    let options = RequestOptions::builder()
+        .tenant(killbill_usage::client::TenantCredentials::new("bob", "lazar"))
+        .build()
+        .unwrap();
     let usage = acme
         .get_all_usage(subscription, window(day(-1), day(1)))
         .options(options)
@@ -275,17 +281,24 @@ async fn the_contract_over_real_http() {
         .build()
         .unwrap();
     bob.record_usage(&audited)
-        .options(RequestOptions::new().created_by("Zoë").reason("über").comment("plain"))
+        .options(
+            RequestOptions::builder()
+                .created_by("Zoë")
+                .reason("über")
+                .comment("plain")
+                .build()
+                .unwrap(),
+        )
         .await
         .unwrap();
     let row = server
         .emulator
         .rows(gallons)
         .into_iter()
-        .find(|r| r.unit_type == "audited")
+        .find(|r| r.unit_type() == "audited")
         .unwrap();
     assert_eq!(
-        (row.created_by.as_str(), row.reason.as_deref(), row.comment.as_deref()),
+        (row.created_by(), row.reason(), row.comment()),
         ("Zoë", Some("über"), Some("plain"))
     );
 

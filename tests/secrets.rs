@@ -2,7 +2,7 @@
 //! the workspace that holds or carries one.
 #![cfg(all(feature = "hyper", feature = "test-util"))]
 
-use killbill_usage::core::{
+use killbill_usage::client::{
     ClientConfig, RequestOptions, Secret, TenantCredentials, UsageClient, UsageWindow, UserCredentials,
 };
 use killbill_usage::hyper::HyperTransport;
@@ -23,9 +23,11 @@ fn assert_clean(what: &str, text: &str) {
 }
 
 fn options() -> RequestOptions {
-    RequestOptions::new()
+    RequestOptions::builder()
         .user(UserCredentials::new("metering", "pw-other"))
         .tenant(TenantCredentials::new("acme", "secret-acme"))
+        .build()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -54,9 +56,9 @@ async fn no_public_type_shows_a_credential() {
         .user("admin", "pw-hunter2")
         .tenant("bob", "secret-lazar");
     assert_clean("InMemoryKillBillBuilder", &format!("{emulator_builder:?}"));
-    let mut serve = ServeConfig::new("127.0.0.1:0".parse().unwrap());
-    serve.users.push(("admin".into(), "pw-hunter2".into()));
-    serve.tenants.push(("bob".into(), "secret-lazar".into()));
+    let serve = ServeConfig::new("127.0.0.1:0".parse().unwrap())
+        .with_users(vec![("admin".into(), "pw-hunter2".into())])
+        .with_tenants(vec![("bob".into(), "secret-lazar".into())]);
     assert_clean("ServeConfig", &format!("{serve:?}"));
 
     // A client over the emulator (wrong credentials: 401) and over the mock (captured requests).

@@ -162,14 +162,14 @@ async fn ten_thousand_calls_under_faults_nothing_lost_nothing_doubled() {
         match result {
             Ok(outcome) => {
                 counts.recorded += 1;
-                counts.already_recorded += usize::from(outcome.already_recorded);
+                counts.already_recorded += usize::from(outcome.already_recorded());
                 *expected.entry((subscription, unit)).or_default() += value;
             }
             Err(error) => {
                 let landed: Vec<_> = kill_bill
                     .rows(subscription)
                     .into_iter()
-                    .filter(|row| row.tracking_id == tracking_id.as_str())
+                    .filter(|row| row.tracking_id() == tracking_id.as_str())
                     .collect();
                 if ambiguous_exhaustion {
                     assert_eq!(landed.len(), 1, "call {call}: the lost commit stored the usage once");

@@ -10,7 +10,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer as HyperTimer};
-use killbill_usage::core::{
+use killbill_usage::client::{
     ClientConfig, GetUsage, Operation, RecordUsage, RequestOptions, TenantCredentials, UserCredentials,
 };
 use killbill_usage::hyper::{HyperTransport, TokioTimer};

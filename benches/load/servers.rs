@@ -125,8 +125,8 @@ pub(crate) fn start_emulator(
 ) -> (ServerInfo, InMemoryKillBill) {
     let (addr, tid, stats, emulator) = on_own_thread("emulator-server", move |ready| async move {
         let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
-        config.subscriptions = subscriptions.iter().map(|id| id.uuid()).collect();
-        config.auto_provision = auto_provision;
+        config = config.with_subscriptions(subscriptions.iter().map(|id| id.uuid()).collect());
+        config = config.with_auto_provision(auto_provision);
         let server = Server::bind(config).await.unwrap();
         let emulator = server.emulator().unwrap().clone();
         ready

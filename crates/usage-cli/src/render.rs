@@ -48,9 +48,9 @@ pub struct RollupJson {
 
 fn sorted_units(usage: &RolledUpUsage) -> Vec<(String, Decimal)> {
     let mut units: Vec<(String, Decimal)> = usage
-        .rolled_up_units
+        .rolled_up_units()
         .iter()
-        .map(|unit| (unit.unit_type.to_string(), unit.amount))
+        .map(|unit| (unit.unit_type().to_string(), unit.amount()))
         .collect();
     units.sort();
     units
@@ -59,9 +59,9 @@ fn sorted_units(usage: &RolledUpUsage) -> Vec<(String, Decimal)> {
 /// `get --output json`: `{"subscription_id", "start", "end", "units": [{"unit_type", "amount"}]}`.
 pub fn rollup_json(usage: &RolledUpUsage) -> String {
     let json = RollupJson {
-        subscription_id: usage.subscription_id.to_string(),
-        start: usage.start_date.to_string(),
-        end: usage.end_date.to_string(),
+        subscription_id: usage.subscription_id().to_string(),
+        start: usage.start_date().to_string(),
+        end: usage.end_date().to_string(),
         units: sorted_units(usage)
             .into_iter()
             .map(|(unit_type, amount)| UnitJson { unit_type, amount })
@@ -74,8 +74,8 @@ pub fn rollup_json(usage: &RolledUpUsage) -> String {
 pub fn rollup_table(usage: &RolledUpUsage) -> String {
     let units = sorted_units(usage);
     let mut out = String::new();
-    let _ = writeln!(out, "subscription  {}", usage.subscription_id);
-    let _ = writeln!(out, "window        [{}, {})", usage.start_date, usage.end_date);
+    let _ = writeln!(out, "subscription  {}", usage.subscription_id());
+    let _ = writeln!(out, "window        [{}, {})", usage.start_date(), usage.end_date());
     if units.is_empty() {
         let _ = writeln!(out, "no usage in this window");
         return out;

@@ -102,6 +102,13 @@ fn invalid_client_settings_name_their_option() {
     );
     assert_eq!(bad.code, 2, "{bad:?}");
     assert!(bad.stderr.contains("--created-by: is 51 characters long"), "{bad:?}");
+    // Request options are checked when built, before any call, and name their option too.
+    let bad = kbs(
+        &url,
+        &format!("record --subscription {SUB} --unit a --amount 1 --request-id réq-1"),
+    );
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(bad.stderr.contains("--request-id: must be ASCII"), "{bad:?}");
     let august = [
         "get",
         "--subscription",
@@ -281,7 +288,7 @@ fn import_a_good_csv_then_again() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(summary(&run)["requests"], 2);
     let rows = server.emulator.rows(SUB.parse().unwrap());
-    let batch1: Vec<_> = rows.iter().filter(|r| r.tracking_id == "batch-1").collect();
+    let batch1: Vec<_> = rows.iter().filter(|r| r.tracking_id() == "batch-1").collect();
     assert_eq!(batch1.len(), 2);
     assert_eq!(august(&url, SUB, "liters"), dec("7.5"));
 }
@@ -364,8 +371,8 @@ fn an_interrupted_import_finishes_without_doubling() {
 #[test]
 fn an_import_through_faults_finishes_on_rerun_without_doubling() {
     let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
-    config.subscriptions = vec![SUB.parse().unwrap(), SUB2.parse().unwrap()];
-    config.faults = Some(Faults { rate: 0.4, seed: 7 });
+    config = config.with_subscriptions(vec![SUB.parse().unwrap(), SUB2.parse().unwrap()]);
+    config = config.with_faults(Some(Faults::new(0.4, 7)));
     let server = TestServer::start(config);
     let url = server.url();
     let (text, sums) = csv_file(400, 3);
@@ -467,8 +474,8 @@ fn series_as_table_json_csv_and_svg() {
 #[test]
 fn faults_of_every_kind_are_injected() {
     let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
-    config.subscriptions = vec![SUB.parse().unwrap()];
-    config.faults = Some(Faults { rate: 1.0, seed: 1 });
+    config = config.with_subscriptions(vec![SUB.parse().unwrap()]);
+    config = config.with_faults(Some(Faults::new(1.0, 1)));
     let server = TestServer::start(config);
     let mut statuses = std::collections::BTreeMap::new();
     for _ in 0..40 {
@@ -522,7 +529,7 @@ fn ctrl_c_stops_an_import_cleanly_and_a_rerun_finishes_it() {
     let held_tx = std::sync::Mutex::new(held_tx);
     let release_rx = std::sync::Mutex::new(release_rx);
     let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
-    config.subscriptions = vec![SUB.parse().unwrap()];
+    config = config.with_subscriptions(vec![SUB.parse().unwrap()]);
     let server = TestServer::start_with(
         config,
         Some(Box::new(move |emulator: usage_transport_memory::InMemoryKillBill| {
@@ -630,10 +637,13 @@ fn ctrl_c_stops_an_import_cleanly_and_a_rerun_finishes_it() {
 #[test]
 fn tenants_unknown_subscriptions_and_the_legacy_wire_format() {
     let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
-    config.subscriptions = vec![SUB.parse().unwrap()];
-    config.tenants = vec![("bob".into(), "lazar".into()), ("acme".into(), "acme-secret".into())];
-    config.users = vec![("ops".into(), "ops-password".into())];
-    config.legacy_0_22 = true;
+    config = config.with_subscriptions(vec![SUB.parse().unwrap()]);
+    config = config.with_tenants(vec![
+        ("bob".into(), "lazar".into()),
+        ("acme".into(), "acme-secret".into()),
+    ]);
+    config = config.with_users(vec![("ops".into(), "ops-password".into())]);
+    config = config.with_legacy_0_22(true);
     let server = TestServer::start(config);
     let url = server.url();
     let ops = "--user ops --password ops-password";

@@ -85,7 +85,7 @@ fn totals(n: u64, subscription: fn(u64) -> usize) -> [(usize, Decimal); 2] {
 fn stored(server: &TestServer) -> [(usize, Decimal); 2] {
     [SUB, SUB2].map(|s| {
         let rows = server.emulator.rows(s.parse::<SubscriptionId>().unwrap());
-        (rows.len(), rows.iter().map(|r| r.amount).sum())
+        (rows.len(), rows.iter().map(|r| r.amount()).sum())
     })
 }
 
@@ -191,7 +191,7 @@ fn bad_rows_go_to_the_rejects_file_and_the_stream_goes_on() {
         "{rejects}"
     );
     let sub: SubscriptionId = SUB.parse().unwrap();
-    let total: Decimal = server.emulator.rows(sub).iter().map(|r| r.amount).sum();
+    let total: Decimal = server.emulator.rows(sub).iter().map(|r| r.amount()).sum();
     assert_eq!(total, Decimal::from(3));
     // A rerun: nothing new, nothing rejected again.
     let rerun = kb(&url, &["import", file.to_str().unwrap(), "--state", state.path()]);
@@ -252,8 +252,8 @@ fn follow_waits_for_whole_lines_and_stops_cleanly_on_sigterm() {
 fn under(server: &TestServer, subscription: &str, tracking_id: &str) -> Vec<Decimal> {
     let rows = server.emulator.rows(subscription.parse::<SubscriptionId>().unwrap());
     rows.iter()
-        .filter(|r| r.tracking_id == tracking_id)
-        .map(|r| r.amount)
+        .filter(|r| r.tracking_id() == tracking_id)
+        .map(|r| r.amount())
         .collect()
 }
 
@@ -262,8 +262,8 @@ fn rows_with_their_own_tracking_id_are_one_request_per_run_and_never_counted_twi
     use std::sync::{Arc, Mutex};
     // (tracking id, X-Request-Id) of every POST.
     let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
-    let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
-    config.subscriptions = vec![SUB.parse().unwrap(), SUB2.parse().unwrap()];
+    let config = ServeConfig::new("127.0.0.1:0".parse().unwrap())
+        .with_subscriptions(vec![SUB.parse().unwrap(), SUB2.parse().unwrap()]);
     let server = {
         let seen = seen.clone();
         TestServer::start_with(
@@ -415,8 +415,8 @@ fn sigkill_at_random_moments_with_rows_under_their_own_tracking_ids_loses_and_do
 /// totals against `expected`.
 fn crash_then_drain(header: &str, line: fn(u64) -> String, expected: fn(u64) -> [(usize, Decimal); 2]) {
     let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
-    config.subscriptions = vec![SUB.parse().unwrap(), SUB2.parse().unwrap()];
-    config.faults = Some(Faults { rate: 0.2, seed: 11 });
+    config = config.with_subscriptions(vec![SUB.parse().unwrap(), SUB2.parse().unwrap()]);
+    config = config.with_faults(Some(Faults::new(0.2, 11)));
     let server = TestServer::start(config);
     let url = server.url();
     let data = TempDir::new("data");

@@ -74,10 +74,10 @@ pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 ///     .build()
 ///     .unwrap();
 /// let outcome = client.record_usage(&record).await.unwrap();
-/// assert_eq!(outcome.attempts, 1);
+/// assert_eq!(outcome.attempts(), 1);
 /// let window = UsageWindow::parse("2013-08-01", "2013-09-01").unwrap();
 /// let usage = client.get_all_usage(subscription, window).await.unwrap();
-/// assert_eq!(usage.subscription_id, subscription);
+/// assert_eq!(usage.subscription_id(), subscription);
 /// # });
 /// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
 /// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
@@ -137,10 +137,10 @@ impl UsageClient {
         subscription_id: SubscriptionId,
         unit_type: U,
         window: UsageWindow,
-    ) -> Result<GetUsageCall<'_>, InvalidInput>
+    ) -> Result<GetUsageCall<'_>, Error>
     where
         U: TryInto<UnitType>,
-        U::Error: Into<InvalidInput>,
+        U::Error: Into<Error>,
     {
         Ok(GetUsageCall {
             client: self,

@@ -7,7 +7,8 @@ use http::header::{ACCEPT, AUTHORIZATION, USER_AGENT};
 use http::uri::{self, Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Uri};
 
-use crate::{InputField, InvalidInput, Secret, TenantCredentials, UserCredentials};
+use crate::options::AuditText;
+use crate::{Error, InputField, InvalidInput, Secret, TenantCredentials, UserCredentials};
 
 /// The default `X-Killbill-CreatedBy` of a client.
 pub const DEFAULT_CREATED_BY: &str = "killbill-usage";
@@ -46,8 +47,8 @@ impl fmt::Debug for BaseUrl {
 
 impl BaseUrl {
     /// Checks and normalizes a base URL.
-    pub fn parse(url: &str) -> Result<Self, InvalidInput> {
-        let invalid = |reason: &str| InvalidInput::new(InputField::BaseUrl, format!("{url:?} {reason}"));
+    pub fn parse(url: &str) -> Result<Self, Error> {
+        let invalid = |reason: &str| Error::from(InvalidInput::new(InputField::BaseUrl, format!("{url:?} {reason}")));
         let uri: http::Uri = url
             .trim()
             .parse()
@@ -120,12 +121,14 @@ pub struct ClientConfig {
     /// The headers every request starts from: authentication, `Accept`, `User-Agent`.
     pub(crate) headers: HeaderMap,
     pub(crate) created_by: String,
+    /// `created_by`, ready to send.
+    pub(crate) created_by_header: AuditText,
 }
 
 impl ClientConfig {
     /// A config for `base_url` as `user` in `tenant`, with the default created-by
     /// ([`DEFAULT_CREATED_BY`]).
-    pub fn new(base_url: &str, user: UserCredentials, tenant: TenantCredentials) -> Result<Self, InvalidInput> {
+    pub fn new(base_url: &str, user: UserCredentials, tenant: TenantCredentials) -> Result<Self, Error> {
         // Room for every header a request adds (content type, the three audit headers, their
         // encoding, a request id): a clone keeps the table's size, so none rehashes it.
         let mut headers = HeaderMap::with_capacity(11);
@@ -136,13 +139,15 @@ impl ClientConfig {
             base_url: BaseUrl::parse(base_url)?,
             headers,
             created_by: DEFAULT_CREATED_BY.to_string(),
+            created_by_header: AuditText::new(InputField::CreatedBy, DEFAULT_CREATED_BY)?,
         })
     }
 
     /// Sets the default `X-Killbill-CreatedBy` (at most 50 characters).
-    pub fn with_created_by(mut self, created_by: impl Into<String>) -> Result<Self, InvalidInput> {
+    pub fn with_created_by(mut self, created_by: impl Into<String>) -> Result<Self, Error> {
         let created_by = created_by.into();
         check_created_by(&created_by)?;
+        self.created_by_header = AuditText::new(InputField::CreatedBy, &created_by)?;
         self.created_by = created_by;
         Ok(self)
     }
@@ -217,14 +222,14 @@ impl AuthHeaders {
     }
 
     /// Sets the headers present here, replacing those already in `headers`.
-    pub(crate) fn apply(self, headers: &mut HeaderMap) {
+    pub(crate) fn apply(&self, headers: &mut HeaderMap) {
         for (name, value) in [
-            (AUTHORIZATION, self.authorization),
-            (crate::operation::API_KEY, self.api_key),
-            (crate::operation::API_SECRET, self.api_secret),
+            (AUTHORIZATION, &self.authorization),
+            (crate::operation::API_KEY, &self.api_key),
+            (crate::operation::API_SECRET, &self.api_secret),
         ] {
             if let Some(value) = value {
-                headers.insert(name, value);
+                headers.insert(name, value.clone());
             }
         }
     }

@@ -1,17 +1,8 @@
-//! The errors, one story across the workspace:
-//!
-//! - [`ValidationError`] (`usage-models`): a value breaks one of Kill Bill's rules, found when
-//!   the value is built (a record, a unit type, an amount, ...);
-//! - [`InvalidInput`]: anything refused before a request is sent, with the
-//!   [field](InvalidInput::field) at fault: a `ValidationError`, a header, a base URL, a
-//!   missing builder piece or a policy the client cannot honour;
-//! - [`Error`]: everything a call, or building a client, can end with; `InvalidInput` is one of
-//!   its variants, with the transport's, the server's and the deadline's.
-//!
-//! A transport crate's own setup errors (TLS roots, timeouts) are its own, as the transport is
-//! built before any client.
+//! The errors: one story across the workspace, told in the crate docs ("Errors").
 
+use std::error::Error as StdError;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,12 +14,14 @@ use crate::TransportError;
 /// Kill Bill's error code for a duplicate tracking id.
 pub const DUPLICATE_TRACKING_ID_CODE: i64 = 50000;
 
-/// Everything that can go wrong with a call.
+/// Everything that can go wrong: building a client, a transport, options or an operation, and
+/// making a call. Every fallible public function of `usage-core` and of the transport crates
+/// returns it.
 ///
 /// Match on the variant, or use the predicates ([`status`](Error::status),
 /// [`is_not_found`](Error::is_not_found), [`kill_bill_code`](Error::kill_bill_code),
-/// [`is_duplicate_tracking_id`](Error::is_duplicate_tracking_id), ...), which beat matching on
-/// strings.
+/// [`is_duplicate_tracking_id`](Error::is_duplicate_tracking_id),
+/// [`invalid_input`](Error::invalid_input), ...), which beat matching on strings.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -76,7 +69,7 @@ impl Error {
 
     /// Kill Bill's error code (`50000` for a duplicate tracking id), when there is one.
     pub fn kill_bill_code(&self) -> Option<i64> {
-        self.kill_bill_error().and_then(|e| e.code)
+        self.kill_bill_error().and_then(|e| e.code())
     }
 
     /// 404: the subscription does not exist (in this tenant).
@@ -98,6 +91,22 @@ impl Error {
     /// The input was refused before anything was sent.
     pub fn is_invalid_input(&self) -> bool {
         matches!(self, Error::InvalidInput(_))
+    }
+
+    /// What was refused before anything was sent, and the [field](InvalidInput::field) at
+    /// fault.
+    ///
+    /// ```
+    /// use usage_core::{InputField, UsageWindow};
+    ///
+    /// let error = UsageWindow::parse("2013-09-01", "2013-08-01").unwrap_err();
+    /// assert_eq!(error.invalid_input().map(|e| e.field()), Some(InputField::Window));
+    /// ```
+    pub fn invalid_input(&self) -> Option<&InvalidInput> {
+        match self {
+            Error::InvalidInput(e) => Some(e),
+            _ => None,
+        }
     }
 
     /// A transport failure.
@@ -124,25 +133,44 @@ impl From<ValidationError> for Error {
     }
 }
 
-/// Input refused before sending: which value ([`InputField`]), and why.
+impl From<std::convert::Infallible> for Error {
+    /// Never called: lets a call take already-checked values where it takes `TryInto`.
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
+/// Input refused before sending: which value ([`InputField`]), why, and the underlying error
+/// when there is one (its [`source`](std::error::Error::source): a TLS library's, for a
+/// root certificate). It is the payload of [`Error::InvalidInput`].
 ///
 /// ```
 /// use usage_core::{InputField, UsageWindow};
 /// use usage_models::Field;
 ///
 /// let err = UsageWindow::parse("2013-09-01", "2013-08-01").unwrap_err();
-/// assert_eq!(err.field(), InputField::Window);
+/// assert_eq!(err.invalid_input().unwrap().field(), InputField::Window);
 ///
 /// let err = usage_models::UnitType::new("").map_err(usage_core::InvalidInput::from).unwrap_err();
 /// assert!(matches!(err.field(), InputField::Model { field: Field::UnitType, unit: None, record: None }));
 /// assert_eq!(err.to_string(), "unitType: must not be empty");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct InvalidInput {
     field: InputField,
     reason: String,
+    source: Option<Arc<dyn StdError + Send + Sync>>,
 }
+
+/// Equal when the field and the reason are (the source is not compared).
+impl PartialEq for InvalidInput {
+    fn eq(&self, other: &Self) -> bool {
+        self.field == other.field && self.reason == other.reason
+    }
+}
+
+impl Eq for InvalidInput {}
 
 /// The value at fault in an [`InvalidInput`]: match on it rather than on any text. Its
 /// `Display` is the name the messages use (`X-Killbill-CreatedBy`, `baseUrl`,
@@ -198,6 +226,20 @@ pub enum InputField {
     Uri,
     /// The request body as serialized.
     Body,
+    /// A root certificate given to a transport, by its index among those added
+    /// (`HyperTransportBuilder::add_root_certificate`).
+    RootCertificate {
+        /// The index of the certificate, in the order they were added (from 0).
+        index: usize,
+    },
+    /// The TLS configuration of a transport.
+    Tls,
+    /// A transport's connect timeout.
+    ConnectTimeout,
+    /// A transport's request timeout.
+    RequestTimeout,
+    /// A transport's pool idle timeout.
+    PoolIdleTimeout,
 }
 
 impl InputField {
@@ -242,6 +284,13 @@ impl fmt::Display for InputField {
             InputField::Deadline => "deadline",
             InputField::Uri => "uri",
             InputField::Body => "body",
+            InputField::RootCertificate { index } => {
+                return write!(f, "root certificate #{index} (add_root_certificate)");
+            }
+            InputField::Tls => "TLS configuration",
+            InputField::ConnectTimeout => "connect_timeout",
+            InputField::RequestTimeout => "request_timeout",
+            InputField::PoolIdleTimeout => "pool_idle_timeout",
         };
         f.write_str(name)
     }
@@ -263,11 +312,21 @@ impl PartialEq<&str> for InputField {
 }
 
 impl InvalidInput {
-    pub(crate) fn new(field: InputField, reason: impl Into<String>) -> Self {
+    /// `field` refused for `reason` (for the transport crates and test doubles: this crate's
+    /// functions build their own).
+    pub fn new(field: InputField, reason: impl Into<String>) -> Self {
         InvalidInput {
             field,
             reason: reason.into(),
+            source: None,
         }
+    }
+
+    /// Keeps `source`, the underlying error, as this error's
+    /// [`source`](std::error::Error::source).
+    pub fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
     }
 
     /// The value at fault.
@@ -287,12 +346,9 @@ impl fmt::Display for InvalidInput {
     }
 }
 
-impl std::error::Error for InvalidInput {}
-
-impl From<std::convert::Infallible> for InvalidInput {
-    /// Never called: lets a call take already-checked values where it takes `TryInto`.
-    fn from(never: std::convert::Infallible) -> Self {
-        match never {}
+impl StdError for InvalidInput {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn StdError + 'static))
     }
 }
 
@@ -344,10 +400,10 @@ impl fmt::Display for ApiError {
         write!(f, "Kill Bill answered {}", self.status)?;
         if let Some(error) = &self.kill_bill {
             write!(f, ": {}", error.short_class_name())?;
-            if let Some(code) = error.code {
+            if let Some(code) = error.code() {
                 write!(f, " (code {code})")?;
             }
-            if let Some(message) = &error.message {
+            if let Some(message) = &error.message() {
                 write!(f, ": {message}")?;
             }
             return Ok(());

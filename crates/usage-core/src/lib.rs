@@ -47,6 +47,54 @@
 //! assert_eq!(error.kill_bill_error().unwrap().short_class_name(), "ObjectDoesNotExist");
 //! ```
 //!
+//! ## Errors
+//!
+//! One error type, [`Error`], is what every fallible public function of this crate and of the
+//! transport crates (`usage-transport-hyper`, `usage-transport-memory`) returns: building a
+//! [client](UsageClientBuilder::build), a transport (`HyperTransport::builder().build()`),
+//! [options](RequestOptionsBuilder::build), a [window](UsageWindow::parse) or an
+//! [operation](GetUsage::new), and every call. So `client_builder(url)?...build()?` and
+//! `client.get_usage(..)?.await?` all meet the same type.
+//!
+//! - [`Error::InvalidInput`]: refused before anything was sent. Its payload, an
+//!   [`InvalidInput`] (also reached with [`Error::invalid_input`]), names the
+//!   [field](InputField) at fault as an enum, with indices where there are some (a record's
+//!   `unitUsageRecords[1].usageRecords[0].amount`, a transport's
+//!   [`RootCertificate { index }`](InputField::RootCertificate)), and keeps the underlying
+//!   error (a TLS library's) as its [source](std::error::Error::source).
+//! - [`Error::Transport`]: the request may or may not have been sent
+//!   ([`TransportError::kind`], [`TransportError::may_have_reached_server`]).
+//! - [`Error::Api`]: Kill Bill answered an error status, with its body parsed when it was a
+//!   Kill Bill error ([`Error::kill_bill_error`], [`Error::kill_bill_code`]).
+//! - [`Error::Decode`]: a success status with a body that is not what the API promises.
+//! - [`Error::DeadlineExceeded`]: the call's deadline passed.
+//!
+//! Match on the variant, or ask the predicates, which beat matching on text:
+//! [`status`](Error::status), [`is_not_found`](Error::is_not_found),
+//! [`is_unauthorized`](Error::is_unauthorized),
+//! [`is_duplicate_tracking_id`](Error::is_duplicate_tracking_id),
+//! [`is_invalid_input`](Error::is_invalid_input), [`invalid_input`](Error::invalid_input),
+//! [`transport_error`](Error::transport_error).
+//!
+//! ```
+//! use usage_core::{Error, InputField, UsageWindow};
+//!
+//! let error = UsageWindow::parse("2013-09-01", "2013-08-01").unwrap_err();
+//! match &error {
+//!     Error::InvalidInput(invalid) => assert_eq!(invalid.field(), InputField::Window),
+//!     other => panic!("{other}"),
+//! }
+//! assert!(error.is_invalid_input());
+//! ```
+//!
+//! `usage-models` stands alone and keeps its own [`ValidationError`](usage_models::ValidationError)
+//! (a value breaks one of Kill Bill's rules when it is built); it converts into
+//! `Error::InvalidInput` with `?`, its field and indices kept. Two errors stay apart on
+//! purpose: a [`Transport`]'s `send` returns a [`TransportError`] (the seam a transport
+//! implements; the client wraps it in `Error::Transport`), and the in-memory emulator's
+//! administration (creating subscriptions) returns its own `EmulatorError`, which is about
+//! the emulated server's state, not the client.
+//!
 //! ## Features
 //!
 //! | feature | default | what it does |
@@ -70,7 +118,7 @@ pub use client::{GetUsageCall, RecordUsageCall, UsageClient, UsageClientBuilder}
 pub use config::{BaseUrl, ClientConfig, DEFAULT_CREATED_BY, MAX_CREATED_BY_CHARS};
 pub use error::{ApiError, DecodeError, Error, InputField, InvalidInput, DUPLICATE_TRACKING_ID_CODE};
 pub use operation::{GetAllUsage, GetUsage, Operation, RecordOutcome, RecordUsage};
-pub use options::RequestOptions;
+pub use options::{RequestOptions, RequestOptionsBuilder};
 pub use retry::RetryPolicy;
 pub use secret::{Secret, TenantCredentials, UserCredentials};
 pub use transport::{Sleep, Timer, Transport, TransportError, TransportErrorKind};

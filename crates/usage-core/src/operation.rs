@@ -4,7 +4,6 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use base64::Engine as _;
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
@@ -13,7 +12,6 @@ use usage_models::{
     KillBillError, RolledUpUsage, SubscriptionId, SubscriptionUsageRecord, TrackingId, UnitType, UnitUsageRecord,
 };
 
-use crate::config::{ascii_header, check_created_by, check_header_text, AuthHeaders};
 use crate::encode::component;
 use crate::{ClientConfig, Error, InputField, InvalidInput, RequestOptions, UsageWindow};
 
@@ -62,7 +60,7 @@ pub trait Operation: sealed::Sealed + Send + Sync {
     }
 
     /// The request, or why the input cannot be sent.
-    fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, InvalidInput>;
+    fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, Error>;
 
     /// The typed result of a response, or the typed error.
     fn parse(&self, response: Response<Bytes>) -> Result<Self::Output, Error>;
@@ -145,17 +143,35 @@ struct RecordBody<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RecordOutcome {
+    pub(crate) tracking_id: TrackingId,
+    pub(crate) attempts: u32,
+    pub(crate) already_recorded: bool,
+    pub(crate) status: Option<StatusCode>,
+}
+
+impl RecordOutcome {
     /// The tracking id the usage is recorded under: the record's, or the one the client
     /// generated for it.
-    pub tracking_id: TrackingId,
+    pub fn tracking_id(&self) -> &TrackingId {
+        &self.tracking_id
+    }
+
     /// How many attempts the call took (1 for a response parsed on its own).
-    pub attempts: u32,
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
     /// `true` when a retry was refused as a duplicate (code 50000) after an attempt whose
     /// answer was lost: that earlier attempt recorded the usage.
-    pub already_recorded: bool,
+    pub fn already_recorded(&self) -> bool {
+        self.already_recorded
+    }
+
     /// The (2xx) status of the answer that recorded the usage; `None` when it was
     /// [already recorded](Self::already_recorded).
-    pub status: Option<StatusCode>,
+    pub fn status(&self) -> Option<StatusCode> {
+        self.status
+    }
 }
 
 impl Operation for RecordUsage<'_> {
@@ -170,7 +186,7 @@ impl Operation for RecordUsage<'_> {
         })
     }
 
-    fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, InvalidInput> {
+    fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, Error> {
         let body = RecordBody {
             subscription_id: self.record.subscription_id(),
             tracking_id: self.tracking_id(),
@@ -186,7 +202,7 @@ impl Operation for RecordUsage<'_> {
         let mut request = new_request(Method::POST, uri, Bytes::from(body), config, options)?;
         let headers = request.headers_mut();
         headers.insert(CONTENT_TYPE, APPLICATION_JSON);
-        audit_headers(headers, config, options)?;
+        audit_headers(headers, config, options);
         Ok(request)
     }
 
@@ -240,10 +256,10 @@ pub struct GetUsage {
 impl GetUsage {
     /// The roll-up of `unit_type` (a [`UnitType`], or text checked as one) over `window`;
     /// refuses `.` and `..`.
-    pub fn new<U>(subscription_id: SubscriptionId, unit_type: U, window: UsageWindow) -> Result<Self, InvalidInput>
+    pub fn new<U>(subscription_id: SubscriptionId, unit_type: U, window: UsageWindow) -> Result<Self, Error>
     where
         U: TryInto<UnitType>,
-        U::Error: Into<InvalidInput>,
+        U::Error: Into<Error>,
     {
         let unit_type = unit_type.try_into().map_err(Into::into)?;
         if matches!(unit_type.as_str(), "." | "..") {
@@ -253,7 +269,8 @@ impl GetUsage {
                     "{:?} cannot be a path segment (it would walk the path)",
                     unit_type.as_str()
                 ),
-            ));
+            )
+            .into());
         }
         Ok(GetUsage {
             subscription_id,
@@ -298,7 +315,7 @@ impl GetAllUsage {
 impl Operation for GetUsage {
     type Output = RolledUpUsage;
 
-    fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, InvalidInput> {
+    fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, Error> {
         get_request(
             config,
             options,
@@ -316,7 +333,7 @@ impl Operation for GetUsage {
 impl Operation for GetAllUsage {
     type Output = RolledUpUsage;
 
-    fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, InvalidInput> {
+    fn to_request(&self, config: &ClientConfig, options: &RequestOptions) -> Result<Request<Bytes>, Error> {
         get_request(config, options, self.subscription_id, None, &self.window)
     }
 
@@ -331,7 +348,7 @@ fn get_request(
     subscription_id: SubscriptionId,
     unit_type: Option<&UnitType>,
     window: &UsageWindow,
-) -> Result<Request<Bytes>, InvalidInput> {
+) -> Result<Request<Bytes>, Error> {
     let mut uri = String::with_capacity(config.base_url.path().len() + 160);
     uri.push_str(config.base_url.path());
     uri.push_str("/1.0/kb/usages/");
@@ -354,16 +371,8 @@ fn get_request(
     let _ = write!(date, "{}", window.end());
     uri.push_str("&endDate=");
     push_component(&mut uri, &date);
-    for (key, value) in &options.plugin_properties {
-        if key.is_empty() || key.contains('=') {
-            return Err(InvalidInput::new(
-                InputField::PluginProperty,
-                format!("key {key:?} must be non-empty and must not contain '='"),
-            ));
-        }
-        let _ = write!(uri, "&pluginProperty={}", component(&format!("{key}={value}")));
-    }
-    new_request(Method::GET, uri, Bytes::new(), config, options)
+    uri.push_str(&options.plugin_query);
+    Ok(new_request(Method::GET, uri, Bytes::new(), config, options)?)
 }
 
 /// Appends `value` percent-encoded as one component, piece by piece (no `fmt` machinery).
@@ -388,43 +397,39 @@ fn new_request(
     *request.uri_mut() = uri;
     *request.headers_mut() = config.headers.clone();
     let headers = request.headers_mut();
-    AuthHeaders::new(options.user.as_ref(), options.tenant.as_ref())?.apply(headers);
+    options.auth.apply(headers);
     if let Some(request_id) = &options.request_id {
-        headers.insert(REQUEST_ID, ascii_header(InputField::RequestId, request_id)?);
+        headers.insert(REQUEST_ID, request_id.clone());
     }
     Ok(request)
 }
 
 /// `X-Killbill-CreatedBy` (required), `X-Killbill-Reason` and `X-Killbill-Comment`; all three
-/// base64-encoded with `X-Killbill-Encoding: base64` when any of them is not ASCII.
-fn audit_headers(headers: &mut HeaderMap, config: &ClientConfig, options: &RequestOptions) -> Result<(), InvalidInput> {
-    let created_by = options.created_by.as_deref().unwrap_or(&config.created_by);
-    check_created_by(created_by)?;
+/// base64-encoded with `X-Killbill-Encoding: base64` when any of them is not ASCII. The values
+/// were checked and prepared when the options and the config were built.
+fn audit_headers(headers: &mut HeaderMap, config: &ClientConfig, options: &RequestOptions) {
     let audit = [
-        (CREATED_BY, InputField::CreatedBy, Some(created_by)),
-        (REASON, InputField::Reason, options.reason.as_deref()),
-        (COMMENT, InputField::Comment, options.comment.as_deref()),
+        (
+            CREATED_BY,
+            Some(options.created_by.as_ref().unwrap_or(&config.created_by_header)),
+        ),
+        (REASON, options.reason.as_ref()),
+        (COMMENT, options.comment.as_ref()),
     ];
-    let mut base64 = false;
-    for (_, label, value) in &audit {
-        if let Some(value) = value {
-            check_header_text(*label, value)?;
-            base64 |= !value.is_ascii();
-        }
-    }
-    for (name, label, value) in audit {
-        let Some(value) = value else { continue };
-        let value = if base64 {
-            HeaderValue::try_from(base64::engine::general_purpose::STANDARD.encode(value))
-        } else {
-            HeaderValue::try_from(value)
+    let base64 = audit
+        .iter()
+        .any(|(_, text)| text.is_some_and(|text| text.plain.is_none()));
+    for (name, text) in audit {
+        let Some(text) = text else { continue };
+        let value = match &text.plain {
+            Some(plain) if !base64 => plain,
+            _ => &text.base64,
         };
-        headers.insert(name, value.map_err(|e| InvalidInput::new(label, e.to_string()))?);
+        headers.insert(name, value.clone());
     }
     if base64 {
         headers.insert(ENCODING, HeaderValue::from_static("base64"));
     }
-    Ok(())
 }
 
 /// Parses the answer of either GET: 2xx with a `RolledUpUsage`, or a typed error.

@@ -53,11 +53,10 @@ impl fmt::Display for Secret {
 
 /// HTTP Basic-auth credentials of a Kill Bill user.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct UserCredentials {
-    /// The user name (it must not contain `:`).
-    pub user: String,
-    /// The password.
-    pub password: Secret,
+    pub(crate) user: String,
+    pub(crate) password: Secret,
 }
 
 impl UserCredentials {
@@ -68,15 +67,24 @@ impl UserCredentials {
             password: password.into(),
         }
     }
+
+    /// The user name (it must not contain `:`).
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The password.
+    pub fn password(&self) -> &Secret {
+        &self.password
+    }
 }
 
 /// The credentials of a Kill Bill tenant (`X-Killbill-ApiKey` and `X-Killbill-ApiSecret`).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TenantCredentials {
-    /// The API key (not secret: it names the tenant).
-    pub api_key: String,
-    /// The API secret.
-    pub api_secret: Secret,
+    pub(crate) api_key: String,
+    pub(crate) api_secret: Secret,
 }
 
 impl TenantCredentials {
@@ -86,5 +94,15 @@ impl TenantCredentials {
             api_key: api_key.into(),
             api_secret: api_secret.into(),
         }
+    }
+
+    /// The API key (not secret: it names the tenant).
+    pub fn api_key(&self) -> &str {
+        &self.api_key
+    }
+
+    /// The API secret.
+    pub fn api_secret(&self) -> &Secret {
+        &self.api_secret
     }
 }

@@ -2,7 +2,7 @@
 
 use usage_models::UsageDate;
 
-use crate::{InputField, InvalidInput};
+use crate::{Error, InputField, InvalidInput};
 
 /// A half-open window `[start, end)` on instants: a record exactly at `end` is not counted.
 /// Both ends are required by Kill Bill (its OpenAPI file wrongly calls them optional:
@@ -24,19 +24,18 @@ pub struct UsageWindow {
 
 impl UsageWindow {
     /// `[start, end)`; refuses an end before the start.
-    pub fn new(start: impl Into<UsageDate>, end: impl Into<UsageDate>) -> Result<Self, InvalidInput> {
+    pub fn new(start: impl Into<UsageDate>, end: impl Into<UsageDate>) -> Result<Self, Error> {
         let (start, end) = (start.into(), end.into());
         if end.instant() < start.instant() {
-            return Err(InvalidInput::new(
-                InputField::Window,
-                format!("ends ({end}) before it starts ({start})"),
-            ));
+            return Err(
+                InvalidInput::new(InputField::Window, format!("ends ({end}) before it starts ({start})")).into(),
+            );
         }
         Ok(UsageWindow { start, end })
     }
 
     /// Parses both ends (`2013-08-01` or an ISO-8601 date-time) and checks them.
-    pub fn parse(start: &str, end: &str) -> Result<Self, InvalidInput> {
+    pub fn parse(start: &str, end: &str) -> Result<Self, Error> {
         let parse = |which: InputField, value: &str| {
             value
                 .parse::<UsageDate>()

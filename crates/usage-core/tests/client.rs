@@ -192,9 +192,9 @@ fn records_and_reads_through_a_hand_written_transport() {
     let client = client(transport.clone(), Some(VirtualTimer::new()));
     block_on(async {
         let outcome = client.record_usage(&record(Some("t-1"))).await.unwrap();
-        assert_eq!(outcome.tracking_id.as_str(), "t-1");
-        assert_eq!(outcome.attempts, 1);
-        assert!(!outcome.already_recorded);
+        assert_eq!(outcome.tracking_id().as_str(), "t-1");
+        assert_eq!(outcome.attempts(), 1);
+        assert!(!outcome.already_recorded());
         client.record_usage(&record(None)).await.unwrap();
         let usage = client
             .get_usage(SUB.parse().unwrap(), "gallons", window())
@@ -216,13 +216,13 @@ fn invalid_input_sends_nothing() {
     block_on(async {
         for unit in ["", ".", ".."] {
             // Refused when the call is made, as a record is when it is built.
-            let err = Error::from(client.get_usage(SUB.parse().unwrap(), unit, window()).unwrap_err());
+            let err = client.get_usage(SUB.parse().unwrap(), unit, window()).unwrap_err();
             assert!(err.is_invalid_input(), "{unit:?}: {err}");
         }
-        let err = client
-            .record_usage(&record(None))
-            .options(RequestOptions::new().created_by("x".repeat(51)))
-            .await
+        // Options are refused when built, before any call can carry them.
+        let err = RequestOptions::builder()
+            .created_by("x".repeat(51))
+            .build()
             .unwrap_err();
         assert!(err.is_invalid_input());
         assert!(
@@ -251,8 +251,8 @@ fn post_retries_keep_one_tracking_id_and_a_lost_answer_is_not_double_counted() {
     let timer = VirtualTimer::new();
     let client = client(transport.clone(), Some(timer.clone()));
     let outcome = block_on(client.record_usage(&record(None))).unwrap();
-    assert_eq!(outcome.attempts, 4);
-    assert!(outcome.already_recorded);
+    assert_eq!(outcome.attempts(), 4);
+    assert!(outcome.already_recorded());
     assert_eq!(
         timer.sleeps(),
         [
@@ -271,7 +271,7 @@ fn post_retries_keep_one_tracking_id_and_a_lost_answer_is_not_double_counted() {
                 .to_string()
         })
         .collect();
-    assert!(ids.iter().all(|id| *id == outcome.tracking_id.as_str()), "{ids:?}");
+    assert!(ids.iter().all(|id| *id == outcome.tracking_id().as_str()), "{ids:?}");
 }
 
 #[test]
@@ -302,17 +302,19 @@ fn every_attempt_sends_the_same_request() {
         }
     };
     let options = || {
-        RequestOptions::new()
+        RequestOptions::builder()
             .reason("relevé d'août")
             .comment("meter 7")
             .request_id("req-1")
             .plugin_property("k", "v w")
+            .build()
+            .unwrap()
     };
     let answers = || vec![status(503), status(502), failure(TransportErrorKind::Io), status(201)];
     let transport = scripted(answers());
     let poster = client(transport.clone(), Some(VirtualTimer::new()));
     let outcome = block_on(poster.record_usage(&record(None)).options(options())).unwrap();
-    assert_eq!(outcome.attempts, 4);
+    assert_eq!(outcome.attempts(), 4);
     same(&transport.seen.lock().unwrap());
 
     let body = r#"{"subscriptionId":"8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11","startDate":"2013-08-01","endDate":"2013-09-01","rolledUpUnits":[]}"#;
@@ -372,9 +374,12 @@ fn retry_after_longer_than_allowed_or_than_the_deadline_ends_the_retries() {
     let transport = scripted(vec![with_header(503, "retry-after", "20")]);
     let client2 = client(transport.clone(), Some(VirtualTimer::new()));
     let err = block_on(
-        client2
-            .get_all_usage(SUB.parse().unwrap(), window())
-            .options(RequestOptions::new().deadline(Duration::from_secs(10))),
+        client2.get_all_usage(SUB.parse().unwrap(), window()).options(
+            RequestOptions::builder()
+                .deadline(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+        ),
     )
     .unwrap_err();
     assert_eq!(err.status(), Some(http::StatusCode::SERVICE_UNAVAILABLE));
@@ -417,7 +422,12 @@ async fn the_deadline_ends_a_call_that_never_answers() {
     let started = tokio::time::Instant::now();
     let err = client
         .get_all_usage(SUB.parse().unwrap(), window())
-        .options(RequestOptions::new().deadline(Duration::from_secs(3)))
+        .options(
+            RequestOptions::builder()
+                .deadline(Duration::from_secs(3))
+                .build()
+                .unwrap(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::DeadlineExceeded { attempts: 1, .. }), "{err:?}");
@@ -434,9 +444,11 @@ fn secrets_never_show() {
         .retry_policy(RetryPolicy::none().without_deadline())
         .build()
         .unwrap();
-    let options = RequestOptions::new()
+    let options = RequestOptions::builder()
         .tenant(TenantCredentials::new("acme", "acme-secret"))
-        .user(usage_core::UserCredentials::new("u", "other-password"));
+        .user(usage_core::UserCredentials::new("u", "other-password"))
+        .build()
+        .unwrap();
     let err = block_on(
         client
             .get_all_usage(SUB.parse().unwrap(), window())
@@ -506,7 +518,10 @@ fn a_client_without_a_timer_that_would_retry_or_stop_at_a_deadline_is_refused() 
 fn a_call_deadline_without_a_timer_is_refused_before_sending() {
     let transport = scripted(vec![]);
     let client = client(transport.clone(), None);
-    let options = RequestOptions::new().deadline(Duration::from_secs(5));
+    let options = RequestOptions::builder()
+        .deadline(Duration::from_secs(5))
+        .build()
+        .unwrap();
     let err = block_on(client.get_all_usage(SUB.parse().unwrap(), window()).options(options)).unwrap_err();
     assert!(err.is_invalid_input(), "{err}");
     assert!(err.to_string().contains("deadline: is required"), "{err}");
@@ -527,7 +542,7 @@ fn without_a_deadline_retries_still_wait_and_go_on() {
         .unwrap();
     let record = record(None);
     let outcome = block_on(client.record_usage(&record)).unwrap();
-    assert_eq!(outcome.attempts, 3);
+    assert_eq!(outcome.attempts(), 3);
     assert_eq!(timer.sleeps(), [Duration::from_millis(100), Duration::from_millis(200)]);
 }
 
@@ -578,7 +593,7 @@ async fn a_transport_bounded_within_the_deadline_needs_no_timer_of_the_client() 
             .build()
             .unwrap();
         let record = record(None);
-        let options = RequestOptions::new().deadline(deadline);
+        let options = RequestOptions::builder().deadline(deadline).build().unwrap();
         client.record_usage(&record).options(options).await.unwrap();
         assert_eq!(
             *timer.0.lock().unwrap(),

@@ -72,7 +72,7 @@ fn check(status: u16, body: Vec<u8>) -> Result<(), TestCaseError> {
     let parsed = parse_rolled_up_usage(response());
     match (&parsed, status.is_success()) {
         (Ok(usage), true) => prop_assert_eq!(
-            usage.subscription_id.to_string(),
+            usage.subscription_id().to_string(),
             "8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11"
         ),
         (Err(Error::Decode(e)), true) => prop_assert_eq!(&e.body()[..], &body[..]),

@@ -126,7 +126,7 @@ fn tricky_unit_types_are_one_segment() {
     for walker in [".", ".."] {
         let unit = UnitType::new(walker).unwrap();
         let err = GetUsage::new(sub(), &unit, august()).unwrap_err();
-        assert_eq!(err.field(), "unitType");
+        assert_eq!(err.invalid_input().unwrap().field(), "unitType");
     }
 }
 
@@ -146,17 +146,19 @@ fn windows_go_out_as_dates_or_utc_instants_with_millis() {
     // An empty window is the server's business (it answers an empty roll-up).
     assert!(UsageWindow::parse("2013-08-01", "2013-08-01").is_ok());
     let err = UsageWindow::parse("2013-08-01x", "2013-08-02").unwrap_err();
-    assert_eq!(err.field(), "window start");
+    assert_eq!(err.invalid_input().unwrap().field(), "window start");
 }
 
 #[test]
 fn plugin_properties_request_id_and_overrides() {
-    let options = RequestOptions::new()
+    let options = RequestOptions::builder()
         .plugin_property("source", "meter 7")
         .plugin_property("k", "a=b&c")
         .request_id("req-42")
         .tenant(TenantCredentials::new("acme", "acme-secret"))
-        .user(UserCredentials::new("metering", "s3cret"));
+        .user(UserCredentials::new("metering", "s3cret"))
+        .build()
+        .unwrap();
     let request = get("u", august(), &options);
     assert_eq!(
         request.uri().query(),
@@ -167,22 +169,20 @@ fn plugin_properties_request_id_and_overrides() {
     assert_eq!(header(&request, "x-killbill-apisecret"), Some("acme-secret"));
     assert_eq!(header(&request, "authorization"), Some("Basic bWV0ZXJpbmc6czNjcmV0"));
 
-    let unit = UnitType::new("u").unwrap();
-    let op = GetUsage::new(sub(), &unit, august()).unwrap();
-    let cfg = config("http://h");
     for (options, field) in [
-        (RequestOptions::new().plugin_property("a=b", "c"), "pluginProperty"),
-        (RequestOptions::new().plugin_property("", "c"), "pluginProperty"),
-        (RequestOptions::new().request_id("a\r\nX-Evil: 1"), "X-Request-Id"),
-        (RequestOptions::new().request_id("réq"), "X-Request-Id"),
+        (RequestOptions::builder().plugin_property("a=b", "c"), "pluginProperty"),
+        (RequestOptions::builder().plugin_property("", "c"), "pluginProperty"),
+        (RequestOptions::builder().request_id("a\r\nX-Evil: 1"), "X-Request-Id"),
+        (RequestOptions::builder().request_id("réq"), "X-Request-Id"),
         (
-            RequestOptions::new().tenant(TenantCredentials::new("bo\nb", "x")),
+            RequestOptions::builder().tenant(TenantCredentials::new("bo\nb", "x")),
             "X-Killbill-ApiKey",
         ),
-        (RequestOptions::new().user(UserCredentials::new("a:b", "x")), "user"),
+        (RequestOptions::builder().user(UserCredentials::new("a:b", "x")), "user"),
     ] {
-        let err = op.to_request(&cfg, &options).unwrap_err();
-        assert_eq!(err.field(), field, "{err}");
+        // Refused when built: no request can carry them.
+        let err = options.build().unwrap_err();
+        assert_eq!(err.invalid_input().unwrap().field(), field, "{err}");
     }
 }
 
@@ -201,7 +201,11 @@ fn record(tracking: Option<&str>) -> SubscriptionUsageRecord {
 #[test]
 fn record_usage_request_is_exact() {
     let record = record(Some("t-1"));
-    let options = RequestOptions::new().reason("nightly").comment("from meter 7");
+    let options = RequestOptions::builder()
+        .reason("nightly")
+        .comment("from meter 7")
+        .build()
+        .unwrap();
     let request = RecordUsage::new(&record)
         .to_request(&config("http://127.0.0.1:8080/"), &options)
         .unwrap();
@@ -239,20 +243,28 @@ fn record_usage_always_carries_a_tracking_id() {
 fn audit_headers_non_ascii_are_base64_and_control_characters_refused() {
     let record = record(Some("t"));
     let cfg = config("http://h");
-    let options = RequestOptions::new().created_by("Zoë").reason("plain");
+    let options = RequestOptions::builder()
+        .created_by("Zoë")
+        .reason("plain")
+        .build()
+        .unwrap();
     let request = RecordUsage::new(&record).to_request(&cfg, &options).unwrap();
     assert_eq!(header(&request, "x-killbill-encoding"), Some("base64"));
     assert_eq!(header(&request, "x-killbill-createdby"), Some("Wm/Dqw=="));
     assert_eq!(header(&request, "x-killbill-reason"), Some("cGxhaW4="));
 
     for (options, field) in [
-        (RequestOptions::new().created_by("a\nb"), "X-Killbill-CreatedBy"),
-        (RequestOptions::new().reason("a\rb"), "X-Killbill-Reason"),
-        (RequestOptions::new().comment("a\0b"), "X-Killbill-Comment"),
-        (RequestOptions::new().created_by("x".repeat(51)), "X-Killbill-CreatedBy"),
+        (RequestOptions::builder().created_by("a\nb"), "X-Killbill-CreatedBy"),
+        (RequestOptions::builder().reason("a\rb"), "X-Killbill-Reason"),
+        (RequestOptions::builder().comment("a\0b"), "X-Killbill-Comment"),
+        (
+            RequestOptions::builder().created_by("x".repeat(51)),
+            "X-Killbill-CreatedBy",
+        ),
     ] {
-        let err = RecordUsage::new(&record).to_request(&cfg, &options).unwrap_err();
-        assert_eq!(err.field(), field, "{err}");
+        // Refused when built: no request can carry them.
+        let err = options.build().unwrap_err();
+        assert_eq!(err.invalid_input().unwrap().field(), field, "{err}");
     }
     assert!(cfg.clone().with_created_by("x".repeat(50)).is_ok());
     assert!(cfg.with_created_by("x".repeat(51)).is_err());
@@ -281,7 +293,7 @@ proptest! {
 
     #[test]
     fn any_plugin_property_value_is_one_query_component(value in "\\PC{0,30}") {
-        let request = get("u", august(), &RequestOptions::new().plugin_property("k", value.clone()));
+        let request = get("u", august(), &RequestOptions::builder().plugin_property("k", value.clone()).build().unwrap());
         let query = request.uri().query().unwrap().to_string();
         let parts: Vec<&str> = query.split('&').collect();
         prop_assert_eq!(parts.len(), 3);
@@ -315,15 +327,13 @@ fn invalid_input_carries_its_field_as_data() {
     );
     assert_eq!(err.field().to_string(), "unitUsageRecords[1].usageRecords[1].amount");
     // Headers, windows and the GET's unit type each have their own variant.
-    let cfg = config("http://127.0.0.1:8080");
-    let options = RequestOptions::new().comment("a\nb");
-    let err = RecordUsage::new(&record(None)).to_request(&cfg, &options).unwrap_err();
-    assert_eq!(err.field(), InputField::Comment);
+    let err = RequestOptions::builder().comment("a\nb").build().unwrap_err();
+    assert_eq!(err.invalid_input().unwrap().field(), InputField::Comment);
     let err = UsageWindow::parse("2013-08-01", "later").unwrap_err();
-    assert_eq!(err.field(), InputField::WindowEnd);
+    assert_eq!(err.invalid_input().unwrap().field(), InputField::WindowEnd);
     let err = GetUsage::new(sub(), "..", august()).unwrap_err();
     assert_eq!(
-        err.field(),
+        err.invalid_input().unwrap().field(),
         InputField::Model {
             field: Field::UnitType,
             unit: None,

@@ -82,9 +82,11 @@ fn calls_are_traced_without_credentials() {
         .build()
         .unwrap();
     let window = UsageWindow::parse("2013-08-01", "2013-09-01").unwrap();
-    let options = RequestOptions::new()
+    let options = RequestOptions::builder()
         .tenant(TenantCredentials::new("acme", "acme-secret"))
-        .user(UserCredentials::new("u", "other-password"));
+        .user(UserCredentials::new("u", "other-password"))
+        .build()
+        .unwrap();
     tracing::subscriber::with_default(subscriber, || {
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         runtime.block_on(async {

@@ -118,7 +118,7 @@ fn into_serve(c: &mut Criterion) {
         .build()
         .unwrap();
     let mut config = usage_transport_memory::serve::ServeConfig::new("127.0.0.1:0".parse().unwrap());
-    config.auto_provision = true;
+    config = config.with_auto_provision(true);
     let server = server_runtime
         .block_on(usage_transport_memory::serve::Server::bind(config))
         .unwrap();

@@ -102,11 +102,11 @@ impl Outcome {
     /// The outcome of a `record_usage` call: the duplicate rule applied.
     pub fn of(result: Result<RecordOutcome, Error>) -> Outcome {
         match result {
-            Ok(outcome) if outcome.already_recorded => Outcome::AlreadyRecorded {
-                attempts: outcome.attempts,
+            Ok(outcome) if outcome.already_recorded() => Outcome::AlreadyRecorded {
+                attempts: outcome.attempts(),
             },
             Ok(outcome) => Outcome::Recorded {
-                attempts: outcome.attempts,
+                attempts: outcome.attempts(),
             },
             Err(e) if e.is_duplicate_tracking_id() => Outcome::AlreadyRecorded { attempts: 1 },
             Err(e) => Outcome::Failed(e),

@@ -84,8 +84,8 @@ fn crash_child() {
 #[test]
 fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
-    config.subscriptions = vec![SUB.parse().unwrap()];
-    config.faults = Some(Faults { rate: 0.2, seed: 5 });
+    config = config.with_subscriptions(vec![SUB.parse().unwrap()]);
+    config = config.with_faults(Some(Faults::new(0.2, 5)));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server_thread = std::thread::spawn(move || {
@@ -170,7 +170,7 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     let subscription: SubscriptionId = SUB.parse().unwrap();
     let mut stored: HashMap<u64, usize> = HashMap::new();
     for row in emulator.rows(subscription) {
-        *stored.entry(index_of(row.record_date)).or_default() += 1;
+        *stored.entry(index_of(row.record_date())).or_default() += 1;
     }
     let doubled: Vec<u64> = stored.iter().filter(|(_, n)| **n > 1).map(|(i, _)| *i).collect();
     assert!(

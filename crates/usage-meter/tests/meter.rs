@@ -27,7 +27,7 @@ fn unit(name: &str) -> UnitType {
 fn request_sizes(kb: &InMemoryKillBill, subscription: SubscriptionId) -> Vec<usize> {
     let mut sizes: HashMap<String, usize> = HashMap::new();
     for row in kb.rows(subscription) {
-        *sizes.entry(row.tracking_id).or_default() += 1;
+        *sizes.entry(row.tracking_id().to_string()).or_default() += 1;
     }
     sizes.into_values().collect()
 }
@@ -59,6 +59,17 @@ async fn events_go_out_in_requests_of_at_most_1000_per_subscription() {
     assert_eq!(total(&kb, b), Decimal::from(50));
     let stats = meter.stats();
     assert_eq!((stats.accepted, stats.delivered, stats.requests), (2_525, 2_525, 4));
+}
+
+#[tokio::test]
+async fn a_request_id_that_cannot_be_sent_is_refused_at_start() {
+    let kb = InMemoryKillBill::new();
+    let refused = Meter::builder(client(&kb)).request_id("night\nly").start().unwrap_err();
+    assert!(
+        matches!(&refused, usage_meter::StartError::Invalid(why) if why.starts_with("request id:")),
+        "{refused}"
+    );
+    assert!(Meter::builder(client(&kb)).request_id("nightly").start().is_ok());
 }
 
 #[tokio::test]
@@ -261,7 +272,7 @@ async fn aggregation_sums_per_subscription_unit_and_bucket() {
     let mut rows: Vec<(String, String, Decimal)> = kb
         .rows(subscription)
         .into_iter()
-        .map(|r| (r.unit_type, r.record_date.to_rfc3339(), r.amount))
+        .map(|r| (r.unit_type().to_string(), r.record_date().to_rfc3339(), r.amount()))
         .collect();
     rows.sort();
     let expected = |unit: &str, minute: u32, amount: i64| {

@@ -17,17 +17,26 @@ use crate::{Amount, Field, SubscriptionId, TrackingId, UnitType, UsageDate, Vali
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct UsageRecord {
-    /// When the usage happened.
-    pub record_date: UsageDate,
-    /// How much was used (zero and negative amounts are valid).
-    pub amount: Amount,
+    record_date: UsageDate,
+    amount: Amount,
 }
 
 impl UsageRecord {
     /// A record of `amount` at `record_date`.
     pub fn new(record_date: UsageDate, amount: Amount) -> Self {
         UsageRecord { record_date, amount }
+    }
+
+    /// When the usage happened.
+    pub fn record_date(&self) -> UsageDate {
+        self.record_date
+    }
+
+    /// How much was used (zero and negative amounts are valid).
+    pub fn amount(&self) -> Amount {
+        self.amount
     }
 }
 

@@ -7,7 +7,7 @@ use crate::{SubscriptionId, UnitType, UsageDate};
 
 /// Usage of a subscription rolled up over a half-open window `[startDate, endDate)`.
 ///
-/// `rolled_up_units` has one entry per unit type with usage in the window (order unspecified);
+/// [`rolled_up_units`](Self::rolled_up_units) has one entry per unit type with usage in the window (order unspecified);
 /// it is empty, never absent, when nothing matched.
 ///
 /// ```
@@ -24,15 +24,11 @@ use crate::{SubscriptionId, UnitType, UsageDate};
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct RolledUpUsage {
-    /// The subscription, echoed.
-    pub subscription_id: SubscriptionId,
-    /// The start of the window (inclusive), echoed.
-    pub start_date: UsageDate,
-    /// The end of the window (exclusive), echoed.
-    pub end_date: UsageDate,
-    /// The exact sum per unit type.
+    subscription_id: SubscriptionId,
+    start_date: UsageDate,
+    end_date: UsageDate,
     #[serde(default, deserialize_with = "null_as_empty")]
-    pub rolled_up_units: Vec<RolledUpUnit>,
+    rolled_up_units: Vec<RolledUpUnit>,
 }
 
 impl RolledUpUsage {
@@ -50,6 +46,26 @@ impl RolledUpUsage {
             end_date,
             rolled_up_units,
         }
+    }
+
+    /// The subscription, echoed.
+    pub fn subscription_id(&self) -> SubscriptionId {
+        self.subscription_id
+    }
+
+    /// The start of the window (inclusive), echoed.
+    pub fn start_date(&self) -> UsageDate {
+        self.start_date
+    }
+
+    /// The end of the window (exclusive), echoed.
+    pub fn end_date(&self) -> UsageDate {
+        self.end_date
+    }
+
+    /// The exact sum per unit type (empty, never absent, when nothing matched).
+    pub fn rolled_up_units(&self) -> &[RolledUpUnit] {
+        &self.rolled_up_units
     }
 
     /// The sum for `unit_type`, if it had usage in the window.
@@ -70,16 +86,24 @@ fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Rolle
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct RolledUpUnit {
-    /// The unit type.
-    pub unit_type: UnitType,
-    /// The exact sum, as the server wrote it (`15.000000000` keeps its scale).
+    unit_type: UnitType,
     #[serde(with = "crate::json_decimal")]
-    pub amount: Decimal,
+    amount: Decimal,
 }
 
 impl RolledUpUnit {
     /// The sum `amount` of `unit_type`.
     pub fn new(unit_type: UnitType, amount: Decimal) -> Self {
         RolledUpUnit { unit_type, amount }
+    }
+
+    /// The unit type.
+    pub fn unit_type(&self) -> &UnitType {
+        &self.unit_type
+    }
+
+    /// The exact sum, as the server wrote it (`15.000000000` keeps its scale).
+    pub fn amount(&self) -> Decimal {
+        self.amount
     }
 }

@@ -60,7 +60,7 @@ proptest! {
         // Amounts keep every digit (equality above is numeric; check the text too).
         for (unit, back_unit) in record.unit_usage_records().iter().zip(back.unit_usage_records()) {
             for (r, b) in unit.usage_records().iter().zip(back_unit.usage_records()) {
-                prop_assert_eq!(r.amount.value().normalize().to_string(), b.amount.value().normalize().to_string());
+                prop_assert_eq!(r.amount().value().normalize().to_string(), b.amount().value().normalize().to_string());
             }
         }
     }
@@ -96,8 +96,8 @@ fn real_server_bodies_parse() {
         {{"unitType":"sum","amount":19.500000000}}]}}"#
     );
     let usage: RolledUpUsage = serde_json::from_str(&body).unwrap();
-    assert_eq!(usage.subscription_id.to_string(), sub);
-    assert_eq!(usage.start_date.to_string(), "2013-08-01T00:00:00.000Z");
+    assert_eq!(usage.subscription_id().to_string(), sub);
+    assert_eq!(usage.start_date().to_string(), "2013-08-01T00:00:00.000Z");
     assert_eq!(usage.amount_of("gallons").unwrap(), Decimal::from(15));
     assert_eq!(usage.amount_of("gallons").unwrap().to_string(), "15.000000000");
     assert!(usage.amount_of("zero").unwrap().is_zero());
@@ -112,7 +112,7 @@ fn real_server_bodies_parse() {
     );
     let usage: RolledUpUsage = serde_json::from_str(&body).unwrap();
     assert_eq!(
-        usage.start_date,
+        usage.start_date(),
         UsageDate::Date(NaiveDate::from_ymd_opt(2013, 8, 1).unwrap())
     );
     assert_eq!(usage.amount_of("gallons").unwrap(), Decimal::from(15));
@@ -122,7 +122,7 @@ fn real_server_bodies_parse() {
         r#"{{"subscriptionId":"{sub}","startDate":"2013-08-01T00:00:00.000Z","endDate":"2013-08-31T00:00:00.000Z","rolledUpUnits":[]}}"#
     );
     let usage: RolledUpUsage = serde_json::from_str(&body).unwrap();
-    assert!(usage.rolled_up_units.is_empty());
+    assert!(usage.rolled_up_units().is_empty());
 
     // Sums past decimal(18,9) still parse (they are sums of many rows).
     let body = format!(

@@ -88,7 +88,7 @@ mod transport;
 
 pub use timer::TokioTimer;
 pub use transport::{
-    BuildError, HyperTransport, HyperTransportBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
+    HyperTransport, HyperTransportBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_POOL_MAX_IDLE_PER_HOST, DEFAULT_REQUEST_TIMEOUT,
 };
 
@@ -105,7 +105,7 @@ pub use transport::{
 ///     .unwrap();
 /// assert!(!format!("{client:?}").contains("lazar"));
 /// ```
-pub fn client_builder(base_url: impl Into<String>) -> Result<usage_core::UsageClientBuilder, BuildError> {
+pub fn client_builder(base_url: impl Into<String>) -> Result<usage_core::UsageClientBuilder, usage_core::Error> {
     Ok(usage_core::UsageClient::builder(base_url)
         .transport(HyperTransport::new()?)
         .timer(TokioTimer))

@@ -7,7 +7,7 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::CertificateDer;
 use rustls::RootCertStore;
 
-use crate::BuildError;
+use usage_core::{InputField, InvalidInput};
 
 /// Which roots to trust.
 pub(crate) struct Roots<'a> {
@@ -19,7 +19,7 @@ pub(crate) struct Roots<'a> {
 }
 
 /// The root store and the TLS client config.
-pub(crate) fn client_config(roots: &Roots<'_>) -> Result<(rustls::ClientConfig, usize), BuildError> {
+pub(crate) fn client_config(roots: &Roots<'_>) -> Result<(rustls::ClientConfig, usize), InvalidInput> {
     let mut store = RootCertStore::empty();
     #[cfg(feature = "webpki-roots")]
     if roots.webpki {
@@ -34,22 +34,18 @@ pub(crate) fn client_config(roots: &Roots<'_>) -> Result<(rustls::ClientConfig, 
         store.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
     }
     for (index, input) in roots.extra.iter().enumerate() {
-        for certificate in parse_certificates(input)
-            .map_err(|reason| BuildError::new(format!("root certificate #{index} (add_root_certificate): {reason}")))?
-        {
-            store.add(certificate).map_err(|e| {
-                BuildError::with_source(
-                    format!("root certificate #{index} (add_root_certificate) cannot be a trust anchor"),
-                    e,
-                )
-            })?;
+        let field = InputField::RootCertificate { index };
+        for certificate in parse_certificates(input).map_err(|reason| InvalidInput::new(field, reason))? {
+            store
+                .add(certificate)
+                .map_err(|e| InvalidInput::new(field, "cannot be a trust anchor").with_source(e))?;
         }
     }
     let count = store.len();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| BuildError::with_source("TLS configuration", e))?
+        .map_err(|e| InvalidInput::new(InputField::Tls, "refused by rustls").with_source(e))?
         .with_root_certificates(store)
         .with_no_client_auth();
     Ok((config, count))
@@ -93,11 +89,11 @@ mod tests {
             extra: &[vec![0x30, 0x03, 0x02, 0x01, 0x01]],
         };
         let error = client_config(&roots).unwrap_err();
+        assert_eq!(error.field(), InputField::RootCertificate { index: 0 });
+        assert_eq!(error.reason(), "cannot be a trust anchor");
         assert!(
-            error
-                .to_string()
-                .starts_with("root certificate #0 (add_root_certificate) cannot be a trust anchor"),
-            "{error}"
+            std::error::Error::source(&error).is_some(),
+            "the TLS library's error is kept: {error:?}"
         );
     }
 

@@ -16,7 +16,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer as HyperTimer};
-use usage_core::{Transport, TransportError, TransportErrorKind};
+use usage_core::{Error, InputField, InvalidInput, Transport, TransportError, TransportErrorKind};
 
 use crate::classify::{transport_error, ConnectTimedOut, TimedOut, TooLarge};
 use crate::tls;
@@ -122,7 +122,7 @@ impl HyperTransport {
     /// A transport with the defaults ([`DEFAULT_CONNECT_TIMEOUT`], [`DEFAULT_REQUEST_TIMEOUT`],
     /// [`DEFAULT_POOL_IDLE_TIMEOUT`], [`DEFAULT_POOL_MAX_IDLE_PER_HOST`],
     /// [`DEFAULT_MAX_RESPONSE_BYTES`], the default roots).
-    pub fn new() -> Result<Self, BuildError> {
+    pub fn new() -> Result<Self, Error> {
         HyperTransport::builder().build()
     }
 
@@ -239,7 +239,7 @@ impl Transport for HyperTransport {
 /// assert_eq!(transport.pool_idle_timeout(), Duration::from_secs(5));
 ///
 /// let error = HyperTransport::builder().add_root_certificate("not a certificate").build().unwrap_err();
-/// assert!(error.to_string().starts_with("root certificate #0"));
+/// assert!(error.invalid_input().unwrap().to_string().starts_with("root certificate #0"));
 /// ```
 #[derive(Clone)]
 #[must_use]
@@ -360,16 +360,30 @@ impl HyperTransportBuilder {
         self
     }
 
-    /// The transport, or what is wrong with the settings: a zero timeout, or a root certificate
-    /// given to [`add_root_certificate`](Self::add_root_certificate) that cannot be read.
-    pub fn build(self) -> Result<HyperTransport, BuildError> {
-        for (name, value) in [
-            ("connect_timeout", self.connect_timeout),
-            ("request_timeout", self.request_timeout),
-            ("pool_idle_timeout", self.pool_idle_timeout),
+    /// The transport, or what is wrong with the settings, as an [`Error::InvalidInput`] with
+    /// the [field](InputField) at fault: a zero timeout ([`InputField::ConnectTimeout`],
+    /// [`InputField::RequestTimeout`], [`InputField::PoolIdleTimeout`]), a root certificate
+    /// given to [`add_root_certificate`](Self::add_root_certificate) that cannot be read
+    /// ([`InputField::RootCertificate`], with its index), or a TLS configuration rustls refuses
+    /// ([`InputField::Tls`]); the underlying error, if any, is its source.
+    ///
+    /// ```
+    /// use usage_core::InputField;
+    /// use usage_transport_hyper::HyperTransport;
+    ///
+    /// let error = HyperTransport::builder().add_root_certificate(b"hello").build().unwrap_err();
+    /// let invalid = error.invalid_input().unwrap();
+    /// assert_eq!(invalid.field(), InputField::RootCertificate { index: 0 });
+    /// assert_eq!(invalid.reason(), "neither PEM nor DER");
+    /// ```
+    pub fn build(self) -> Result<HyperTransport, Error> {
+        for (field, value) in [
+            (InputField::ConnectTimeout, self.connect_timeout),
+            (InputField::RequestTimeout, self.request_timeout),
+            (InputField::PoolIdleTimeout, self.pool_idle_timeout),
         ] {
             if value.is_zero() {
-                return Err(BuildError::new(format!("{name} must be greater than zero")));
+                return Err(InvalidInput::new(field, "must be greater than zero").into());
             }
         }
         let (tls, root_certificates) = tls::client_config(&tls::Roots {
@@ -419,45 +433,6 @@ impl HyperTransportBuilder {
     }
 }
 
-/// Why a [`HyperTransport`] could not be built.
-#[derive(Debug)]
-pub struct BuildError {
-    message: String,
-    source: Option<Box<dyn StdError + Send + Sync>>,
-}
-
-impl BuildError {
-    pub(crate) fn new(message: impl Into<String>) -> Self {
-        BuildError {
-            message: message.into(),
-            source: None,
-        }
-    }
-
-    pub(crate) fn with_source(message: impl Into<String>, source: impl StdError + Send + Sync + 'static) -> Self {
-        BuildError {
-            message: message.into(),
-            source: Some(Box::new(source)),
-        }
-    }
-}
-
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)?;
-        if let Some(source) = &self.source {
-            write!(f, ": {source}")?;
-        }
-        Ok(())
-    }
-}
-
-impl StdError for BuildError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn StdError + 'static))
-    }
-}
-
 type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// Bounds the whole making of a connection (TCP connect and TLS handshake) by the connect
@@ -501,21 +476,32 @@ mod tests {
 
     #[test]
     fn zero_timeouts_are_refused() {
-        let error = HyperTransport::builder()
-            .request_timeout(Duration::ZERO)
-            .build()
-            .unwrap_err();
-        assert_eq!(error.to_string(), "request_timeout must be greater than zero");
-        let error = HyperTransport::builder()
-            .connect_timeout(Duration::ZERO)
-            .build()
-            .unwrap_err();
-        assert_eq!(error.to_string(), "connect_timeout must be greater than zero");
-        let error = HyperTransport::builder()
-            .pool_idle_timeout(Duration::ZERO)
-            .build()
-            .unwrap_err();
-        assert_eq!(error.to_string(), "pool_idle_timeout must be greater than zero");
+        let refused = |builder: HyperTransportBuilder| {
+            let error = builder.build().unwrap_err();
+            let invalid = error.invalid_input().unwrap();
+            (invalid.field(), invalid.to_string())
+        };
+        assert_eq!(
+            refused(HyperTransport::builder().request_timeout(Duration::ZERO)),
+            (
+                InputField::RequestTimeout,
+                "request_timeout: must be greater than zero".to_string()
+            )
+        );
+        assert_eq!(
+            refused(HyperTransport::builder().connect_timeout(Duration::ZERO)),
+            (
+                InputField::ConnectTimeout,
+                "connect_timeout: must be greater than zero".to_string()
+            )
+        );
+        assert_eq!(
+            refused(HyperTransport::builder().pool_idle_timeout(Duration::ZERO)),
+            (
+                InputField::PoolIdleTimeout,
+                "pool_idle_timeout: must be greater than zero".to_string()
+            )
+        );
     }
 
     #[test]

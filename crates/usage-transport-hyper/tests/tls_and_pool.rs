@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use usage_core::{Transport, TransportErrorKind};
+use usage_core::{Error, InputField, Transport, TransportErrorKind};
 use usage_transport_hyper::HyperTransport;
 
 use common::{
@@ -37,6 +37,41 @@ fn tls_acceptor() -> (rcgen::CertifiedKey<rcgen::KeyPair>, tokio_rustls::TlsAcce
     (certified, tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
+/// A root certificate that cannot be read is refused by `build` as `Error::InvalidInput`, with
+/// the certificate's index as the field and the TLS library's error as the source.
+#[test]
+fn unreadable_root_certificates_are_refused_with_their_index() {
+    let (certified, _acceptor) = tls_acceptor();
+    let error = HyperTransport::builder()
+        .add_root_certificate(certified.cert.pem())
+        .add_root_certificate("hello")
+        .build()
+        .unwrap_err();
+    let Error::InvalidInput(invalid) = &error else {
+        panic!("not invalid input: {error:?}");
+    };
+    assert_eq!(invalid.field(), InputField::RootCertificate { index: 1 });
+    assert_eq!(invalid.reason(), "neither PEM nor DER");
+    assert_eq!(
+        error.to_string(),
+        "invalid input, nothing was sent: root certificate #1 (add_root_certificate): neither PEM nor DER"
+    );
+
+    // A DER SEQUENCE that is no certificate: rustls refuses it, and its error is the source.
+    let error = HyperTransport::builder()
+        .add_root_certificate([0x30, 0x03, 0x02, 0x01, 0x01])
+        .build()
+        .unwrap_err();
+    let invalid = error.invalid_input().unwrap();
+    assert_eq!(invalid.field(), InputField::RootCertificate { index: 0 });
+    assert_eq!(invalid.reason(), "cannot be a trust anchor");
+    let source = std::error::Error::source(&error).unwrap();
+    assert!(
+        std::error::Error::source(source).is_some(),
+        "rustls' error is kept: {error:?}"
+    );
+}
+
 #[tokio::test]
 async fn tls_with_an_added_root() {
     let (certified, acceptor) = tls_acceptor();
@@ -53,8 +88,8 @@ async fn tls_with_an_added_root() {
         .get_all_usage(subscription(), window())
         .await
         .unwrap();
-    assert_eq!(usage.subscription_id, subscription());
-    assert_eq!(usage.rolled_up_units.len(), 1);
+    assert_eq!(usage.subscription_id(), subscription());
+    assert_eq!(usage.rolled_up_units().len(), 1);
 
     // The same root in DER.
     let transport = HyperTransport::builder()
@@ -102,7 +137,7 @@ async fn http2_is_negotiated_over_tls() {
         .get_all_usage(subscription(), window())
         .await
         .unwrap();
-    assert_eq!(usage.subscription_id, subscription());
+    assert_eq!(usage.subscription_id(), subscription());
     assert_eq!(server.seen()[0].version, http::Version::HTTP_2);
 }
 
@@ -191,7 +226,7 @@ async fn a_pooled_connection_closed_by_the_server_is_not_reused() {
     let client = client(&format!("http://{addr}"), HyperTransport::new().unwrap());
     for _ in 0..3 {
         let usage = client.get_all_usage(subscription(), window()).await.unwrap();
-        assert_eq!(usage.subscription_id, subscription());
+        assert_eq!(usage.subscription_id(), subscription());
         // Give the pool time to see the server's FIN.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -40,17 +40,17 @@ async fn records_and_reads_through_the_client() {
         .build()
         .unwrap();
     let outcome = client.record_usage(&record).await.unwrap();
-    assert_eq!(outcome.tracking_id.as_str(), "t-1");
-    assert_eq!(outcome.attempts, 1);
-    assert!(!outcome.already_recorded);
+    assert_eq!(outcome.tracking_id().as_str(), "t-1");
+    assert_eq!(outcome.attempts(), 1);
+    assert!(!outcome.already_recorded());
 
     let usage = client
         .get_usage(subscription(), "gallons used", window())
         .unwrap()
         .await
         .unwrap();
-    assert_eq!(usage.subscription_id, subscription());
-    assert_eq!(usage.start_date.to_string(), "2013-08-01T00:00:00.000Z");
+    assert_eq!(usage.subscription_id(), subscription());
+    assert_eq!(usage.start_date().to_string(), "2013-08-01T00:00:00.000Z");
     assert_eq!(usage.amount_of("gallons used").unwrap().to_string(), "15.000000000");
 
     let seen = server.seen();
@@ -125,7 +125,7 @@ async fn error_statuses_come_back_as_typed_api_errors() {
     let kill_bill = error.kill_bill_error().unwrap();
     assert_eq!(kill_bill.short_class_name(), "ObjectDoesNotExist");
     assert_eq!(
-        kill_bill.message.as_deref(),
+        kill_bill.message(),
         Some(format!("Object id={SUBSCRIPTION} type=SUBSCRIPTION doesn't exist!").as_str())
     );
 
@@ -146,7 +146,7 @@ async fn error_statuses_come_back_as_typed_api_errors() {
         .unwrap_err();
     assert_eq!(error.status(), Some(StatusCode::BAD_REQUEST));
     assert_eq!(
-        error.kill_bill_error().unwrap().class_name,
+        error.kill_bill_error().unwrap().class_name(),
         "java.lang.IllegalArgumentException"
     );
     assert_eq!(server.seen().len(), 2);
@@ -219,7 +219,7 @@ async fn concurrent_calls_on_a_multi_thread_runtime() {
         })
         .collect();
     for call in calls {
-        assert_eq!(call.await.unwrap().unwrap().subscription_id, subscription());
+        assert_eq!(call.await.unwrap().unwrap().subscription_id(), subscription());
     }
     assert_eq!(server.seen().len(), 16);
     assert!(server.accepted.load(Ordering::SeqCst) <= 16);
@@ -331,12 +331,12 @@ async fn a_lost_answer_to_a_post_is_retried_under_the_same_tracking_id() {
         .build()
         .unwrap();
     let outcome = client.record_usage(&record).await.unwrap();
-    assert_eq!(outcome.attempts, 2);
+    assert_eq!(outcome.attempts(), 2);
     let bodies = attempts.lock().unwrap().clone();
     assert_eq!(bodies.len(), 2);
     assert_eq!(bodies[0], bodies[1], "the retry resends the same body");
     let body: serde_json::Value = serde_json::from_slice(&bodies[1]).unwrap();
-    assert_eq!(body["trackingId"], outcome.tracking_id.as_str());
+    assert_eq!(body["trackingId"], outcome.tracking_id().as_str());
 }
 
 /// Polls a future to completion on this thread, outside any tokio runtime.

@@ -13,18 +13,35 @@ use crate::query::Query;
 
 /// A request the mock received, as it was sent.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct CapturedRequest {
-    /// The method.
-    pub method: Method,
-    /// The (absolute) URI.
-    pub uri: Uri,
-    /// The headers.
-    pub headers: HeaderMap,
-    /// The body.
-    pub body: Bytes,
+    pub(crate) method: Method,
+    pub(crate) uri: Uri,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 impl CapturedRequest {
+    /// The method.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The (absolute) URI.
+    pub fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// The headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The body.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
     /// The path of the URI (still percent-encoded).
     pub fn path(&self) -> &str {
         self.uri.path()
@@ -177,11 +194,11 @@ impl Reply {
 
     /// Kill Bill's 400 for a tracking id already used (code 50000).
     pub fn duplicate_tracking_id(tracking_id: &str) -> Reply {
-        let mut error = KillBillError::new(
+        let error = KillBillError::new(
             "org.killbill.billing.usage.api.UsageApiException",
             format!("A usage record with tracking ID {tracking_id} already exists"),
-        );
-        error.code = Some(crate::emulator::contract::DUPLICATE_TRACKING_ID_CODE);
+        )
+        .with_code(crate::emulator::contract::DUPLICATE_TRACKING_ID_CODE);
         Reply::kill_bill_error(400, &error)
     }
 

@@ -32,12 +32,14 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use usage_models::SubscriptionId;
 use write_deadline::WriteDeadline;
 
+mod config;
 mod write_deadline;
 
-use crate::{DuplicateCheck, EmulatorError, Fault, InMemoryKillBill, NewSubscription, WireFormat};
+pub use config::{build_emulator, Faults, ServeConfig, SlowCommits};
+
+use crate::{Fault, InMemoryKillBill};
 
 /// The path prefix of the emulator's admin routes, which faults never touch.
 pub const ADMIN_PREFIX: &str = "/emulator/";
@@ -82,7 +84,7 @@ impl Handler for InMemoryKillBill {
         InMemoryKillBill::handle(self, request)
     }
 
-    /// The emulator's own processing: with [`DuplicateCheck::KillBill`], the processing time
+    /// The emulator's own processing: with [`DuplicateCheck::KillBill`](crate::DuplicateCheck::KillBill), the processing time
     /// (and `slow`) between the tracking-id check and the insert.
     fn process(&self, request: Request<Bytes>, slow: Duration) -> BoxFuture<'_, Response<Bytes>> {
         Box::pin(self.process_slowly(request, slow))
@@ -95,74 +97,6 @@ impl Handler for InMemoryKillBill {
     }
 }
 
-/// The emulator `config` describes: its users and tenants (the defaults when none are given),
-/// its subscriptions (in the first tenant), auto-provisioning and wire format.
-pub fn build_emulator(config: &ServeConfig) -> Result<InMemoryKillBill, EmulatorError> {
-    let mut builder = InMemoryKillBill::builder()
-        .without_default_credentials()
-        .auto_provision(config.auto_provision)
-        .duplicate_check(config.duplicate_check)
-        .wire_format(if config.legacy_0_22 {
-            WireFormat::Legacy022
-        } else {
-            WireFormat::V024
-        });
-    for (name, password) in config.effective_users() {
-        builder = builder.user(name, password);
-    }
-    for (key, secret) in config.effective_tenants() {
-        builder = builder.tenant(key, secret);
-    }
-    let emulator = builder.build();
-    for id in &config.subscriptions {
-        emulator.add_subscription(NewSubscription::new().id(SubscriptionId::new(*id)))?;
-    }
-    Ok(emulator)
-}
-
-/// Fault injection: with probability `rate` per request (admin routes excepted), one of
-/// [`Faults::kinds`], drawn from an RNG seeded with `seed`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Faults {
-    /// The probability of a fault per request, in `[0, 1]`.
-    pub rate: f64,
-    /// The seed of the RNG (the same seed gives the same draws for the same request order).
-    pub seed: u64,
-}
-
-/// Slow commits: with probability `rate` per `POST /1.0/kb/usages`, the request is processed
-/// `processing` longer before its insert (after its tracking-id check with
-/// [`DuplicateCheck::KillBill`]), so that a client whose attempt timeout is shorter gives up
-/// while it is still being processed. Drawn from an RNG seeded with `seed`, apart from
-/// [`Faults`].
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SlowCommits {
-    /// The probability of a slow commit per POST, in `[0, 1]`.
-    pub rate: f64,
-    /// The extra processing time of a slow commit.
-    pub processing: Duration,
-    /// The seed of the RNG.
-    pub seed: u64,
-}
-
-impl Faults {
-    /// The faults drawn, each as likely, in the order of [`Stats`]' counters:
-    /// - 503 with `Retry-After: 0`, before handling ([`Fault::retry_later`]);
-    /// - 429 with `Retry-After: 0`, before handling;
-    /// - the connection closed without an answer, before handling
-    ///   ([`Fault::connection_closed`]);
-    /// - the request handled (a POST is stored!), then the connection closed without an
-    ///   answer ([`Fault::CommitThenLose`]): naive retries count such usage twice.
-    pub fn kinds() -> [Fault; 4] {
-        [
-            Fault::retry_later(StatusCode::SERVICE_UNAVAILABLE),
-            Fault::retry_later(StatusCode::TOO_MANY_REQUESTS),
-            Fault::connection_closed(),
-            Fault::CommitThenLose,
-        ]
-    }
-}
-
 /// How a fault is named in the log and in [`Stats`]' `Display`.
 fn label(fault: &Fault) -> String {
     match fault {
@@ -170,115 +104,6 @@ fn label(fault: &Fault) -> String {
         Fault::Transport { .. } => "close-before".to_string(),
         Fault::CommitThenLose => "close-after".to_string(),
         Fault::SlowCommit { .. } => "slow-commit".to_string(),
-    }
-}
-
-/// How the server is set up. `Debug` shows user names and API keys, never passwords or
-/// secrets.
-#[derive(Clone)]
-pub struct ServeConfig {
-    /// Where to listen (port 0 picks a free port).
-    pub listen: SocketAddr,
-    /// Users as `(name, password)`; empty means `admin:password`.
-    pub users: Vec<(String, String)>,
-    /// Tenants as `(api key, api secret)`; empty means `bob:lazar`.
-    pub tenants: Vec<(String, String)>,
-    /// Subscriptions to create in the first tenant.
-    pub subscriptions: Vec<uuid::Uuid>,
-    /// Create unknown subscriptions on first use instead of answering 404.
-    pub auto_provision: bool,
-    /// Speak Kill Bill 0.22 (dates without time, integer amounts).
-    pub legacy_0_22: bool,
-    /// Write a line per request on stderr (method, path, status, duration; never credentials).
-    pub log: bool,
-    /// Fault injection.
-    pub faults: Option<Faults>,
-    /// How a POST's tracking id is checked: atomic (the default), or as Kill Bill does.
-    pub duplicate_check: DuplicateCheck,
-    /// Slow commits.
-    pub slow_commits: Option<SlowCommits>,
-    /// The largest request body accepted (413 past it).
-    pub max_body_bytes: usize,
-    /// How long a client may take to send a request's headers.
-    pub header_read_timeout: Duration,
-    /// How long a client may take to send a request's body (408 past it).
-    pub body_read_timeout: Duration,
-    /// How long a write to a client may make no progress (a client that sends requests but
-    /// does not read the answers) before its connection is closed.
-    pub write_timeout: Duration,
-    /// How long shutdown waits for requests in flight.
-    pub shutdown_grace: Duration,
-}
-
-impl fmt::Debug for ServeConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names = |pairs: &[(String, String)]| {
-            pairs
-                .iter()
-                .map(|(name, _)| format!("{name}:[redacted]"))
-                .collect::<Vec<_>>()
-        };
-        f.debug_struct("ServeConfig")
-            .field("listen", &self.listen)
-            .field("users", &names(&self.users))
-            .field("tenants", &names(&self.tenants))
-            .field("subscriptions", &self.subscriptions)
-            .field("auto_provision", &self.auto_provision)
-            .field("legacy_0_22", &self.legacy_0_22)
-            .field("log", &self.log)
-            .field("faults", &self.faults)
-            .field("duplicate_check", &self.duplicate_check)
-            .field("slow_commits", &self.slow_commits)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .field("header_read_timeout", &self.header_read_timeout)
-            .field("body_read_timeout", &self.body_read_timeout)
-            .field("write_timeout", &self.write_timeout)
-            .field("shutdown_grace", &self.shutdown_grace)
-            .finish()
-    }
-}
-
-impl ServeConfig {
-    /// The defaults, listening on `listen`: 16 MiB bodies, 20 s for headers, 30 s for bodies,
-    /// 30 s for a stalled write.
-    pub fn new(listen: SocketAddr) -> Self {
-        ServeConfig {
-            listen,
-            users: Vec::new(),
-            tenants: Vec::new(),
-            subscriptions: Vec::new(),
-            auto_provision: false,
-            legacy_0_22: false,
-            log: false,
-            faults: None,
-            duplicate_check: DuplicateCheck::Atomic,
-            slow_commits: None,
-            max_body_bytes: 16 * 1024 * 1024,
-            // As Tomcat's default: longer than the hyper transport keeps idle connections (15 s),
-            // so that a client never reuses a kept-alive connection the server is closing.
-            header_read_timeout: Duration::from_secs(20),
-            body_read_timeout: Duration::from_secs(30),
-            write_timeout: Duration::from_secs(30),
-            shutdown_grace: Duration::from_secs(5),
-        }
-    }
-
-    /// The users, with the default when none was given.
-    pub fn effective_users(&self) -> Vec<(String, String)> {
-        if self.users.is_empty() {
-            vec![("admin".to_string(), "password".to_string())]
-        } else {
-            self.users.clone()
-        }
-    }
-
-    /// The tenants, with the default when none was given.
-    pub fn effective_tenants(&self) -> Vec<(String, String)> {
-        if self.tenants.is_empty() {
-            vec![("bob".to_string(), "lazar".to_string())]
-        } else {
-            self.tenants.clone()
-        }
     }
 }
 

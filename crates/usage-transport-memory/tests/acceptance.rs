@@ -43,14 +43,14 @@ async fn bullets_yesterday_and_today() {
     client.record_usage(&record).await.unwrap();
     for (window, expected) in [(days(-1, 0), "10"), (days(-1, 1), "15"), (days(0, 1), "5")] {
         let usage = client.get_usage(sub, "bullets", window).unwrap().await.unwrap();
-        assert_eq!(usage.subscription_id, sub);
+        assert_eq!(usage.subscription_id(), sub);
         assert_eq!(usage.amount_of("bullets"), Some(dec(expected)));
     }
     let all = client.get_all_usage(sub, days(0, 1)).await.unwrap();
-    assert_eq!(all.subscription_id, sub);
-    assert_eq!(all.rolled_up_units.len(), 1);
-    assert_eq!(all.rolled_up_units[0].unit_type, "bullets");
-    assert_eq!(all.rolled_up_units[0].amount, dec("5"));
+    assert_eq!(all.subscription_id(), sub);
+    assert_eq!(all.rolled_up_units().len(), 1);
+    assert_eq!(all.rolled_up_units()[0].unit_type(), "bullets");
+    assert_eq!(all.rolled_up_units()[0].amount(), dec("5"));
 }
 
 #[tokio::test]
@@ -116,8 +116,8 @@ async fn boundaries() {
         .await
         .unwrap();
     assert_eq!(usage.amount_of("gallons"), Some(dec("10")));
-    assert_eq!(usage.start_date.to_string(), "2013-08-01T00:00:00.000Z");
-    assert_eq!(usage.end_date.to_string(), "2013-08-31T00:00:00.000Z");
+    assert_eq!(usage.start_date().to_string(), "2013-08-01T00:00:00.000Z");
+    assert_eq!(usage.end_date().to_string(), "2013-08-31T00:00:00.000Z");
     let usage = client
         .get_usage(sub, "gallons", window("2013-08-1", "2013-09-01"))
         .unwrap()
@@ -142,13 +142,13 @@ async fn a_row_at_end_date_is_excluded_and_timestamps_are_exact() {
         .record_usage(&one(sub, "gallons", "2013-01-01T13:15:46Z", "3"))
         .await
         .unwrap();
-    assert_eq!(kb.rows(sub)[0].record_date.to_rfc3339(), "2013-01-01T13:15:46+00:00");
+    assert_eq!(kb.rows(sub)[0].record_date().to_rfc3339(), "2013-01-01T13:15:46+00:00");
     let excluded = client
         .get_usage(sub, "gallons", window("2013-01-01", "2013-01-01T13:15:46Z"))
         .unwrap()
         .await
         .unwrap();
-    assert!(excluded.rolled_up_units.is_empty());
+    assert!(excluded.rolled_up_units().is_empty());
     let included = client
         .get_usage(
             sub,

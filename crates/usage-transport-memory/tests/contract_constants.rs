@@ -42,7 +42,7 @@ async fn the_clients_limits_are_the_emulators() {
     let fifty = by("c".repeat(50)).unwrap();
     let other = record("u", "another").unwrap();
     fifty.record_usage(&other).await.unwrap();
-    assert_eq!(kb.rows(subscription)[1].created_by, "c".repeat(50));
+    assert_eq!(kb.rows(subscription)[1].created_by(), "c".repeat(50));
     assert!(by("c".repeat(51)).is_err());
 }
 

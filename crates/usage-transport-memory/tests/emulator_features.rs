@@ -33,7 +33,7 @@ async fn retries_through_503_503_201_with_an_instant_timer() {
         .record_usage(&one(sub, "gallons", "2013-08-01", "10"))
         .await
         .unwrap();
-    assert_eq!(outcome.attempts, 3);
+    assert_eq!(outcome.attempts(), 3);
     assert_eq!(timer.sleeps(), [Duration::from_secs(1), Duration::from_secs(1)]);
     assert_eq!(kb.row_count(), 1);
     assert_eq!(kb.pending_faults(), 0);
@@ -123,10 +123,10 @@ async fn the_retrying_client_survives_a_lost_answer_without_double_counting() {
         .record_usage(&one(sub, "gallons", "2013-08-01", "10"))
         .await
         .unwrap();
-    assert_eq!(outcome.attempts, 2);
-    assert!(outcome.already_recorded);
+    assert_eq!(outcome.attempts(), 2);
+    assert!(outcome.already_recorded());
     assert_eq!(kb.rows(sub).len(), 1);
-    assert_eq!(kb.rows(sub)[0].tracking_id, outcome.tracking_id.as_str());
+    assert_eq!(kb.rows(sub)[0].tracking_id(), outcome.tracking_id().as_str());
 }
 
 #[test]
@@ -229,7 +229,7 @@ async fn the_legacy_wire_format_speaks_dates_and_integers() {
         .await
         .unwrap();
     assert_eq!(usage.amount_of("gallons"), Some("10".parse().unwrap()));
-    assert_eq!(usage.start_date.to_string(), "2013-08-01");
+    assert_eq!(usage.start_date().to_string(), "2013-08-01");
     // Query dates are strict.
     let response = Raw::get(&format!("/1.0/kb/usages/{sub}?startDate=2013-08-1&endDate=2013-09-01")).send(&kb);
     assert_eq!(response.status(), 400);
@@ -247,7 +247,7 @@ async fn the_legacy_wire_format_speaks_dates_and_integers() {
             .status(),
         201
     );
-    assert_eq!(kb.rows(sub)[1].amount.to_string(), "4");
+    assert_eq!(kb.rows(sub)[1].amount().to_string(), "4");
     let response = Raw::post(body_with(sub, r#"{"recordDate":"2013-08-02T06:30:00Z","amount":1}"#)).send(&kb);
     assert_eq!(response.status(), 400);
     assert_eq!(
@@ -274,12 +274,17 @@ async fn auto_provisioning_creates_unknown_subscriptions_in_the_requesting_tenan
         .get_all_usage(read_first, window("2013-08-01", "2013-09-01"))
         .await
         .unwrap();
-    assert!(usage.rolled_up_units.is_empty());
+    assert!(usage.rolled_up_units().is_empty());
     assert!(kb.has_subscription(read_first));
     // It now belongs to bob: acme gets the foreign-tenant error.
     let error = client
         .get_all_usage(fresh, window("2013-08-01", "2013-09-01"))
-        .options(RequestOptions::new().tenant(TenantCredentials::new("acme", "acme-secret")))
+        .options(
+            RequestOptions::builder()
+                .tenant(TenantCredentials::new("acme", "acme-secret"))
+                .build()
+                .unwrap(),
+        )
         .await
         .unwrap_err();
     assert_eq!(error.status(), Some(StatusCode::INTERNAL_SERVER_ERROR));
@@ -304,21 +309,27 @@ async fn inspection_and_reset() {
         .unwrap();
     client
         .record_usage(&record)
-        .options(RequestOptions::new().created_by("importer").reason("backfill"))
+        .options(
+            RequestOptions::builder()
+                .created_by("importer")
+                .reason("backfill")
+                .build()
+                .unwrap(),
+        )
         .await
         .unwrap();
     let rows = kb.rows(sub);
     assert_eq!(rows.len(), 2);
     assert_eq!(
-        (rows[0].unit_type.as_str(), rows[0].amount.to_string()),
+        (rows[0].unit_type(), rows[0].amount().to_string()),
         ("a", "1.5".to_string())
     );
-    assert_eq!(rows[0].subscription_id, sub);
-    assert_eq!(rows[0].tracking_id, "t-1");
-    assert_eq!(rows[0].created_by, "importer");
-    assert_eq!(rows[0].reason.as_deref(), Some("backfill"));
-    assert_eq!(rows[0].comment, None);
-    assert_eq!(rows[1].record_date.to_rfc3339(), "2013-08-02T00:00:00+00:00");
+    assert_eq!(rows[0].subscription_id(), sub);
+    assert_eq!(rows[0].tracking_id(), "t-1");
+    assert_eq!(rows[0].created_by(), "importer");
+    assert_eq!(rows[0].reason(), Some("backfill"));
+    assert_eq!(rows[0].comment(), None);
+    assert_eq!(rows[1].record_date().to_rfc3339(), "2013-08-02T00:00:00+00:00");
     assert_eq!(kb.row_count(), 2);
     assert_eq!(kb.subscription_count(), 1);
     assert!(kb.rows(SubscriptionId::random()).is_empty());
@@ -512,7 +523,7 @@ async fn a_timed_out_post_waits_before_its_retry() {
             .record_usage(&one(sub, "gallons", "2013-08-01", "1"))
             .await
             .unwrap();
-        assert_eq!(outcome.attempts, 2, "{fault:?}");
+        assert_eq!(outcome.attempts(), 2, "{fault:?}");
         assert_eq!(timer.sleeps(), [wait], "{fault:?}");
         // A GET is never counted twice: it keeps the backoff.
         kb.inject(fault.clone(), 1);
@@ -618,8 +629,8 @@ async fn waiting_after_a_timed_out_post_keeps_a_slow_commit_from_counting_twice(
             .record_usage(&one(sub, "gallons", "2013-08-01", "1"))
             .await
             .unwrap();
-        assert_eq!(outcome.attempts, 2, "{wait:?}");
-        assert_eq!(outcome.already_recorded, rows == 1, "{wait:?}");
+        assert_eq!(outcome.attempts(), 2, "{wait:?}");
+        assert_eq!(outcome.already_recorded(), rows == 1, "{wait:?}");
         // Let the slow commit finish.
         tokio::time::sleep(Duration::from_secs(10)).await;
         assert_eq!(kb.rows(sub).len(), rows, "{wait:?}");

@@ -19,8 +19,8 @@ const RECORDS: usize = 1_000;
 #[test]
 fn the_client_survives_every_fault_without_losing_or_doubling() {
     let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
-    config.subscriptions = vec![SUB.parse().unwrap()];
-    config.faults = Some(Faults { rate: 0.3, seed: 42 });
+    config = config.with_subscriptions(vec![SUB.parse().unwrap()]);
+    config = config.with_faults(Some(Faults::new(0.3, 42)));
     let server = TestServer::start(config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -67,7 +67,7 @@ fn the_client_survives_every_fault_without_losing_or_doubling() {
                 for round in 0..5 {
                     match client.record_usage(&record).await {
                         Ok(outcome) => {
-                            if outcome.already_recorded {
+                            if outcome.already_recorded() {
                                 counts.already.fetch_add(1, Ordering::Relaxed);
                             }
                             drop(permit);

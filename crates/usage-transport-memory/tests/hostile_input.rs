@@ -234,7 +234,7 @@ fn bodies_over_the_limit_get_413_and_store_nothing() {
     let _serial = one_at_a_time();
     const LIMIT: usize = 64 * 1024;
     let mut config = config();
-    config.max_body_bytes = LIMIT;
+    config = config.with_max_body_bytes(LIMIT);
     let server = TestServer::start(config.clone());
     let rt = runtime();
     let mut probe = Probe::new(server.addr);
@@ -313,7 +313,7 @@ fn bodies_over_the_limit_get_413_and_store_nothing() {
         .emulator
         .rows(subscription)
         .into_iter()
-        .map(|row| row.tracking_id)
+        .map(|row| row.tracking_id().to_string())
         .collect();
     assert!(!tracking_ids.iter().any(|t| t == "one-mebibyte"), "{tracking_ids:?}");
     rt.block_on(probe.check("the limit"));
@@ -446,8 +446,8 @@ fn slow_clients_are_cut_off_while_others_are_served() {
     const SILENT: usize = 2;
     let pace = Duration::from_millis(200);
     let mut config = config();
-    config.header_read_timeout = Duration::from_secs(1);
-    config.body_read_timeout = Duration::from_secs(1);
+    config = config.with_header_read_timeout(Duration::from_secs(1));
+    config = config.with_body_read_timeout(Duration::from_secs(1));
     let server = TestServer::start(config);
     let addr = server.addr;
     let rt = runtime();
@@ -543,7 +543,7 @@ fn a_client_that_does_not_read_its_answers_is_cut_off() {
     const UNITS: usize = 2_000;
     const PIPELINED: usize = 200;
     let mut config = config();
-    config.write_timeout = Duration::from_secs(1);
+    config = config.with_write_timeout(Duration::from_secs(1));
     let server = TestServer::start(config);
     let addr = server.addr;
     let rt = runtime();

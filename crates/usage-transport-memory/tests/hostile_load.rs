@@ -67,7 +67,7 @@ fn hold_connections_while_recording(connections: usize, calls: usize) {
     );
     let mut config = config();
     // Long enough that no held connection is cut off while the client works.
-    config.header_read_timeout = Duration::from_secs(120);
+    config = config.with_header_read_timeout(Duration::from_secs(120));
     let server = TestServer::start(config);
     let stats = server.stats.clone();
     let open = || stats.open_connections();
@@ -278,7 +278,7 @@ fn emulator_under_concurrent_tasks(tasks: usize, posts: usize) {
                         .unwrap();
                     match client.record_usage(&record).await {
                         Ok(outcome) => {
-                            assert!(!outcome.already_recorded);
+                            assert!(!outcome.already_recorded());
                             recorded += 1;
                         }
                         Err(e) if e.is_duplicate_tracking_id() => duplicates += 1,
@@ -327,8 +327,10 @@ fn emulator_under_concurrent_tasks(tasks: usize, posts: usize) {
     let rt = runtime();
     for (s, subscription) in subscriptions.iter().enumerate() {
         let rows = kill_bill.rows(*subscription);
-        let stored: std::collections::BTreeMap<String, Decimal> =
-            rows.iter().map(|row| (row.tracking_id.clone(), row.amount)).collect();
+        let stored: std::collections::BTreeMap<String, Decimal> = rows
+            .iter()
+            .map(|row| (row.tracking_id().to_string(), row.amount()))
+            .collect();
         assert_eq!(stored.len(), rows.len(), "subscription {s}: a tracking id has two rows");
         assert_eq!(stored, wanted[s], "subscription {s}: the rows");
         let sum: Decimal = wanted[s].values().sum();

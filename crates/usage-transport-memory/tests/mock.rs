@@ -53,8 +53,8 @@ async fn retries_503_503_then_201_on_an_instant_timer() {
         .record_usage(&one(sub(), "gallons", "2013-08-01", "10"))
         .await
         .unwrap();
-    assert_eq!(outcome.attempts, 3);
-    assert!(!outcome.already_recorded);
+    assert_eq!(outcome.attempts(), 3);
+    assert!(!outcome.already_recorded());
     assert_eq!(timer.sleeps(), [Duration::from_secs(1), Duration::from_secs(1)]);
     assert_eq!(timer.elapsed(), Duration::from_secs(2));
     let requests = mock.requests();
@@ -63,7 +63,7 @@ async fn retries_503_503_then_201_on_an_instant_timer() {
         .iter()
         .map(|r| r.body_json().unwrap()["trackingId"].clone())
         .collect();
-    assert_eq!(tracking[0], outcome.tracking_id.as_str());
+    assert_eq!(tracking[0], outcome.tracking_id().as_str());
     assert!(
         tracking.iter().all(|t| *t == tracking[0]),
         "every attempt under one tracking id"
@@ -105,7 +105,12 @@ async fn rules_match_method_path_query_header_and_body() {
     assert_eq!(usage.amount_of("gallons").unwrap().to_string(), "15.000000000");
     client
         .record_usage(&one(sub(), "liters", "2013-08-01", "1"))
-        .options(usage_core::RequestOptions::new().created_by("importer"))
+        .options(
+            usage_core::RequestOptions::builder()
+                .created_by("importer")
+                .build()
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(mock.unconsumed_rules().len(), 1, "the first rule never matched");
@@ -187,10 +192,10 @@ fn every_request_is_captured_in_order() {
     let requests = mock.requests();
     assert_eq!(mock.request_count(), 3);
     assert_eq!(
-        requests.iter().map(|r| r.method.as_str()).collect::<Vec<_>>(),
+        requests.iter().map(|r| r.method().as_str()).collect::<Vec<_>>(),
         ["GET", "POST", "GET"]
     );
-    assert_eq!(requests[0].uri.to_string(), "http://kb.test/a?x=1&y=a%20b");
+    assert_eq!(requests[0].uri().to_string(), "http://kb.test/a?x=1&y=a%20b");
     assert_eq!(requests[0].path(), "/a");
     assert_eq!(requests[0].query("y").as_deref(), Some("a b"));
     assert_eq!(requests[0].header("x-request-id"), Some("r1"));

@@ -55,13 +55,9 @@ type CallOutcome = (String, Result<bool, String>);
 
 fn run(policy: RetryPolicy, seed: u64) -> Overlap {
     let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
-    config.subscriptions = vec![SUB.parse().unwrap()];
-    config.duplicate_check = DuplicateCheck::KillBill { processing: PROCESSING };
-    config.slow_commits = Some(SlowCommits {
-        rate: SLOW_RATE,
-        processing: SLOW_COMMIT,
-        seed,
-    });
+    config = config.with_subscriptions(vec![SUB.parse().unwrap()]);
+    config = config.with_duplicate_check(DuplicateCheck::KillBill { processing: PROCESSING });
+    config = config.with_slow_commits(Some(SlowCommits::new(SLOW_RATE, SLOW_COMMIT, seed)));
     let server = TestServer::start(config);
     let url = server.url();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -97,7 +93,7 @@ fn run(policy: RetryPolicy, seed: u64) -> Overlap {
                             .unwrap();
                         let call = client.record_usage(&record);
                         let tracking_id = call.tracking_id().to_string();
-                        let outcome = call.await.map(|o| o.already_recorded).map_err(|e| e.to_string());
+                        let outcome = call.await.map(|o| o.already_recorded()).map_err(|e| e.to_string());
                         outcomes.lock().unwrap().push((tracking_id, outcome));
                     }
                 })
@@ -111,7 +107,7 @@ fn run(policy: RetryPolicy, seed: u64) -> Overlap {
     std::thread::sleep(SLOW_COMMIT + ATTEMPT_TIMEOUT * 2);
     let mut rows: BTreeMap<String, usize> = BTreeMap::new();
     for row in server.emulator.rows(SUB.parse().unwrap()) {
-        *rows.entry(row.tracking_id).or_default() += 1;
+        *rows.entry(row.tracking_id().to_string()).or_default() += 1;
     }
     let outcomes = outcomes.lock().unwrap();
     let mut overlap = Overlap {

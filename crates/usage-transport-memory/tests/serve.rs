@@ -18,9 +18,9 @@ const SUB2: &str = "0e1a4c7a-2222-4d47-9a7e-1f3c2c8f4a11";
 #[test]
 fn bodies_over_the_limit_and_slow_clients_are_cut_off() {
     let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
-    config.subscriptions = vec![SUB.parse().unwrap()];
-    config.max_body_bytes = 1024;
-    config.header_read_timeout = Duration::from_millis(300);
+    config = config.with_subscriptions(vec![SUB.parse().unwrap()]);
+    config = config.with_max_body_bytes(1024);
+    config = config.with_header_read_timeout(Duration::from_millis(300));
     let server = TestServer::start(config);
 
     // A chunked body that grows past the limit: 413 once it does.
@@ -89,7 +89,7 @@ fn parse_response(raw: &str, header: &str) -> (u16, Option<String>, String) {
 #[test]
 fn serve_answers_exactly_what_handle_answers() {
     let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
-    config.subscriptions = vec![SUB.parse().unwrap()];
+    config = config.with_subscriptions(vec![SUB.parse().unwrap()]);
     let server = TestServer::start(config.clone());
     let twin = build_emulator(&config).unwrap();
 
@@ -236,7 +236,7 @@ fn serve_answers_exactly_what_handle_answers() {
 #[test]
 fn serve_matches_kill_bill_at_its_edges() {
     let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
-    config.subscriptions = vec![SUB.parse().unwrap()];
+    config = config.with_subscriptions(vec![SUB.parse().unwrap()]);
     let server = TestServer::start(config);
     let auth = [
         ("Authorization", BASIC),
@@ -319,10 +319,10 @@ fn serve_matches_kill_bill_at_its_edges() {
 #[test]
 fn serve_with_kill_bills_duplicate_check_stores_overlapping_posts_twice() {
     let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
-    config.subscriptions = vec![SUB.parse().unwrap()];
-    config.duplicate_check = usage_transport_memory::DuplicateCheck::KillBill {
+    config = config.with_subscriptions(vec![SUB.parse().unwrap()]);
+    config = config.with_duplicate_check(usage_transport_memory::DuplicateCheck::KillBill {
         processing: Duration::from_millis(300),
-    };
+    });
     let server = TestServer::start(config);
     let addr = server.addr;
     let both: Vec<_> = (0..2)
@@ -343,7 +343,7 @@ fn serve_with_kill_bills_duplicate_check_stores_overlapping_posts_twice() {
 #[test]
 fn queued_faults_apply_over_http() {
     let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
-    config.subscriptions = vec![SUB.parse().unwrap()];
+    config = config.with_subscriptions(vec![SUB.parse().unwrap()]);
     let server = TestServer::start(config);
     let addr = server.addr;
     let read = get_request(

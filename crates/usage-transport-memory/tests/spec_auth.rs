@@ -41,7 +41,12 @@ async fn wrong_password_through_the_client() {
     let sub = kb.create_subscription();
     let error = client(&kb)
         .get_all_usage(sub, window("2013-08-01", "2013-09-01"))
-        .options(RequestOptions::new().user(UserCredentials::new("admin", "nope")))
+        .options(
+            RequestOptions::builder()
+                .user(UserCredentials::new("admin", "nope"))
+                .build()
+                .unwrap(),
+        )
         .await
         .unwrap_err();
     assert!(error.is_unauthorized());
@@ -87,7 +92,12 @@ async fn wrong_tenant_key_or_secret_is_401_with_a_non_json_body_that_echoes_noth
     for (key, secret) in [("bob", "wrong-secret"), ("alice", "lazar"), ("bobb", "lazar")] {
         let error = client
             .get_all_usage(sub, window("2013-08-01", "2013-09-01"))
-            .options(RequestOptions::new().tenant(TenantCredentials::new(key, secret)))
+            .options(
+                RequestOptions::builder()
+                    .tenant(TenantCredentials::new(key, secret))
+                    .build()
+                    .unwrap(),
+            )
             .await
             .unwrap_err();
         assert!(error.is_unauthorized(), "{key}");
@@ -105,7 +115,10 @@ async fn wrong_tenant_key_or_secret_is_401_with_a_non_json_body_that_echoes_noth
 async fn tenants_never_see_each_others_usage() {
     let kb = InMemoryKillBill::builder().tenant("acme", "acme-secret").build();
     let client = client(&kb);
-    let as_acme = RequestOptions::new().tenant(TenantCredentials::new("acme", "acme-secret"));
+    let as_acme = RequestOptions::builder()
+        .tenant(TenantCredentials::new("acme", "acme-secret"))
+        .build()
+        .unwrap();
     let bobs = kb.create_subscription();
     let acmes = kb.create_subscription_in("acme").unwrap();
     client
@@ -128,7 +141,7 @@ async fn tenants_never_see_each_others_usage() {
     assert_eq!(error.status(), Some(http::StatusCode::INTERNAL_SERVER_ERROR));
     let error = client.get_all_usage(acmes, august).await.unwrap_err();
     assert_eq!(
-        error.kill_bill_error().unwrap().class_name,
+        error.kill_bill_error().unwrap().class_name(),
         "java.lang.IllegalStateException"
     );
 }

@@ -434,10 +434,10 @@ async fn row10_created_by_is_required_but_may_be_empty() {
     assert_eq!(kb.row_count(), 0);
     client(&kb)
         .record_usage(&one(sub, "gallons", "2013-08-01", "1"))
-        .options(RequestOptions::new().created_by(""))
+        .options(RequestOptions::builder().created_by("").build().unwrap())
         .await
         .unwrap();
-    assert_eq!(kb.rows(sub)[0].created_by, "");
+    assert_eq!(kb.rows(sub)[0].created_by(), "");
 }
 
 #[tokio::test]
@@ -451,7 +451,7 @@ async fn rows11_and_12_unknown_and_foreign_subscriptions() {
         .unwrap_err();
     assert!(error.is_not_found());
     assert_eq!(
-        error.kill_bill_error().unwrap().message.as_deref(),
+        error.kill_bill_error().unwrap().message(),
         Some(format!("Object id={unknown} type=SUBSCRIPTION doesn't exist!").as_str())
     );
     let acme = kb.add_tenant("acme", "acme-secret");
@@ -463,7 +463,7 @@ async fn rows11_and_12_unknown_and_foreign_subscriptions() {
     assert_eq!(error.status(), Some(http::StatusCode::INTERNAL_SERVER_ERROR));
     let bob = kb.tenant_id("bob").unwrap();
     assert_eq!(
-        error.kill_bill_error().unwrap().message.as_deref(),
+        error.kill_bill_error().unwrap().message(),
         Some(format!("Object id={theirs} type=SUBSCRIPTION doesn't belong to tenant id={bob}").as_str())
     );
     assert_ne!(acme, bob);
@@ -478,7 +478,12 @@ async fn rows11_and_12_unknown_and_foreign_subscriptions() {
     // As acme, it works.
     client
         .record_usage(&one(theirs, "gallons", "2013-08-01", "1"))
-        .options(RequestOptions::new().tenant(TenantCredentials::new("acme", "acme-secret")))
+        .options(
+            RequestOptions::builder()
+                .tenant(TenantCredentials::new("acme", "acme-secret"))
+                .build()
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(kb.rows(theirs).len(), 1);
@@ -568,7 +573,7 @@ fn ok_is_201_with_an_empty_json_body_and_one_generated_tracking_id() {
     }
     let rows = kb.rows(sub);
     assert_eq!(rows.len(), 6, "two POSTs without tracking id both count");
-    let mut ids: Vec<&str> = rows.iter().map(|r| r.tracking_id.as_str()).collect();
+    let mut ids: Vec<&str> = rows.iter().map(|r| r.tracking_id()).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 2, "one generated id per request");
@@ -594,8 +599,8 @@ fn record_dates_in_every_form_and_exact_amounts() {
         .into_iter()
         .map(|r| {
             (
-                r.record_date.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-                r.amount.to_string(),
+                r.record_date().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                r.amount().to_string(),
             )
         })
         .collect();
@@ -672,7 +677,7 @@ fn column_limits_are_500_and_store_nothing() {
         .header("x-killbill-createdby", &"c".repeat(50))
         .send(&kb);
     assert_eq!(response.status(), 201);
-    assert_eq!(kb.rows(sub)[0].amount.to_string(), "999999999.999999999");
+    assert_eq!(kb.rows(sub)[0].amount().to_string(), "999999999.999999999");
 }
 
 #[tokio::test]
@@ -681,23 +686,25 @@ async fn audit_headers_are_decoded_from_base64() {
     client(&kb)
         .record_usage(&one(sub, "gallons", "2013-08-01", "1"))
         .options(
-            RequestOptions::new()
+            RequestOptions::builder()
                 .created_by("Jürgen")
                 .reason("relevé")
-                .comment("ok"),
+                .comment("ok")
+                .build()
+                .unwrap(),
         )
         .await
         .unwrap();
     let row = &kb.rows(sub)[0];
-    assert_eq!(row.created_by, "Jürgen");
-    assert_eq!(row.reason.as_deref(), Some("relevé"));
-    assert_eq!(row.comment.as_deref(), Some("ok"));
+    assert_eq!(row.created_by(), "Jürgen");
+    assert_eq!(row.reason(), Some("relevé"));
+    assert_eq!(row.comment(), Some("ok"));
     let response = Raw::post(body_with(sub, GOOD))
         .header("x-killbill-encoding", "base64")
         .header("x-killbill-createdby", "dGVzdGVy")
         .send(&kb);
     assert_eq!(response.status(), 201);
-    assert_eq!(kb.rows(sub)[1].created_by, "tester");
+    assert_eq!(kb.rows(sub)[1].created_by(), "tester");
 }
 
 #[test]

@@ -42,7 +42,7 @@ pub(super) async fn run(args: GetArgs) -> Result<(), Failure> {
     } = args.query.check()?;
     let window = UsageWindow::new(from, to).map_err(|_| input(format!("--to ({to}) is before --from ({from})")))?;
     let client = client(&args.connection, None, 1)?;
-    let options = options(&args.connection, None, None);
+    let options = options(&args.connection, None, None)?;
     let usage = rolled_up(&client, subscription, unit.as_ref(), window, options).await?;
     match args.output.output {
         TableOrJson::Table => out(&render::rollup_table(&usage)),
@@ -62,7 +62,7 @@ pub(super) async fn rolled_up(
     match unit {
         Some(unit) => match client.get_usage(subscription, unit, window) {
             Ok(call) => call.options(options).await,
-            Err(invalid) => Err(invalid.into()),
+            Err(invalid) => Err(invalid),
         },
         None => client.get_all_usage(subscription, window).options(options).await,
     }

@@ -181,10 +181,15 @@ pub(super) fn client(
     if let Some(created_by) = audit.and_then(|a| a.created_by.as_deref()) {
         builder = builder.created_by(created_by);
     }
-    builder.build().map_err(|e| match e {
+    builder.build().map_err(refused)
+}
+
+/// A client or options refused: the command-line option at fault, when there is one.
+fn refused(error: ClientError) -> Failure {
+    match error {
         ClientError::InvalidInput(e) => input(format!("{}: {}", option_of(e.field()), e.reason())),
         other => Failure::from_client(&other),
-    })
+    }
 }
 
 /// The command-line option behind a client field.
@@ -204,9 +209,13 @@ fn option_of(field: InputField) -> String {
     option.to_string()
 }
 
-/// The request options (audit headers, request id with its `-N` suffix) of the options.
-pub(super) fn options(connection: &Connection, audit: Option<&Audit>, suffix: Option<usize>) -> RequestOptions {
-    let mut options = RequestOptions::new();
+/// The request options (audit headers, request id with its `-N` suffix) of the options, checked.
+pub(super) fn options(
+    connection: &Connection,
+    audit: Option<&Audit>,
+    suffix: Option<usize>,
+) -> Result<RequestOptions, Failure> {
+    let mut options = RequestOptions::builder();
     if let Some(audit) = audit {
         if let Some(created_by) = &audit.created_by {
             options = options.created_by(created_by.as_str());
@@ -224,7 +233,7 @@ pub(super) fn options(connection: &Connection, audit: Option<&Audit>, suffix: Op
             None => id.clone(),
         });
     }
-    options
+    options.build().map_err(refused)
 }
 
 /// `--subscription`, checked.

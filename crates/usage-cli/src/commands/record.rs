@@ -78,7 +78,7 @@ pub(super) async fn run(args: RecordArgs) -> Result<(), Failure> {
         .build()
         .map_err(|e| input(e.to_string()))?;
     let client = client(&args.connection, Some(&args.audit), 1)?;
-    let options = options(&args.connection, Some(&args.audit), None);
+    let options = options(&args.connection, Some(&args.audit), None)?;
     let (already, attempts) = match Outcome::of(client.record_usage(&record).options(options).await) {
         Outcome::Recorded { attempts } => (false, attempts),
         Outcome::AlreadyRecorded { attempts } => (true, attempts),

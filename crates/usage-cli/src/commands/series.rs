@@ -68,12 +68,12 @@ pub(super) async fn run(args: SeriesArgs) -> Result<(), Failure> {
         async move {
             let window =
                 UsageWindow::new(period.start, period.end).map_err(|e| input(format!("period {index}: {e}")))?;
-            let options = options(&connection, None, Some(index));
+            let options = options(&connection, None, Some(index))?;
             let usage = rolled_up(&client, subscription, unit.as_ref(), window, options).await?;
             let mut units: Vec<(String, usage_models::Decimal)> = usage
-                .rolled_up_units
+                .rolled_up_units()
                 .iter()
-                .map(|u| (u.unit_type.to_string(), u.amount))
+                .map(|u| (u.unit_type().to_string(), u.amount()))
                 .collect();
             units.sort();
             Ok::<Point, Failure>(Point { period, units })

@@ -95,25 +95,24 @@ pub(super) async fn run(args: ServeArgs) -> Result<(), Failure> {
             .map(|value| parse_pair(value).map_err(|e| input(format!("{option}: {e}"))))
             .collect::<Result<Vec<_>, Failure>>()
     };
-    config.users = pairs("--user", &args.users)?;
-    config.tenants = pairs("--tenant", &args.tenants)?;
-    config.subscriptions = args.subscriptions;
-    config.auto_provision = args.auto_provision;
-    config.legacy_0_22 = args.legacy_0_22;
-    config.log = args.log;
-    config.faults = args.faults.map(|rate| Faults { rate, seed: args.seed });
+    config = config.with_users(pairs("--user", &args.users)?);
+    config = config.with_tenants(pairs("--tenant", &args.tenants)?);
+    config = config.with_subscriptions(args.subscriptions);
+    config = config.with_auto_provision(args.auto_provision);
+    config = config.with_legacy_0_22(args.legacy_0_22);
+    config = config.with_log(args.log);
+    config = config.with_faults(args.faults.map(|rate| Faults::new(rate, args.seed)));
     if let Some(millis) = args.kill_bill_duplicates {
-        config.duplicate_check = DuplicateCheck::KillBill {
+        config = config.with_duplicate_check(DuplicateCheck::KillBill {
             processing: Duration::from_millis(millis),
-        };
+        });
     }
-    config.slow_commits = args.slow_commits.map(|rate| SlowCommits {
-        rate,
-        processing: Duration::from_millis(args.slow_commit_ms),
-        seed: args.seed,
-    });
-    config.max_body_bytes = args.max_body_bytes;
-    config.header_read_timeout = args.header_timeout;
+    config = config.with_slow_commits(
+        args.slow_commits
+            .map(|rate| SlowCommits::new(rate, Duration::from_millis(args.slow_commit_ms), args.seed)),
+    );
+    config = config.with_max_body_bytes(args.max_body_bytes);
+    config = config.with_header_read_timeout(args.header_timeout);
     let server = Server::bind(config.clone())
         .await
         .map_err(|e| Failure::Other(format!("cannot listen on {}: {e}", args.listen)))?;
@@ -124,25 +123,31 @@ pub(super) async fn run(args: ServeArgs) -> Result<(), Failure> {
         "users: {}; tenants: {}; subscriptions: {}{}{}{}",
         user_names.join(", "),
         tenant_keys.join(", "),
-        config.subscriptions.len(),
-        if config.auto_provision { "; auto-provision" } else { "" },
-        if config.legacy_0_22 {
+        config.subscriptions().len(),
+        if config.auto_provision() {
+            "; auto-provision"
+        } else {
+            ""
+        },
+        if config.legacy_0_22() {
             "; Kill Bill 0.22 wire format"
         } else {
             ""
         },
-        match config.faults {
-            Some(f) => format!("; faults {} (seed {})", f.rate, f.seed),
+        match config.faults() {
+            Some(f) => format!("; faults {} (seed {})", f.rate(), f.seed()),
             None => String::new(),
         },
     );
-    if let DuplicateCheck::KillBill { processing } = config.duplicate_check {
+    if let DuplicateCheck::KillBill { processing } = config.duplicate_check() {
         eprintln!("duplicate check as Kill Bill's: check, {processing:?}, insert");
     }
-    if let Some(slow) = config.slow_commits {
+    if let Some(slow) = config.slow_commits() {
         eprintln!(
             "slow commits: {} of POSTs, {:?} longer (seed {})",
-            slow.rate, slow.processing, slow.seed
+            slow.rate(),
+            slow.processing(),
+            slow.seed()
         );
     }
     let stats = server.stats();

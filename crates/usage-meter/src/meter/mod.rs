@@ -408,6 +408,13 @@ impl MeterBuilder {
                 "the flush interval and the aggregation bucket must be positive (the bucket at least 1 ms)".to_string(),
             ));
         }
+        if let Some(base) = &self.request_id {
+            // Every batch's id is this one with another number: checking one checks them all.
+            self.options
+                .clone()
+                .with_request_id(format!("{base}-0"))
+                .map_err(|e| StartError::Invalid(format!("request id: {e}")))?;
+        }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
         #[cfg(feature = "spool")]
         let opened = self.spool.as_deref().map(Spool::open).transpose()?;

@@ -503,7 +503,11 @@ impl Worker {
             let client = self.client.clone();
             let record = sealed.record.clone();
             let options = match &self.request_id {
-                Some(base) => self.options.clone().request_id(format!("{base}-{}", sealed.id)),
+                Some(base) => self
+                    .options
+                    .clone()
+                    .with_request_id(format!("{base}-{}", sealed.id))
+                    .expect("checked by MeterBuilder::start: a number suffix keeps a request id valid"),
                 None => self.options.clone(),
             };
             let handle = self

@@ -25,5 +25,5 @@ pub fn client(kb: &InMemoryKillBill) -> UsageClient {
 
 /// The exact sum of every row stored for `subscription`.
 pub fn total(kb: &InMemoryKillBill, subscription: SubscriptionId) -> Decimal {
-    kb.rows(subscription).iter().map(|r| r.amount).sum()
+    kb.rows(subscription).iter().map(|r| r.amount()).sum()
 }

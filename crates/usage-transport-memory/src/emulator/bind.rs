@@ -119,9 +119,7 @@ impl BindError {
         let Some((cause_class, cause_message)) = self.cause else {
             return simple_error(StatusCode::BAD_REQUEST, style, self.class_name, self.message);
         };
-        let mut body = KillBillError::new(self.class_name, self.message);
-        body.cause_class_name = Some(cause_class.to_string());
-        body.cause_message = Some(cause_message);
+        let body = KillBillError::new(self.class_name, self.message).with_cause(cause_class, cause_message);
         error(StatusCode::BAD_REQUEST, style, body)
     }
 }

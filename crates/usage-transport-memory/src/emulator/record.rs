@@ -108,8 +108,7 @@ pub(super) type Valid = (Uuid, Option<String>, Vec<NewRow>);
 
 pub(super) fn validate(record: BoundRecord, style: ErrorStyle) -> Result<Valid, Response<Bytes>> {
     let npe = || {
-        let mut body = KillBillError::new(class::NULL_POINTER, "");
-        body.message = None;
+        let body = KillBillError::new(class::NULL_POINTER, "").without_message();
         respond::error(StatusCode::BAD_REQUEST, style, body)
     };
     let Some(subscription) = record.subscription_id else {
@@ -243,11 +242,11 @@ impl InMemoryKillBill {
         }
         match post.tracking_id.as_deref().filter(|t| !t.is_empty()) {
             Some(id) if subscription.tracking_ids.contains(id) => {
-                let mut body = KillBillError::new(
+                let body = KillBillError::new(
                     class::USAGE_API,
                     format!("A usage record with tracking ID {id} already exists"),
-                );
-                body.code = Some(DUPLICATE_TRACKING_ID_CODE);
+                )
+                .with_code(DUPLICATE_TRACKING_ID_CODE);
                 Err(respond::error(StatusCode::BAD_REQUEST, style, body))
             }
             Some(id) => Ok(id.to_string()),

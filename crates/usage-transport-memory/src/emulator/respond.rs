@@ -44,14 +44,16 @@ pub(crate) struct ErrorStyle {
 }
 
 /// A Kill Bill JSON error (`className, code, message, causeClassName, causeMessage, stackTrace`).
-pub(crate) fn error(status: StatusCode, style: ErrorStyle, mut error: KillBillError) -> Response<Bytes> {
-    if style.with_stack_trace {
-        let mut frame = StackTraceElement::default();
-        frame.class_name = Some("org.killbill.billing.jaxrs.resources.UsageResource".to_string());
-        frame.file_name = Some("UsageResource.java".to_string());
-        frame.method_name = Some("emulated".to_string());
-        error.stack_trace = vec![frame];
-    }
+pub(crate) fn error(status: StatusCode, style: ErrorStyle, error: KillBillError) -> Response<Bytes> {
+    let error = if style.with_stack_trace {
+        let frame = StackTraceElement::default()
+            .with_class_name("org.killbill.billing.jaxrs.resources.UsageResource")
+            .with_file_name("UsageResource.java")
+            .with_method_name("emulated");
+        error.with_stack_trace(vec![frame])
+    } else {
+        error
+    };
     match serde_json::to_vec(&error) {
         Ok(body) => with_body(status, Bytes::from(body)),
         Err(_) => empty(StatusCode::INTERNAL_SERVER_ERROR),
@@ -103,9 +105,8 @@ pub(crate) fn data_truncation(style: ErrorStyle, column: &str, too_long: bool) -
         "Out of range value for column"
     };
     let cause = format!("Data truncation: {problem} '{column}' at row 1");
-    let mut body = KillBillError::new(class::UNABLE_TO_EXECUTE, format!("{}: {cause}", class::DATA_TRUNCATION));
-    body.cause_class_name = Some(class::DATA_TRUNCATION.to_string());
-    body.cause_message = Some(cause);
+    let body = KillBillError::new(class::UNABLE_TO_EXECUTE, format!("{}: {cause}", class::DATA_TRUNCATION))
+        .with_cause(class::DATA_TRUNCATION, cause);
     error(StatusCode::INTERNAL_SERVER_ERROR, style, body)
 }
 

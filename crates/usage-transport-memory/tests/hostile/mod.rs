@@ -58,7 +58,7 @@ pub fn one_at_a_time() -> MutexGuard<'static, ()> {
 
 pub fn config() -> ServeConfig {
     let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
-    config.subscriptions = vec![SUB.parse().unwrap()];
+    config = config.with_subscriptions(vec![SUB.parse().unwrap()]);
     config
 }
 
@@ -102,8 +102,8 @@ pub async fn record(client: &UsageClient, subscription: SubscriptionId, tracking
         .build()
         .expect("record");
     let outcome = client.record_usage(&record).await.expect("record_usage");
-    assert!(!outcome.already_recorded, "{tracking_id}");
-    outcome.attempts
+    assert!(!outcome.already_recorded(), "{tracking_id}");
+    outcome.attempts()
 }
 
 /// The server's August sum of `api-calls` (zero when absent).
@@ -114,7 +114,7 @@ pub async fn august_sum(client: &UsageClient, subscription: SubscriptionId) -> D
         .unwrap()
         .await
         .expect("get_usage");
-    assert_eq!(usage.subscription_id, subscription);
+    assert_eq!(usage.subscription_id(), subscription);
     usage.amount_of("api-calls").unwrap_or_default()
 }
 

@@ -80,7 +80,7 @@ impl TestServer {
 
     pub fn with_subscriptions(subscriptions: &[&str]) -> TestServer {
         let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap());
-        config.subscriptions = subscriptions.iter().map(|s| s.parse().unwrap()).collect();
+        config = config.with_subscriptions(subscriptions.iter().map(|s| s.parse().unwrap()).collect());
         TestServer::start(config)
     }
 

@@ -348,6 +348,9 @@ pub(super) async fn run(args: ImportArgs) -> Result<(), Failure> {
     };
     let connection = args.connection.clone();
     let audit = args.audit.clone();
+    // Checked once here: the options of every request differ only by the request id's `-N`
+    // suffix, which keeps a valid request id valid.
+    options(&connection, Some(&audit), Some(0))?;
     let places: Vec<(u64, String)> = chunks
         .iter()
         .map(|c| (c.first_line, c.tracking_id().to_string()))
@@ -356,7 +359,9 @@ pub(super) async fn run(args: ImportArgs) -> Result<(), Failure> {
     let bulk = Bulk::new(client)
         .concurrency(concurrency)
         .stop_signal(stop)
-        .request_options(move |index| options(&connection, Some(&audit), Some(index)));
+        .request_options(move |index| {
+            options(&connection, Some(&audit), Some(index)).expect("checked above with a suffix of the same kind")
+        });
     let started = Instant::now();
     let report = {
         let progress = progress.clone();

@@ -133,8 +133,8 @@ impl Rejects {
                         "  {},{},{},{}",
                         record.subscription_id(),
                         unit.unit_type(),
-                        usage.record_date,
-                        usage.amount
+                        usage.record_date(),
+                        usage.amount()
                     ))?;
                 }
             }
@@ -351,7 +351,7 @@ pub(super) async fn run(args: ImportArgs, format: Format, state: PathBuf) -> Res
         .concurrency(concurrency)
         .capacity(200_000)
         .when_full(WhenFull::Wait)
-        .request_options(options(&args.connection, Some(&args.audit), None));
+        .request_options(options(&args.connection, Some(&args.audit), None)?);
     if let Some(request_id) = &args.connection.request_id {
         // As the plain import: `{id}-{n}`, n the request's number (here, in DIR).
         builder = builder.request_id(request_id.as_str());
