@@ -1,18 +1,16 @@
 //! CSV import files: a header line naming the columns, in any order.
 
-use std::collections::HashMap;
-
 use usage_models::Amount;
 
 use super::{Parsed, RawRow, RowError, COLUMNS};
 
-/// Checks every row of a CSV file.
+/// Checks every row of a CSV file. Spaces around names and fields are ignored (`str::trim`,
+/// field by field: the reader's own trimming copies every record).
 pub(super) fn parse(text: &[u8]) -> Parsed {
     let mut parsed = Parsed::default();
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
-        .trim(csv::Trim::All)
         .from_reader(text);
     let header = match reader.headers() {
         Ok(header) => header.clone(),
@@ -24,20 +22,18 @@ pub(super) fn parse(text: &[u8]) -> Parsed {
             return parsed;
         }
     };
-    let mut index: HashMap<&str, usize> = HashMap::new();
+    // The field of each of COLUMNS, by its position in COLUMNS.
+    let mut index: [Option<usize>; COLUMNS.len()] = [None; COLUMNS.len()];
     for (at, name) in header.iter().enumerate() {
-        let name = name.trim_start_matches('\u{feff}');
-        if !COLUMNS.contains(&name) {
+        let name = name.trim().trim_start_matches('\u{feff}');
+        let Some(column) = COLUMNS.iter().position(|c| *c == name) else {
             parsed.errors.push(RowError {
                 line: 1,
                 reason: format!("unknown column {name:?} in the header (expected {})", COLUMNS.join(",")),
             });
             continue;
-        }
-        if index
-            .insert(COLUMNS[COLUMNS.iter().position(|c| *c == name).unwrap_or(0)], at)
-            .is_some()
-        {
+        };
+        if index[column].replace(at).is_some() {
             parsed.errors.push(RowError {
                 line: 1,
                 reason: format!("column {name:?} appears twice in the header"),
@@ -46,8 +42,9 @@ pub(super) fn parse(text: &[u8]) -> Parsed {
     }
     let missing: Vec<&str> = COLUMNS[..4]
         .iter()
-        .copied()
-        .filter(|c| !index.contains_key(c))
+        .zip(index)
+        .filter(|(_, at)| at.is_none())
+        .map(|(c, _)| *c)
         .collect();
     if !missing.is_empty() {
         parsed.errors.push(RowError {
@@ -84,9 +81,12 @@ pub(super) fn parse(text: &[u8]) -> Parsed {
             })
             .unwrap_or(0)
     };
-    for record in reader.records() {
-        let record = match record {
-            Ok(record) => record,
+    // One record, read into again and again.
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
             Err(e) => {
                 let line = line_of(e.position());
                 parsed.errors.push(RowError {
@@ -95,7 +95,7 @@ pub(super) fn parse(text: &[u8]) -> Parsed {
                 });
                 continue;
             }
-        };
+        }
         let line = line_of(record.position());
         if record.len() != width {
             parsed.errors.push(RowError {
@@ -104,13 +104,13 @@ pub(super) fn parse(text: &[u8]) -> Parsed {
             });
             continue;
         }
-        let field = |name: &str| index.get(name).and_then(|at| record.get(*at));
+        let field = |column: usize| index[column].and_then(|at| record.get(at)).map(str::trim);
         let raw = RawRow {
-            subscription_id: field("subscription_id").unwrap_or(""),
-            unit_type: field("unit_type").unwrap_or(""),
-            record_date: field("record_date").unwrap_or(""),
-            amount: amount_of_text(field("amount").unwrap_or("")),
-            tracking_id: field("tracking_id"),
+            subscription_id: field(0).unwrap_or(""),
+            unit_type: field(1).unwrap_or(""),
+            record_date: field(2).unwrap_or(""),
+            amount: amount_of_text(field(3).unwrap_or("")),
+            tracking_id: field(4),
         };
         match raw.check(line) {
             Ok(row) => parsed.rows.push(row),
