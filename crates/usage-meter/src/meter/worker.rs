@@ -11,7 +11,9 @@ struct Open {
     /// The ids of its events (in the spool's `events` table when there is a spool).
     members: Vec<i64>,
     /// (unit type, date, amount) in arrival order; one entry per bucket when aggregating.
-    entries: Vec<(UnitType, UsageDate, Decimal)>,
+    /// Amounts stay [`Amount`]s (checked once, on the way in, or when summed), so that sealing
+    /// does not check them again.
+    entries: Vec<(UnitType, UsageDate, Amount)>,
     /// Aggregation only: where each (unit type, bucket start) is in `entries`.
     buckets: HashMap<(UnitType, i64), usize>,
 }
@@ -355,7 +357,7 @@ impl Worker {
                 (date, Some((event.unit.clone(), start)))
             }
         };
-        let amount = event.amount.value();
+        let amount = event.amount;
         let open = self.open.entry(event.subscription).or_insert_with(|| Open {
             since: Instant::now(),
             events: 0,
@@ -366,8 +368,9 @@ impl Worker {
         if let Some(at) = key.as_ref().and_then(|key| open.buckets.get(key)).copied() {
             let sum = open.entries[at]
                 .2
-                .checked_add(amount)
-                .filter(|s| Amount::new(*s).is_ok());
+                .value()
+                .checked_add(amount.value())
+                .and_then(|s| Amount::new(s).ok());
             if let Some(sum) = sum {
                 open.entries[at].2 = sum;
                 open.events += 1;
