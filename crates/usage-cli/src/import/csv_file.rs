@@ -4,9 +4,17 @@ use usage_models::Amount;
 
 use super::{Parsed, RawRow, RowError, COLUMNS};
 
+/// Rows of at least this many bytes are read in two halves at once.
+const SPLIT_FROM_BYTES: usize = 1 << 20;
+
 /// Checks every row of a CSV file. Spaces around names and fields are ignored (`str::trim`,
 /// field by field: the reader's own trimming copies every record).
 pub(super) fn parse(text: &[u8]) -> Parsed {
+    parse_split_from(text, SPLIT_FROM_BYTES)
+}
+
+/// [`parse`], reading the rows in two halves at once when they are at least `split_from` bytes.
+fn parse_split_from(text: &[u8], split_from: usize) -> Parsed {
     let mut parsed = Parsed::default();
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -69,18 +77,63 @@ pub(super) fn parse(text: &[u8]) -> Parsed {
                 .map(|(at, _)| at + 1),
         )
         .collect();
-    let line_of = |position: Option<&csv::Position>| -> u64 {
-        position
-            .map(|p| {
-                // A record's position is where the previous one ended: skip blank lines.
-                let mut at = p.byte() as usize;
-                while text.get(at).is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                    at += 1;
-                }
-                line_starts.partition_point(|start| *start <= at) as u64
-            })
-            .unwrap_or(0)
+    let line_of = |byte: Option<usize>| -> u64 {
+        byte.map(|mut at| {
+            // A record's position is where the previous one ended: skip blank lines.
+            while text.get(at).is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                at += 1;
+            }
+            line_starts.partition_point(|start| *start <= at) as u64
+        })
+        .unwrap_or(0)
     };
+    let body = reader.position().byte() as usize;
+    let rows = |from: usize, to: usize| rows(&text[from..to], from, width, &index, &line_of);
+    let (first, second) = match cut(text, body, split_from) {
+        // The second half on a thread of its own, at the same time as the first.
+        Some(cut) => std::thread::scope(|scope| {
+            let second = scope.spawn(|| rows(cut, text.len()));
+            let first = rows(body, cut);
+            let second = second.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (first, second)
+        }),
+        None => (rows(body, text.len()), Parsed::default()),
+    };
+    parsed.rows = first.rows;
+    parsed.rows.extend(second.rows);
+    parsed.errors = first.errors;
+    parsed.errors.extend(second.errors);
+    parsed
+}
+
+/// Where the rows in `text[body..]` are cut in two halves read at once: at the start of a
+/// line near the middle, when they are at least `split_from` bytes and no quote comes before
+/// the cut (so that it cannot fall inside a quoted field). `None`: read them in one piece.
+fn cut(text: &[u8], body: usize, split_from: usize) -> Option<usize> {
+    let length = text.len().checked_sub(body)?;
+    if length < split_from.max(2) {
+        return None;
+    }
+    let middle = body + length / 2;
+    let cut = middle + text[middle..].iter().position(|b| *b == b'\n')? + 1;
+    (cut < text.len() && !text[..cut].contains(&b'"')).then_some(cut)
+}
+
+/// Checks the rows of `text`, the bytes of the file from `offset` on (whole lines, after the
+/// header); `line_of` gives the line of a byte offset in the file.
+fn rows(
+    text: &[u8],
+    offset: usize,
+    width: usize,
+    index: &[Option<usize>; COLUMNS.len()],
+    line_of: &(impl Fn(Option<usize>) -> u64 + Sync),
+) -> Parsed {
+    let mut parsed = Parsed::default();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text);
+    let line_at = |position: Option<&csv::Position>| line_of(position.map(|p| offset + p.byte() as usize));
     // One record, read into again and again.
     let mut record = csv::StringRecord::new();
     loop {
@@ -88,15 +141,14 @@ pub(super) fn parse(text: &[u8]) -> Parsed {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
-                let line = line_of(e.position());
                 parsed.errors.push(RowError {
-                    line,
+                    line: line_at(e.position()),
                     reason: csv_reason(&e),
                 });
                 continue;
             }
         }
-        let line = line_of(record.position());
+        let line = line_at(record.position());
         if record.len() != width {
             parsed.errors.push(RowError {
                 line,
@@ -104,6 +156,7 @@ pub(super) fn parse(text: &[u8]) -> Parsed {
             });
             continue;
         }
+        // By position in COLUMNS: subscription_id, unit_type, record_date, amount, tracking_id.
         let field = |column: usize| index[column].and_then(|at| record.get(at)).map(str::trim);
         let raw = RawRow {
             subscription_id: field(0).unwrap_or(""),
@@ -137,4 +190,56 @@ fn amount_of_text(text: &str) -> Result<Amount, String> {
         return Err("amount is empty".to_string());
     }
     text.parse::<Amount>().map_err(|e| format!("amount {}", e.reason()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SUB: &str = "8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11";
+
+    /// Rows, errors and their lines, as compared between a read in one piece and in halves.
+    fn summary(parsed: &Parsed) -> (Vec<(u64, String)>, Vec<String>) {
+        let rows = parsed
+            .rows
+            .iter()
+            .map(|row| {
+                (
+                    row.line,
+                    format!("{} {} {}", row.unit_type, row.record_date, row.amount),
+                )
+            })
+            .collect();
+        (rows, parsed.errors.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn halves_read_at_once_give_what_one_piece_gives() {
+        let mut file = String::from("subscription_id, unit_type ,record_date,amount\n");
+        for i in 0..200 {
+            match i % 50 {
+                7 => file.push_str("not-a-uuid,a,2013-08-01,1\n"),
+                13 => file.push('\n'),
+                29 => file.push_str(&format!("{SUB},a,2013-08-01\r\n")),
+                _ => file.push_str(&format!("{SUB}, u{i} ,2013-08-{:02},{i}\n", 1 + i % 28)),
+            }
+        }
+        let one = parse_split_from(file.as_bytes(), usize::MAX);
+        let body = file.find('\n').unwrap() + 1;
+        let at = cut(file.as_bytes(), body, 0).expect("a cut");
+        assert!(at > body + 100 && at < file.len() - 100, "{at}");
+        let halves = parse_split_from(file.as_bytes(), 0);
+        assert_eq!(summary(&halves), summary(&one));
+        assert_eq!(one.rows.len(), 200 - 12);
+        assert_eq!(one.errors.len(), 8, "{:?}", one.errors);
+        assert_eq!(one.errors[7].line, 181);
+        assert_eq!(one.rows.last().unwrap().line, 201);
+        // A quote before the middle: no cut (it could fall inside a quoted field).
+        let quoted = file.replacen(" u1 ", "\"u1\"", 1);
+        assert_eq!(cut(quoted.as_bytes(), body, 0), None);
+        assert_eq!(
+            summary(&parse_split_from(quoted.as_bytes(), 0)).0[1].1,
+            "u1 2013-08-02 1"
+        );
+    }
 }
