@@ -86,6 +86,15 @@ impl Commit {
         self.seals.push((id, tracking_id, events, body, written));
     }
 
+    /// Whether it holds delivered marks and nothing else.
+    pub fn holds_delivered_marks_only(&self) -> bool {
+        !self.delivered.is_empty()
+            && self.events.is_empty()
+            && self.seals.is_empty()
+            && self.dead.is_empty()
+            && self.checkpoint.is_none()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
             && self.seals.is_empty()

@@ -128,7 +128,12 @@ impl Worker {
         let mut draining = false;
         let mut inbox = Vec::with_capacity(INBOX);
         loop {
-            if !self.persist().await {
+            // Delivered marks alone wait while requests are out, for the next commit that has
+            // to be made anyway: one commit per answer kept the loop from sending while it
+            // waited for the disk. A mark lost in a crash only costs a re-send, which Kill Bill
+            // refuses as a duplicate of its tracking id (already recorded).
+            let marks_only = self.commit_holds_delivered_marks_only() && !self.tasks.is_empty();
+            if !marks_only && !self.persist().await {
                 return;
             }
             self.dispatch();
@@ -252,6 +257,15 @@ impl Worker {
         }
         self.ready.extend(self.sealing.drain(..));
         true
+    }
+
+    /// Whether the next commit holds delivered marks and nothing else, and no one waits
+    /// for a commit.
+    fn commit_holds_delivered_marks_only(&self) -> bool {
+        #[cfg(feature = "spool")]
+        return self.commit.holds_delivered_marks_only() && self.durable_waiters.is_empty();
+        #[cfg(not(feature = "spool"))]
+        false
     }
 
     /// Stops the meter on a spool failure: loudly, keeping what was committed.
