@@ -67,29 +67,9 @@ fn parse_split_from(text: &[u8], split_from: usize) -> Parsed {
         return parsed;
     }
     let width = header.len();
-    // The csv crate does not count blank lines in its line numbers: count them from the
-    // byte offset instead.
-    let line_starts: Vec<usize> = std::iter::once(0)
-        .chain(
-            text.iter()
-                .enumerate()
-                .filter(|(_, b)| **b == b'\n')
-                .map(|(at, _)| at + 1),
-        )
-        .collect();
-    let line_of = |byte: Option<usize>| -> u64 {
-        byte.map(|mut at| {
-            // A record's position is where the previous one ended: skip blank lines.
-            while text.get(at).is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                at += 1;
-            }
-            line_starts.partition_point(|start| *start <= at) as u64
-        })
-        .unwrap_or(0)
-    };
     let body = reader.position().byte() as usize;
-    let rows = |from: usize, to: usize| rows(&text[from..to], from, width, &index, &line_of);
-    let (first, second) = match cut(text, body, split_from) {
+    let rows = |from: usize, to: usize| rows(&text[from..to], width, &index);
+    let (mut first, mut second) = match cut(text, body, split_from) {
         // The second half on a thread of its own, at the same time as the first.
         Some(cut) => std::thread::scope(|scope| {
             let second = scope.spawn(|| rows(cut, text.len()));
@@ -97,13 +77,64 @@ fn parse_split_from(text: &[u8], split_from: usize) -> Parsed {
             let second = second.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (first, second)
         }),
-        None => (rows(body, text.len()), Parsed::default()),
+        None => (rows(body, text.len()), (Parsed::default(), 0)),
     };
-    parsed.rows = first.rows;
-    parsed.rows.extend(second.rows);
-    parsed.errors = first.errors;
-    parsed.errors.extend(second.errors);
+    // Lines counted from the start of each part: from the start of the file now.
+    let header_lines = newlines(&text[..body]);
+    first.0.shift_lines(header_lines);
+    second.0.shift_lines(header_lines + first.1);
+    parsed.rows = first.0.rows;
+    parsed.rows.extend(second.0.rows);
+    parsed.errors = first.0.errors;
+    parsed.errors.extend(second.0.errors);
     parsed
+}
+
+impl Parsed {
+    /// Adds `lines` to every known line number (0 means unknown).
+    fn shift_lines(&mut self, lines: u64) {
+        let known = |line: &mut u64| {
+            if *line > 0 {
+                *line += lines;
+            }
+        };
+        self.rows.iter_mut().for_each(|row| known(&mut row.line));
+        self.errors.iter_mut().for_each(|error| known(&mut error.line));
+    }
+}
+
+fn newlines(text: &[u8]) -> u64 {
+    text.iter().filter(|b| **b == b'\n').count() as u64
+}
+
+/// The line numbers of the records of a text, counted as it is read (the csv crate does not
+/// count blank lines in its own).
+struct Lines<'a> {
+    text: &'a [u8],
+    /// How far newlines are counted.
+    counted_to: usize,
+    newlines: u64,
+}
+
+impl Lines<'_> {
+    /// The line (from 1) of the record the reader reports at byte `at`: where the previous
+    /// record ended, so blank lines are skipped first. 0 when unknown.
+    fn of(&mut self, at: Option<u64>) -> u64 {
+        let Some(at) = at else {
+            return 0;
+        };
+        let mut at = (at as usize).min(self.text.len());
+        while self.text.get(at).is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            at += 1;
+        }
+        if at < self.counted_to {
+            // Never seen (records come in order); counted again from the start if it were.
+            (self.counted_to, self.newlines) = (0, 0);
+        }
+        self.newlines += newlines(&self.text[self.counted_to..at]);
+        self.counted_to = at;
+        self.newlines + 1
+    }
 }
 
 /// Where the rows in `text[body..]` are cut in two halves read at once: at the start of a
@@ -119,21 +150,20 @@ fn cut(text: &[u8], body: usize, split_from: usize) -> Option<usize> {
     (cut < text.len() && !text[..cut].contains(&b'"')).then_some(cut)
 }
 
-/// Checks the rows of `text`, the bytes of the file from `offset` on (whole lines, after the
-/// header); `line_of` gives the line of a byte offset in the file.
-fn rows(
-    text: &[u8],
-    offset: usize,
-    width: usize,
-    index: &[Option<usize>; COLUMNS.len()],
-    line_of: &(impl Fn(Option<usize>) -> u64 + Sync),
-) -> Parsed {
+/// Checks the rows of `text` (whole lines, after the header), numbering their lines from
+/// 1; also says how many lines `text` has.
+fn rows(text: &[u8], width: usize, index: &[Option<usize>; COLUMNS.len()]) -> (Parsed, u64) {
     let mut parsed = Parsed::default();
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .from_reader(text);
-    let line_at = |position: Option<&csv::Position>| line_of(position.map(|p| offset + p.byte() as usize));
+    let mut lines = Lines {
+        text,
+        counted_to: 0,
+        newlines: 0,
+    };
+    let mut line_at = |position: Option<&csv::Position>| lines.of(position.map(csv::Position::byte));
     // One record, read into again and again.
     let mut record = csv::StringRecord::new();
     loop {
@@ -170,7 +200,8 @@ fn rows(
             Err(e) => parsed.errors.push(e),
         }
     }
-    parsed
+    let lines = lines.newlines + newlines(&text[lines.counted_to..]);
+    (parsed, lines)
 }
 
 fn csv_reason(error: &csv::Error) -> String {
