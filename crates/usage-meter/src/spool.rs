@@ -61,8 +61,9 @@ pub(crate) struct Recovered {
 /// One group commit.
 #[derive(Default)]
 pub(crate) struct Commit {
-    /// New events: (id, subscription, unit, date, amount) as text.
-    pub events: Vec<(i64, String, String, String, String)>,
+    /// New events: (id, subscription, unit, date, amount), written as text (only those not
+    /// sealed in this commit).
+    pub events: Vec<(i64, SubscriptionId, UnitType, UsageDate, Amount)>,
     /// New batches: (id, tracking id, events, body, member event ids written before).
     seals: Vec<(u64, String, u64, String, Vec<i64>)>,
     /// Delivered batches.
@@ -195,7 +196,13 @@ impl Spool {
                 if commit.sealed_new.contains(id) {
                     continue;
                 }
-                insert.execute(params![id, subscription, unit, date, amount])?;
+                insert.execute(params![
+                    id,
+                    subscription.to_string(),
+                    unit.as_str(),
+                    date.to_string(),
+                    amount.to_string()
+                ])?;
             }
             let mut seal = transaction
                 .prepare_cached("INSERT INTO batches (id, tracking_id, events, body) VALUES (?1, ?2, ?3, ?4)")?;

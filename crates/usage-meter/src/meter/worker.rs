@@ -348,13 +348,9 @@ impl Worker {
         self.next_event += 1;
         #[cfg(feature = "spool")]
         if self.spool.is_some() {
-            self.commit.events.push((
-                id,
-                event.subscription.to_string(),
-                event.unit.as_str().to_string(),
-                event.date.to_string(),
-                event.amount.to_string(),
-            ));
+            self.commit
+                .events
+                .push((id, event.subscription, event.unit.clone(), event.date, event.amount));
         }
         self.add(id, event);
     }
