@@ -31,6 +31,9 @@ use crate::derive_tracking_id;
 /// The longest namespace of derived tracking ids.
 pub const MAX_NAMESPACE_CHARS: usize = 48;
 
+/// [`plan`] builds its requests on two threads when there are at least twice this many.
+const PARALLEL_FROM_REQUESTS: usize = 32;
+
 /// One row to send: a usage record of a subscription, maybe with its own tracking id, and
 /// where it comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,45 +122,67 @@ pub fn plan(rows: &[Row], prefix: &str, max_rows: usize) -> Result<Vec<Chunk>, V
         });
         group.push(row);
     }
-    let mut chunks: Vec<Chunk> = Vec::new();
+    // Each request, in group order.
+    let mut requests: Vec<Request<'_>> = Vec::new();
     for key in &order {
         let group = &groups[key];
         match &key.1 {
-            Some(tracking_id) => {
-                if group.len() > max_rows {
-                    errors.push(RowError {
-                        line: group[max_rows].line,
-                        reason: format!(
-                            "tracking_id {tracking_id:?} has {} rows for subscription {}; rows sharing a tracking id \
-                             go in one request, of at most {max_rows} rows",
-                            group.len(),
-                            key.0
-                        ),
-                    });
-                    continue;
-                }
-                match build_chunk(key.0, tracking_id.clone(), group) {
-                    Ok(chunk) => chunks.push(chunk),
-                    Err(e) => errors.push(e),
-                }
-            }
-            None => {
-                for (index, part) in group.chunks(max_rows).enumerate() {
-                    let content = part
-                        .iter()
-                        .map(|row| (row.unit_type.as_str(), row.record_date, row.amount));
-                    let built = derive_tracking_id(prefix, key.0, index, content)
-                        .map_err(|e| RowError {
+            Some(tracking_id) if group.len() > max_rows => requests.push(Err(RowError {
+                line: group[max_rows].line,
+                reason: format!(
+                    "tracking_id {tracking_id:?} has {} rows for subscription {}; rows sharing a tracking id \
+                     go in one request, of at most {max_rows} rows",
+                    group.len(),
+                    key.0
+                ),
+            })),
+            Some(tracking_id) => requests.push(Ok((key.0, Ok(tracking_id.clone()), group))),
+            None => requests.extend(
+                group
+                    .chunks(max_rows)
+                    .enumerate()
+                    .map(|(index, part)| Ok((key.0, Err(index), part))),
+            ),
+        }
+    }
+    let build = |requests: &[Request<'_>]| {
+        requests
+            .iter()
+            .map(|request| {
+                let (subscription, id, part) = request.as_ref().map_err(Clone::clone)?;
+                let tracking_id = match id {
+                    Ok(tracking_id) => tracking_id.clone(),
+                    Err(index) => {
+                        let content = part
+                            .iter()
+                            .map(|row| (row.unit_type.as_str(), row.record_date, row.amount));
+                        derive_tracking_id(prefix, *subscription, *index, content).map_err(|e| RowError {
                             line: part[0].line,
                             reason: format!("cannot derive the tracking id: {e}"),
-                        })
-                        .and_then(|tracking_id| build_chunk(key.0, tracking_id, part));
-                    match built {
-                        Ok(chunk) => chunks.push(chunk),
-                        Err(e) => errors.push(e),
+                        })?
                     }
-                }
-            }
+                };
+                build_chunk(*subscription, tracking_id, part)
+            })
+            .collect::<Vec<_>>()
+    };
+    // Hashing and building are the cost: many requests are built in two halves at once.
+    let built = if requests.len() >= 2 * PARALLEL_FROM_REQUESTS {
+        let (first, second) = requests.split_at(requests.len() / 2);
+        std::thread::scope(|scope| {
+            let second = scope.spawn(|| build(second));
+            let mut built = build(first);
+            built.extend(second.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+            built
+        })
+    } else {
+        build(&requests)
+    };
+    let mut chunks: Vec<Chunk> = Vec::with_capacity(built.len());
+    for request in built {
+        match request {
+            Ok(chunk) => chunks.push(chunk),
+            Err(e) => errors.push(e),
         }
     }
     if !errors.is_empty() {
@@ -166,6 +191,10 @@ pub fn plan(rows: &[Row], prefix: &str, max_rows: usize) -> Result<Vec<Chunk>, V
     chunks.sort_by_key(|chunk| chunk.first_line);
     Ok(chunks)
 }
+
+/// A request to build: its subscription, its own tracking id or its index among the derived
+/// ones of its subscription, and its rows; or why it cannot be sent.
+type Request<'r> = Result<(SubscriptionId, Result<TrackingId, usize>, &'r [&'r Row]), RowError>;
 
 fn build_chunk(subscription: SubscriptionId, tracking_id: TrackingId, rows: &[&Row]) -> Result<Chunk, RowError> {
     let mut builder = SubscriptionUsageRecord::builder(subscription).tracking_id(tracking_id.as_str());
@@ -238,6 +267,33 @@ mod tests {
             plan(&a, "", 1000).unwrap()[0].tracking_id(),
             plan(&b, "", 1000).unwrap()[0].tracking_id()
         );
+    }
+
+    #[test]
+    fn many_requests_built_in_two_halves_come_out_whole_and_in_order() {
+        let all = rows(301, SUB);
+        let requests = 151;
+        assert!(requests >= 2 * PARALLEL_FROM_REQUESTS);
+        let chunks = plan(&all, "kbu", 2).unwrap();
+        assert_eq!(chunks.len(), requests);
+        for (index, chunk) in chunks.iter().enumerate() {
+            let part = &all[2 * index..(2 * index + 2).min(all.len())];
+            assert_eq!(chunk.first_line, part[0].line);
+            assert_eq!(chunk.rows, part.len());
+            let content = part
+                .iter()
+                .map(|row| (row.unit_type.as_str(), row.record_date, row.amount));
+            let id = derive_tracking_id("kbu", part[0].subscription_id, index, content).unwrap();
+            assert_eq!(chunk.tracking_id(), id.as_str());
+        }
+        // A refusal among them is reported, and nothing is planned.
+        let mut refused = rows(301, SUB);
+        for row in &mut refused[250..253] {
+            row.tracking_id = Some(TrackingId::new("t").unwrap());
+        }
+        let errors = plan(&refused, "kbu", 2).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, 254);
     }
 
     #[test]

@@ -68,8 +68,9 @@ pub(crate) struct Recovered {
 /// One group commit.
 #[derive(Default)]
 pub(crate) struct Commit {
-    /// New events: (id, subscription, unit, date, amount) as text.
-    pub events: Vec<(i64, String, String, String, String)>,
+    /// New events: (id, subscription, unit, date, amount), written as text (only those not
+    /// sealed in this commit).
+    pub events: Vec<(i64, SubscriptionId, UnitType, UsageDate, Amount)>,
     /// New batches: (id, tracking id, events, body, member event ids written before).
     seals: Vec<(u64, String, u64, String, Vec<i64>)>,
     /// The (subscription, tracking id) of new batches sealed as a caller gave them.
@@ -107,6 +108,15 @@ impl Commit {
     ) {
         self.given.push((subscription.to_string(), tracking_id.clone()));
         self.seals.push((id, tracking_id, events, body, Vec::new()));
+    }
+
+    /// Whether it holds delivered marks and nothing else.
+    pub fn holds_delivered_marks_only(&self) -> bool {
+        !self.delivered.is_empty()
+            && self.events.is_empty()
+            && self.seals.is_empty()
+            && self.dead.is_empty()
+            && self.checkpoint.is_none()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -224,7 +234,13 @@ impl Spool {
                 if commit.sealed_new.contains(id) {
                     continue;
                 }
-                insert.execute(params![id, subscription, unit, date, amount])?;
+                insert.execute(params![
+                    id,
+                    subscription.to_string(),
+                    unit.as_str(),
+                    date.to_string(),
+                    amount.to_string()
+                ])?;
             }
             let mut seal = transaction
                 .prepare_cached("INSERT INTO batches (id, tracking_id, events, body) VALUES (?1, ?2, ?3, ?4)")?;

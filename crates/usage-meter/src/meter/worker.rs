@@ -11,7 +11,9 @@ struct Open {
     /// The ids of its events (in the spool's `events` table when there is a spool).
     members: Vec<i64>,
     /// (unit type, date, amount) in arrival order; one entry per bucket when aggregating.
-    entries: Vec<(UnitType, UsageDate, Decimal)>,
+    /// Amounts stay [`Amount`]s (checked once, on the way in, or when summed), so that sealing
+    /// does not check them again.
+    entries: Vec<(UnitType, UsageDate, Amount)>,
     /// Aggregation only: where each (unit type, bucket start) is in `entries`.
     buckets: HashMap<(UnitType, i64), usize>,
 }
@@ -129,7 +131,12 @@ impl Worker {
         let mut draining = false;
         let mut inbox = Vec::with_capacity(INBOX);
         loop {
-            if !self.persist().await {
+            // Delivered marks alone wait while requests are out, for the next commit that has
+            // to be made anyway: one commit per answer kept the loop from sending while it
+            // waited for the disk. A mark lost in a crash only costs a re-send, which Kill Bill
+            // refuses as a duplicate of its tracking id (already recorded).
+            let marks_only = self.commit_holds_delivered_marks_only() && !self.tasks.is_empty();
+            if !marks_only && !self.persist().await {
                 return;
             }
             self.dispatch();
@@ -248,6 +255,15 @@ impl Worker {
         }
         self.ready.extend(self.sealing.drain(..));
         true
+    }
+
+    /// Whether the next commit holds delivered marks and nothing else, and no one waits
+    /// for a commit.
+    fn commit_holds_delivered_marks_only(&self) -> bool {
+        #[cfg(feature = "spool")]
+        return self.commit.holds_delivered_marks_only() && self.durable_waiters.is_empty();
+        #[cfg(not(feature = "spool"))]
+        false
     }
 
     /// Stops the meter on a spool failure: loudly, keeping what was committed.
@@ -399,13 +415,9 @@ impl Worker {
         self.next_event += 1;
         #[cfg(feature = "spool")]
         if self.spool.is_some() {
-            self.commit.events.push((
-                id,
-                event.subscription.to_string(),
-                event.unit.as_str().to_string(),
-                event.date.to_string(),
-                event.amount.to_string(),
-            ));
+            self.commit
+                .events
+                .push((id, event.subscription, event.unit.clone(), event.date, event.amount));
         }
         self.add(id, event);
     }
@@ -422,7 +434,7 @@ impl Worker {
                 (date, Some((event.unit.clone(), start)))
             }
         };
-        let amount = event.amount.value();
+        let amount = event.amount;
         let open = self.open.entry(event.subscription).or_insert_with(|| Open {
             since: Instant::now(),
             events: 0,
@@ -433,8 +445,9 @@ impl Worker {
         if let Some(at) = key.as_ref().and_then(|key| open.buckets.get(key)).copied() {
             let sum = open.entries[at]
                 .2
-                .checked_add(amount)
-                .filter(|s| Amount::new(*s).is_ok());
+                .value()
+                .checked_add(amount.value())
+                .and_then(|s| Amount::new(s).ok());
             if let Some(sum) = sum {
                 open.entries[at].2 = sum;
                 open.events += 1;

@@ -124,10 +124,10 @@ impl InMemoryKillBill {
                         unit_type: unit.clone(),
                         record_date: *at,
                         amount: row.amount,
-                        tracking_id: row.tracking_id.clone(),
-                        created_by: row.created_by.clone(),
-                        reason: row.reason.clone(),
-                        comment: row.comment.clone(),
+                        tracking_id: row.origin.tracking_id.clone(),
+                        created_by: row.origin.created_by.clone(),
+                        reason: row.origin.reason.clone(),
+                        comment: row.origin.comment.clone(),
                     };
                     (*at, *seq, stored)
                 })

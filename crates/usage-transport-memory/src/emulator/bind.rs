@@ -5,6 +5,7 @@
 //! Jackson's streaming binder. Unknown properties are refused; scalars are coerced into
 //! strings (`"trackingId": 12` is `"12"`); `""` binds as `null` for UUIDs, dates and amounts.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -63,12 +64,37 @@ enum Node<'a> {
     Null,
     Bool(bool),
     Number(&'a str),
-    String(String),
+    String(Cow<'a, str>),
     Array(Vec<&'a RawValue>),
-    Object(Vec<(String, &'a RawValue)>),
+    Object(Vec<(Cow<'a, str>, &'a RawValue)>),
 }
 
-struct Ordered<'a>(Vec<(String, &'a RawValue)>);
+/// A JSON string, borrowed from the body unless it has escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(text.to_string())))
+            }
+            fn visit_string<E>(self, text: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(text)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+struct Ordered<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
 impl<'de> Deserialize<'de> for Ordered<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -80,7 +106,7 @@ impl<'de> Deserialize<'de> for Ordered<'de> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut entries = Vec::new();
-                while let Some((key, value)) = map.next_entry::<String, &'de RawValue>()? {
+                while let Some((Text(key), value)) = map.next_entry::<Text<'de>, &'de RawValue>()? {
                     entries.push((key, value));
                 }
                 Ok(Ordered(entries))
@@ -93,7 +119,7 @@ impl<'de> Deserialize<'de> for Ordered<'de> {
 /// One path element of Jackson's "reference chain".
 #[derive(Clone, Debug)]
 pub(super) enum Link {
-    Property(&'static str, String),
+    Property(&'static str, Cow<'static, str>),
     Index(usize),
 }
 
@@ -166,7 +192,7 @@ impl<'a> Binder<'a> {
         let node = match text.as_bytes().first() {
             Some(b'{') => Node::Object(self.parse::<Ordered<'a>>(raw)?.0),
             Some(b'[') => Node::Array(self.parse::<Vec<&'a RawValue>>(raw)?),
-            Some(b'"') => Node::String(self.parse::<String>(raw)?),
+            Some(b'"') => Node::String(self.parse::<Text<'a>>(raw)?.0),
             Some(b't') => Node::Bool(true),
             Some(b'f') => Node::Bool(false),
             Some(b'n') => Node::Null,
@@ -239,7 +265,7 @@ impl<'a> Binder<'a> {
         &mut self,
         raw: &'a RawValue,
         class_name: &'static str,
-        known: &[&str],
+        known: &[&'static str],
         mut field: impl FnMut(&mut Self, &str, &'a RawValue) -> Result<(), BindError>,
     ) -> Result<bool, BindError> {
         let node = self.node(raw)?;
@@ -249,17 +275,17 @@ impl<'a> Binder<'a> {
             other => return Err(self.mismatched(class_name, raw, &other)),
         };
         let mut seen: Vec<&str> = Vec::with_capacity(known.len());
-        let mut buffered: Option<String> = None;
+        let mut buffered: Option<&str> = None;
         for (index, (name, value)) in entries.iter().enumerate() {
-            let Some(known_name) = known.iter().find(|k| **k == name.as_str()) else {
+            let Some(known_name) = known.iter().find(|k| **k == name) else {
                 if seen.len() == known.len() {
                     let past = self.past_first_token(value);
                     return Err(self.unrecognized(class_name, known, name, past));
                 }
-                buffered.get_or_insert_with(|| name.clone());
+                buffered.get_or_insert(name);
                 continue;
             };
-            self.chain.push(Link::Property(class_name, name.clone()));
+            self.chain.push(Link::Property(class_name, Cow::Borrowed(known_name)));
             field(self, name, value)?;
             self.chain.pop();
             if !seen.contains(known_name) {
@@ -271,7 +297,7 @@ impl<'a> Binder<'a> {
                             Some((_, next)) => self.past_first_token(next),
                             None => self.end_of(raw),
                         };
-                        return self.unrecognized_unless_cut(class_name, known, &unknown, past);
+                        return self.unrecognized_unless_cut(class_name, known, unknown, past);
                     }
                 }
             }
@@ -279,7 +305,7 @@ impl<'a> Binder<'a> {
         match buffered {
             Some(unknown) => {
                 let past = self.end_of(raw);
-                self.unrecognized_unless_cut(class_name, known, &unknown, past)
+                self.unrecognized_unless_cut(class_name, known, unknown, past)
             }
             None => Ok(true),
         }
@@ -288,7 +314,8 @@ impl<'a> Binder<'a> {
     /// The error for the unknown property `name`, the parser standing at `past`.
     fn unrecognized(&mut self, class_name: &'static str, known: &[&str], name: &str, past: usize) -> BindError {
         let names: Vec<String> = known.iter().map(|k| format!("\"{k}\"")).collect();
-        self.chain.push(Link::Property(class_name, name.to_string()));
+        self.chain
+            .push(Link::Property(class_name, Cow::Owned(name.to_string())));
         let error = BindError {
             class_name: class::UNRECOGNIZED_PROPERTY,
             message: format!(
@@ -371,7 +398,7 @@ impl<'a> Binder<'a> {
     fn string(&self, raw: &'a RawValue) -> Result<Option<String>, BindError> {
         match self.node(raw)? {
             Node::Null => Ok(None),
-            Node::String(s) => Ok(Some(s)),
+            Node::String(s) => Ok(Some(s.into_owned())),
             Node::Number(text) => Ok(Some(text.to_string())),
             Node::Bool(b) => Ok(Some(b.to_string())),
             other => Err(self.mismatched("java.lang.String", raw, &other)),
@@ -464,21 +491,22 @@ impl<'a> Binder<'a> {
         } else {
             "java.math.BigDecimal"
         };
-        let (text, from_string) = match self.node(raw)? {
+        let node = self.node(raw)?;
+        let (text, from_string) = match &node {
             Node::Null => return Ok(None),
             Node::String(s) if s.trim().is_empty() => return Ok(None),
-            Node::String(s) => (s.trim().to_string(), true),
-            Node::Number(text) => (text.to_string(), false),
-            other => return Err(self.mismatched(java_type, raw, &other)),
+            Node::String(s) => (s.trim(), true),
+            Node::Number(text) => (*text, false),
+            other => return Err(self.mismatched(java_type, raw, other)),
         };
         if legacy {
-            return self.legacy_amount(raw, &text, from_string).map(Some);
+            return self.legacy_amount(raw, text, from_string).map(Some);
         }
-        match parse_big_decimal(&text) {
+        match parse_big_decimal(text) {
             Some(value) => Ok(Some(fit_column(value))),
             // A JSON number Java reads but 96 bits cannot hold: far out of the column's range.
             None if !from_string => Ok(Some(BoundAmount::OutOfRange)),
-            None => Err(self.invalid_format(java_type, raw, &text, "not a valid representation")),
+            None => Err(self.invalid_format(java_type, raw, text, "not a valid representation")),
         }
     }
 

@@ -287,6 +287,41 @@ fn invalid(text: &str, pos: usize) -> DateError {
 /// Reads `text` as `ISODateTimeFormat.dateTimeParser().withZoneUTC()` does, truncated to
 /// milliseconds.
 pub(crate) fn parse_date_time(text: &str) -> Result<DateTime<Utc>, DateError> {
+    match canonical(text) {
+        Some(at) => Ok(at),
+        None => parse_joda(text),
+    }
+}
+
+/// The form clients send (`2013-08-01T06:30:00.000Z`, what `UsageDate` writes), read at once:
+/// the same instant the general parser reads. `None` for any other text, and for a field out
+/// of its range (the general parser then gives Joda's message).
+fn canonical(text: &str) -> Option<DateTime<Utc>> {
+    let b = text.as_bytes();
+    let separators = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (23, b'Z'),
+    ];
+    if b.len() != 24 || separators.iter().any(|&(at, c)| b[at] != c) {
+        return None;
+    }
+    let number = |from: usize, to: usize| {
+        b[from..to]
+            .iter()
+            .try_fold(0u32, |n, d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
+    };
+    let date = NaiveDate::from_ymd_opt(i32::try_from(number(0, 4)?).ok()?, number(5, 7)?, number(8, 10)?)?;
+    let time = NaiveTime::from_hms_milli_opt(number(11, 13)?, number(14, 16)?, number(17, 19)?, number(20, 23)?)?;
+    Some(date.and_time(time).and_utc())
+}
+
+/// [`parse_date_time`] for any text, character by character as Joda reads it.
+fn parse_joda(text: &str) -> Result<DateTime<Utc>, DateError> {
     let chars: Vec<char> = text.chars().collect();
     let c = Cursor { chars: &chars };
     let mut f = Fields::default();
@@ -492,6 +527,20 @@ mod tests {
                         "{}", message
                     ),
                 }
+            }
+
+            /// The canonical form's shortcut reads what the general parser reads, and leaves
+            /// everything else (fields out of range included) to it.
+            #[test]
+            fn the_canonical_shortcut_agrees_with_joda(
+                fields in (0u32..10_000, 0u32..14, 0u32..33, 0u32..25, 0u32..61, 0u32..61, 0u32..1000),
+                millis in -62_167_219_200_000i64..253_402_300_800_000,
+            ) {
+                let (year, month, day, hour, minute, second, milli) = fields;
+                let text = format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{milli:03}Z");
+                prop_assert_eq!(canonical(&text), parse_joda(&text).ok(), "{}", text);
+                let text = Utc.timestamp_millis_opt(millis).unwrap().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+                prop_assert_eq!(canonical(&text), Some(parse_joda(&text).unwrap()), "{}", text);
             }
 
             /// Every ISO-8601 date-time with an offset reads back as the same instant.

@@ -1,6 +1,8 @@
 //! `POST /1.0/kb/usages` (docs/contract.md §4): rows 1 to 10, then the checks of rows 11 to 14
 //! and the insert.
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -16,7 +18,7 @@ use super::contract::{
     MAX_UNIT_TYPE_CHARS, REASON,
 };
 use super::respond::{self, class, empty, illegal_argument, ErrorStyle};
-use super::store::{Row, Store};
+use super::store::{Origin, Store};
 use super::{write, DuplicateCheck, InMemoryKillBill};
 
 /// The audit headers of a POST, decoded (`X-Killbill-Encoding: base64`).
@@ -44,7 +46,8 @@ pub(super) fn decode_audit(value: Option<String>, base64: bool, header: &str) ->
 
 /// One validated usage record of a POST.
 pub(super) struct NewRow {
-    unit_type: String,
+    /// Shared by the records of one unit.
+    unit_type: Arc<str>,
     at: DateTime<Utc>,
     amount: BoundAmount,
 }
@@ -72,6 +75,8 @@ pub(super) fn insert(store: &mut Store, post: Post, tracking_id: String) -> Resp
     if audit.created_by.chars().count() > MAX_CREATED_BY_CHARS {
         return respond::data_truncation(style, "created_by", true);
     }
+    // Checked row by row, in the order of the row's columns, as the insert meets them.
+    let tracking_id_too_long = tracking_id.chars().count() > MAX_TRACKING_ID_CHARS;
     let mut amounts = Vec::with_capacity(rows.len());
     for row in &rows {
         if row.unit_type.chars().count() > MAX_UNIT_TYPE_CHARS {
@@ -80,25 +85,22 @@ pub(super) fn insert(store: &mut Store, post: Post, tracking_id: String) -> Resp
         let BoundAmount::Fits(amount) = row.amount else {
             return respond::data_truncation(style, "amount", false);
         };
-        if tracking_id.chars().count() > MAX_TRACKING_ID_CHARS {
+        if tracking_id_too_long {
             return respond::data_truncation(style, "tracking_id", true);
         }
         amounts.push(amount);
     }
-    for (row, amount) in rows.into_iter().zip(amounts) {
-        store.insert(
-            id,
-            &row.unit_type,
-            row.at,
-            Row {
-                amount,
-                tracking_id: tracking_id.clone(),
-                created_by: audit.created_by.clone(),
-                reason: audit.reason.clone(),
-                comment: audit.comment.clone(),
-            },
-        );
-    }
+    let origin = Origin {
+        tracking_id,
+        created_by: audit.created_by,
+        reason: audit.reason,
+        comment: audit.comment,
+    };
+    let rows = rows
+        .iter()
+        .zip(amounts)
+        .map(|(row, amount)| (&*row.unit_type, row.at, amount));
+    store.insert(id, origin, rows);
     empty(StatusCode::CREATED)
 }
 
@@ -129,8 +131,8 @@ pub(super) fn validate(record: BoundRecord, style: ErrorStyle) -> Result<Valid, 
     let mut rows = Vec::new();
     for unit in units {
         let Some(unit) = unit else { return Err(npe()) };
-        let unit_type = match unit.unit_type {
-            Some(unit_type) if !unit_type.is_empty() => unit_type,
+        let unit_type: Arc<str> = match unit.unit_type {
+            Some(unit_type) if !unit_type.is_empty() => unit_type.into(),
             _ => return Err(illegal_argument(style, "UnitUsageRecordJson unitType need to be set")),
         };
         let Some(records) = unit.records else { return Err(npe()) };

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -12,6 +13,13 @@ use uuid::Uuid;
 #[derive(Clone, Debug)]
 pub(crate) struct Row {
     pub(crate) amount: Decimal,
+    /// The tracking id and audit of the POST that stored it, shared by all of its rows.
+    pub(crate) origin: Arc<Origin>,
+}
+
+/// What every row of one POST has in common: its tracking id and its audit headers.
+#[derive(Debug)]
+pub(crate) struct Origin {
     pub(crate) tracking_id: String,
     pub(crate) created_by: String,
     pub(crate) reason: Option<String>,
@@ -79,19 +87,32 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// Inserts one row (the caller holds the write lock and has checked everything).
-    pub(crate) fn insert(&mut self, subscription: Uuid, unit: &str, at: DateTime<Utc>, row: Row) {
+    /// Inserts the rows of one POST, (unit type, date, amount), in order, all under `origin`
+    /// (the caller holds the write lock and has checked everything).
+    pub(crate) fn insert<'r>(
+        &mut self,
+        subscription: Uuid,
+        origin: Origin,
+        rows: impl IntoIterator<Item = (&'r str, DateTime<Utc>, Decimal)>,
+    ) {
         let Some(target) = self.subscriptions.get_mut(&subscription) else {
             return;
         };
-        self.next_seq += 1;
-        target.tracking_ids.insert(row.tracking_id.clone());
-        target
-            .units
-            .entry(unit.to_string())
-            .or_default()
-            .insert((at, self.next_seq), row);
-        self.rows += 1;
+        target.tracking_ids.insert(origin.tracking_id.clone());
+        let origin = Arc::new(origin);
+        for (unit, at, amount) in rows {
+            self.next_seq += 1;
+            let units = match target.units.get_mut(unit) {
+                Some(units) => units,
+                None => target.units.entry(unit.to_string()).or_default(),
+            };
+            let row = Row {
+                amount,
+                origin: origin.clone(),
+            };
+            units.insert((at, self.next_seq), row);
+            self.rows += 1;
+        }
     }
 }
 
@@ -103,14 +124,14 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn row(amount: &str) -> Row {
-        Row {
-            amount: amount.parse().unwrap(),
+    fn insert(store: &mut Store, id: Uuid, unit: &str, at_text: &str, amount: &str) {
+        let origin = Origin {
             tracking_id: "t".into(),
             created_by: "me".into(),
             reason: None,
             comment: None,
-        }
+        };
+        store.insert(id, origin, [(unit, at(at_text), amount.parse().unwrap())]);
     }
 
     #[test]
@@ -118,10 +139,10 @@ mod tests {
         let mut store = Store::default();
         let id = Uuid::new_v4();
         store.subscriptions.insert(id, Subscription::new(Uuid::new_v4(), None));
-        store.insert(id, "a", at("2013-08-01T00:00:00Z"), row("1.5"));
-        store.insert(id, "a", at("2013-08-01T00:00:00Z"), row("2.5"));
-        store.insert(id, "a", at("2013-08-02T00:00:00Z"), row("10"));
-        store.insert(id, "b", at("2013-08-01T12:00:00Z"), row("0.000000001"));
+        insert(&mut store, id, "a", "2013-08-01T00:00:00Z", "1.5");
+        insert(&mut store, id, "a", "2013-08-01T00:00:00Z", "2.5");
+        insert(&mut store, id, "a", "2013-08-02T00:00:00Z", "10");
+        insert(&mut store, id, "b", "2013-08-01T12:00:00Z", "0.000000001");
         let sub = &store.subscriptions[&id];
         let sums = sub
             .roll_up(at("2013-08-01T00:00:00Z"), at("2013-08-02T00:00:00Z"), None)

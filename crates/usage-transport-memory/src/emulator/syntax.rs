@@ -156,7 +156,7 @@ impl Scan {
             match frame {
                 Frame::Object { key, .. } => {
                     let class = [RECORD_CLASS, UNIT_CLASS, USAGE_CLASS].get(objects)?;
-                    links.push(Link::Property(class, key.clone()?));
+                    links.push(Link::Property(class, key.clone()?.into()));
                     objects += 1;
                 }
                 Frame::Array { index, .. } => links.push(Link::Index(*index)),
