@@ -17,6 +17,7 @@ mod on {
         metrics::counter!("usage_meter_events_accepted_total").increment(events);
     }
 
+    #[cfg(feature = "spool")]
     pub fn spooled(events: u64) {
         metrics::counter!("usage_meter_events_spooled_total").increment(events);
     }
