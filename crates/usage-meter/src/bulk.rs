@@ -135,6 +135,7 @@ impl Outcome {
 
 /// Counts of requests and of their rows, by outcome.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Tally {
     /// Requests recorded by this run.
     pub recorded_requests: u64,
@@ -197,6 +198,7 @@ impl StopSignal {
 
 /// A [`Bulk::send`] that could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BulkError {
     /// A request has no tracking id: the client would make one up at random, and a re-run
     /// would count its rows twice. Nothing was sent.
@@ -209,6 +211,7 @@ pub enum BulkError {
 
 /// What [`Bulk::send`] did: each request's outcome, in the order given, and the tally.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct BulkReport {
     /// One outcome per request, in the order given.
     pub outcomes: Vec<Outcome>,

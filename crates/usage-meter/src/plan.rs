@@ -73,6 +73,7 @@ impl fmt::Display for RowError {
 
 /// One request: a record with its tracking id, and where its rows come from.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Chunk {
     /// The body of the request, tracking id included.
     pub record: SubscriptionUsageRecord,

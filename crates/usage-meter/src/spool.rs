@@ -25,6 +25,7 @@ use usage_models::{Amount, SubscriptionId, SubscriptionUsageRecord, UnitType, Us
 /// A spool that cannot be opened, read or written. The meter stops on it: what was committed
 /// stays in the spool for the next start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SpoolError {
     /// SQLite failed.
     #[error("spool: {0}")]

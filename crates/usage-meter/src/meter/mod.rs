@@ -35,6 +35,7 @@ pub enum WhenFull {
 /// Why an event was not accepted. An event that was not accepted is not counted anywhere:
 /// the caller still owns it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RecordError {
     /// The meter holds as many undelivered events as its capacity.
     #[error("the meter is full: as many undelivered events as its capacity")]
@@ -46,6 +47,7 @@ pub enum RecordError {
 
 /// A [`MeterBuilder::start`] that could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StartError {
     /// A setting is out of its range.
     #[error("invalid meter setting: {0}")]
@@ -62,6 +64,7 @@ pub enum StartError {
 /// Why [`Meter::durable`] or [`Meter::record_from_source`] failed.
 #[cfg(feature = "spool")]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DurableError {
     /// The meter has no spool: nothing it holds is durable.
     #[error("the meter has no spool")]
@@ -83,6 +86,7 @@ pub enum DurableError {
 
 /// A batch Kill Bill refused for good: its usage, how many events it gathers, and why.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct DeadLetter {
     /// The request that was refused, with its tracking id.
     pub record: SubscriptionUsageRecord,
@@ -99,6 +103,7 @@ pub struct DeadLetter {
 /// [`MeterStats::dead_letter_events`], and with a spool every one of them stays in it, with
 /// its reason.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct DeadLetters {
     /// The dead letters held, oldest first.
     pub letters: Vec<DeadLetter>,
@@ -124,6 +129,7 @@ impl DeadLetterList {
 
 /// What a [`Meter::flush`] or [`Meter::shutdown`] left undone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FlushReport {
     /// Whether every event accepted before the call was delivered or dead-lettered in time.
     pub complete: bool,
@@ -136,6 +142,7 @@ pub struct FlushReport {
 
 /// Counters and gauges of a meter, as [`Meter::stats`] reads them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MeterStats {
     /// Events accepted, as the background task takes them (with a spool, including those
     /// found in it at start).
