@@ -18,11 +18,11 @@
 //! `bind/tests.rs` checks that whenever this path binds a body, valid or nearly so, the binder
 //! binds it to the same values.
 
+use std::fmt;
 use std::marker::PhantomData;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
-use std::fmt;
 
 use super::{
     amount_from_text, record_date_from_text, uuid_from_text, BoundRecord, BoundUnit, BoundUsage, Text,
