@@ -25,11 +25,16 @@ pub(super) const UNIT_CLASS: &str = "org.killbill.billing.jaxrs.json.Subscriptio
 pub(super) const USAGE_CLASS: &str = "org.killbill.billing.jaxrs.json.SubscriptionUsageRecordJson$UsageRecordJson";
 pub(super) const SOURCE: &str =
     "(org.glassfish.jersey.message.internal.ReaderInterceptorExecutor$UnCloseableInputStream)";
+/// The properties of each class, in the order of its `@JsonCreator` parameters.
+const RECORD_PROPERTIES: &[&str] = &["subscriptionId", "trackingId", "unitUsageRecords"];
+const UNIT_PROPERTIES: &[&str] = &["unitType", "usageRecords"];
+const USAGE_PROPERTIES: &[&str] = &["recordDate", "amount"];
 const JSON_MAPPING: &str = "com.fasterxml.jackson.databind.JsonMappingException";
 const INPUT_COERCION: &str = "com.fasterxml.jackson.core.exc.InputCoercionException";
 
 /// A bound `SubscriptionUsageRecordJson`; `None` is a JSON `null` or a missing property.
 #[derive(Debug, Default)]
+#[cfg_attr(test, derive(PartialEq))]
 pub(crate) struct BoundRecord {
     pub(crate) subscription_id: Option<uuid::Uuid>,
     pub(crate) tracking_id: Option<String>,
@@ -38,6 +43,7 @@ pub(crate) struct BoundRecord {
 
 /// A bound `UnitUsageRecordJson`.
 #[derive(Debug, Default)]
+#[cfg_attr(test, derive(PartialEq))]
 pub(crate) struct BoundUnit {
     pub(crate) unit_type: Option<String>,
     pub(crate) records: Option<Vec<Option<BoundUsage>>>,
@@ -45,6 +51,7 @@ pub(crate) struct BoundUnit {
 
 /// A bound `UsageRecordJson`.
 #[derive(Debug, Default)]
+#[cfg_attr(test, derive(PartialEq))]
 pub(crate) struct BoundUsage {
     pub(crate) record_date: Option<DateTime<Utc>>,
     pub(crate) amount: Option<BoundAmount>,
@@ -52,6 +59,7 @@ pub(crate) struct BoundUsage {
 
 /// An amount as the database column would take it.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(test, derive(PartialEq))]
 pub(crate) enum BoundAmount {
     /// Fits the column (rounded to 9 fraction digits, as MySQL does).
     Fits(Decimal),
@@ -412,29 +420,9 @@ impl<'a> Binder<'a> {
             Node::String(s) => s,
             other => return Err(self.mismatched("java.util.UUID", raw, &other)),
         };
-        let dashes_ok = text.len() == 36 && [8, 13, 18, 23].iter().all(|&i| text.as_bytes().get(i) == Some(&b'-'));
-        if !dashes_ok {
-            return Err(self.invalid_format(
-                "java.util.UUID",
-                raw,
-                &text,
-                "UUID has to be represented by standard 36-char representation",
-            ));
-        }
-        match text.chars().find(|c| *c != '-' && !c.is_ascii_hexdigit()) {
-            Some(c) => Err(self.invalid_format(
-                "java.util.UUID",
-                raw,
-                &text,
-                &format!(
-                    "Non-hex character '{c}' (value 0x{:x}), not valid for UUID String",
-                    u32::from(c)
-                ),
-            )),
-            None => uuid::Uuid::parse_str(&text)
-                .map(Some)
-                .map_err(|e| self.invalid_format("java.util.UUID", raw, &text, &e.to_string())),
-        }
+        uuid_from_text(&text)
+            .map(Some)
+            .map_err(|why| self.invalid_format("java.util.UUID", raw, &text, &why))
     }
 
     fn record_date(&self, raw: &'a RawValue) -> Result<Option<DateTime<Utc>>, BindError> {
@@ -446,21 +434,13 @@ impl<'a> Binder<'a> {
         };
         match self.node(raw)? {
             Node::Null => Ok(None),
-            Node::String(s) if s.trim().is_empty() => Ok(None),
-            Node::String(s) => {
-                let parsed = if legacy {
-                    dates::parse_local_date(s.trim()).map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
-                } else {
-                    dates::parse_date_time(s.trim())
-                };
-                // Joda's exception is not Jackson's: `wrapAndThrow` wraps it in a
-                // `JsonMappingException` with no parser, hence no location, and keeps it as the cause.
-                parsed.map(Some).map_err(|message| BindError {
-                    class_name: JSON_MAPPING,
-                    message: format!("{message}{}", self.chain()),
-                    cause: Some((dates::joda_class(&message), message)),
-                })
-            }
+            // Joda's exception is not Jackson's: `wrapAndThrow` wraps it in a
+            // `JsonMappingException` with no parser, hence no location, and keeps it as the cause.
+            Node::String(s) => record_date_from_text(&s, self.format).map_err(|message| BindError {
+                class_name: JSON_MAPPING,
+                message: format!("{message}{}", self.chain()),
+                cause: Some((dates::joda_class(&message), message)),
+            }),
             Node::Number(text) if is_integer(text) => text
                 .parse::<i64>()
                 .ok()
@@ -499,29 +479,10 @@ impl<'a> Binder<'a> {
             Node::Number(text) => (*text, false),
             other => return Err(self.mismatched(java_type, raw, other)),
         };
-        if legacy {
-            return self.legacy_amount(raw, text, from_string).map(Some);
-        }
-        match parse_big_decimal(text) {
-            Some(value) => Ok(Some(fit_column(value))),
-            // A JSON number Java reads but 96 bits cannot hold: far out of the column's range.
-            None if !from_string => Ok(Some(BoundAmount::OutOfRange)),
-            None => Err(self.invalid_format(java_type, raw, text, "not a valid representation")),
-        }
-    }
-
-    /// 0.22 amounts are `Long`: fractions are truncated (Jackson's `ACCEPT_FLOAT_AS_INT`).
-    fn legacy_amount(&self, raw: &'a RawValue, text: &str, from_string: bool) -> Result<BoundAmount, BindError> {
-        if from_string && !is_integer(text) {
-            return Err(self.invalid_format("java.lang.Long", raw, text, "not a valid `java.lang.Long` value"));
-        }
-        let value = parse_big_decimal(text).map(|d| d.trunc());
-        match value.and_then(|d| i64::try_from(d).ok()) {
-            Some(long) => Ok(BoundAmount::Fits(Decimal::from(long))),
-            None if from_string => {
-                Err(self.invalid_format("java.lang.Long", raw, text, "not a valid `java.lang.Long` value"))
-            }
-            None => Err(self.fail(
+        match amount_from_text(text, from_string, self.format) {
+            Ok(amount) => Ok(Some(amount)),
+            Err(AmountProblem::Invalid(why)) => Err(self.invalid_format(java_type, raw, text, why)),
+            Err(AmountProblem::OutOfLong) => Err(self.fail(
                 INPUT_COERCION,
                 raw,
                 format!("Numeric value ({text}) out of range of long (-9223372036854775808 - 9223372036854775807)"),
@@ -531,7 +492,7 @@ impl<'a> Binder<'a> {
 
     fn usage(&mut self, raw: &'a RawValue) -> Result<Option<BoundUsage>, BindError> {
         let mut usage = BoundUsage::default();
-        let present = self.object(raw, USAGE_CLASS, &["recordDate", "amount"], |b, name, value| {
+        let present = self.object(raw, USAGE_CLASS, USAGE_PROPERTIES, |b, name, value| {
             match name {
                 "recordDate" => usage.record_date = b.record_date(value)?,
                 _ => usage.amount = b.amount(value)?,
@@ -543,7 +504,7 @@ impl<'a> Binder<'a> {
 
     fn unit(&mut self, raw: &'a RawValue) -> Result<Option<BoundUnit>, BindError> {
         let mut unit = BoundUnit::default();
-        let present = self.object(raw, UNIT_CLASS, &["unitType", "usageRecords"], |b, name, value| {
+        let present = self.object(raw, UNIT_CLASS, UNIT_PROPERTIES, |b, name, value| {
             match name {
                 "unitType" => unit.unit_type = b.string(value)?,
                 _ => unit.records = b.list(value, USAGE_CLASS, |b, item| b.usage(item))?,
@@ -555,8 +516,7 @@ impl<'a> Binder<'a> {
 
     fn record(&mut self, raw: &'a RawValue) -> Result<Option<BoundRecord>, BindError> {
         let mut record = BoundRecord::default();
-        let known = ["subscriptionId", "trackingId", "unitUsageRecords"];
-        let present = self.object(raw, RECORD_CLASS, &known, |b, name, value| {
+        let present = self.object(raw, RECORD_CLASS, RECORD_PROPERTIES, |b, name, value| {
             match name {
                 "subscriptionId" => record.subscription_id = b.uuid(value)?,
                 "trackingId" => record.tracking_id = b.string(value)?,
@@ -565,6 +525,67 @@ impl<'a> Binder<'a> {
             Ok(())
         })?;
         Ok(present.then_some(record))
+    }
+}
+
+/// A `java.util.UUID` from its text (non-empty: `""` binds as `null`), or why not, in Jackson's words.
+fn uuid_from_text(text: &str) -> Result<uuid::Uuid, String> {
+    let dashes_ok = text.len() == 36 && [8, 13, 18, 23].iter().all(|&i| text.as_bytes().get(i) == Some(&b'-'));
+    if !dashes_ok {
+        return Err("UUID has to be represented by standard 36-char representation".to_string());
+    }
+    match text.chars().find(|c| *c != '-' && !c.is_ascii_hexdigit()) {
+        Some(c) => Err(format!(
+            "Non-hex character '{c}' (value 0x{:x}), not valid for UUID String",
+            u32::from(c)
+        )),
+        None => uuid::Uuid::parse_str(text).map_err(|e| e.to_string()),
+    }
+}
+
+/// A `recordDate` string: `None` when blank (Jackson binds it as `null`), or Joda's message.
+fn record_date_from_text(text: &str, format: WireFormat) -> Result<Option<DateTime<Utc>>, dates::DateError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let parsed = match format {
+        WireFormat::Legacy022 => dates::parse_local_date(text).map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc()),
+        WireFormat::V024 => dates::parse_date_time(text),
+    };
+    parsed.map(Some)
+}
+
+/// Why an amount's text does not bind.
+enum AmountProblem {
+    /// Jackson's `InvalidFormatException`, with this reason.
+    Invalid(&'static str),
+    /// A JSON number outside 0.22's `Long`.
+    OutOfLong,
+}
+
+/// An amount as the column takes it, from a JSON number's text or a non-blank, trimmed string.
+///
+/// 0.24 amounts are `BigDecimal`; 0.22 amounts are `Long`: fractions are truncated (Jackson's
+/// `ACCEPT_FLOAT_AS_INT`).
+fn amount_from_text(text: &str, from_string: bool, format: WireFormat) -> Result<BoundAmount, AmountProblem> {
+    if format == WireFormat::Legacy022 {
+        const NOT_A_LONG: &str = "not a valid `java.lang.Long` value";
+        if from_string && !is_integer(text) {
+            return Err(AmountProblem::Invalid(NOT_A_LONG));
+        }
+        let value = parse_big_decimal(text).map(|d| d.trunc());
+        return match value.and_then(|d| i64::try_from(d).ok()) {
+            Some(long) => Ok(BoundAmount::Fits(Decimal::from(long))),
+            None if from_string => Err(AmountProblem::Invalid(NOT_A_LONG)),
+            None => Err(AmountProblem::OutOfLong),
+        };
+    }
+    match parse_big_decimal(text) {
+        Some(value) => Ok(fit_column(value)),
+        // A JSON number Java reads but 96 bits cannot hold: far out of the column's range.
+        None if !from_string => Ok(BoundAmount::OutOfRange),
+        None => Err(AmountProblem::Invalid("not a valid representation")),
     }
 }
 
@@ -591,8 +612,13 @@ fn fit_column(value: Decimal) -> BoundAmount {
 }
 
 /// Binds `body` (already known to be non-blank): `Ok(None)` for the literal `null`.
+///
+/// A plain body is bound by the [`fast`] path; anything else (and every error) is the binder's.
 pub(crate) fn bind(body: &[u8], format: WireFormat) -> Result<Option<BoundRecord>, BindError> {
-    bind_until(body, body.len(), format)
+    match fast::bind(body, format) {
+        Some(record) => Ok(Some(record)),
+        None => bind_until(body, body.len(), format),
+    }
 }
 
 /// Binds `body`, of which only the first `valid_until` bytes are the request's.
@@ -650,6 +676,8 @@ fn syntax_error(body: &[u8], e: &serde_json::Error, format: WireFormat) -> BindE
         },
     }
 }
+
+mod fast;
 
 #[cfg(test)]
 mod tests;
