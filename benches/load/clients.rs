@@ -14,7 +14,7 @@ use killbill_usage::client::{
     ClientConfig, GetUsage, Operation, RecordUsage, RequestOptions, TenantCredentials, UserCredentials,
 };
 use killbill_usage::hyper::{HyperTransport, TokioTimer};
-use killbill_usage::models::{SubscriptionId, SubscriptionUsageRecord, UnitType};
+use killbill_usage::models::{RolledUpUsage, SubscriptionId, SubscriptionUsageRecord, UnitType};
 use killbill_usage::{UsageClient, UsageWindow};
 use tokio::runtime::Runtime;
 
@@ -82,7 +82,20 @@ pub(crate) enum Caller {
         client: Box<RawClient>,
         template: Arc<Request<Bytes>>,
         expect: StatusCode,
+        codec: Codec,
     },
+}
+
+/// What the floor does besides sending the prebuilt request and reading the whole answer.
+#[derive(Clone)]
+pub(crate) enum Codec {
+    /// Nothing: the floor.
+    Nothing,
+    /// `floor+serde`: parses the answer into the model's `RolledUpUsage`, as a GET's caller needs.
+    ParseAnswer,
+    /// `floor+serde`: serializes the record into the body on each call (its tracking id is
+    /// fixed, as the floor's is), as a POST's caller needs.
+    Serialize(Arc<SubscriptionUsageRecord>),
 }
 
 impl Caller {
@@ -105,11 +118,26 @@ impl Caller {
                 client,
                 template,
                 expect,
+                codec,
             } => {
-                let response = client.request(copy(template)).await.map_err(|e| e.to_string())?;
+                let mut request = copy(template);
+                if let Codec::Serialize(record) = codec {
+                    let body = serde_json::to_vec(&**record).map_err(|e| e.to_string())?;
+                    *request.body_mut() = Full::new(Bytes::from(body));
+                }
+                let response = client.request(request).await.map_err(|e| e.to_string())?;
                 let status = response.status();
-                let body = response.into_body().collect().await.map_err(|e| e.to_string())?;
-                black_box(body.to_bytes());
+                let body = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .to_bytes();
+                if let Codec::ParseAnswer = codec {
+                    let usage: RolledUpUsage = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+                    black_box(usage);
+                }
+                black_box(body);
                 if status != *expect {
                     return Err(format!("status {status}"));
                 }
@@ -145,12 +173,13 @@ pub(crate) fn ours_get(client: &UsageClient) -> Caller {
     Caller::OursGet(client.clone(), subscription(GET_SUBSCRIPTION), window())
 }
 
-/// The floor sending `template`, expecting `expect`.
-pub(crate) fn floor(client: &RawClient, template: Arc<Request<Bytes>>, expect: StatusCode) -> Caller {
+/// The floor sending `template`, expecting `expect`, doing `codec` besides.
+pub(crate) fn floor(client: &RawClient, template: Arc<Request<Bytes>>, expect: StatusCode, codec: Codec) -> Caller {
     Caller::Raw {
         client: Box::new(client.clone()),
         template,
         expect,
+        codec,
     }
 }
 
@@ -161,11 +190,14 @@ pub(crate) fn get_template(base_url: &str) -> Arc<Request<Bytes>> {
     Arc::new(operation.to_request(&config(base_url), &RequestOptions::new()).unwrap())
 }
 
-/// The request `ours` sends for a POST of `record`, prebuilt (with one tracking id).
-pub(crate) fn post_template(base_url: &str, record: &SubscriptionUsageRecord) -> Arc<Request<Bytes>> {
-    Arc::new(
-        RecordUsage::new(record)
-            .to_request(&config(base_url), &RequestOptions::new())
-            .unwrap(),
-    )
+/// The request `ours` sends for a POST of `record`, prebuilt (with one tracking id), and the
+/// record with that tracking id.
+pub(crate) fn post_template(
+    base_url: &str,
+    record: &SubscriptionUsageRecord,
+) -> (Arc<Request<Bytes>>, Arc<SubscriptionUsageRecord>) {
+    let operation = RecordUsage::new(record);
+    let request = operation.to_request(&config(base_url), &RequestOptions::new()).unwrap();
+    let tracked = record.clone().with_tracking_id(operation.tracking_id().clone());
+    (Arc::new(request), Arc::new(tracked))
 }

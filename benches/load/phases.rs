@@ -12,7 +12,7 @@ use tokio::runtime::Runtime;
 use usage_transport_memory::{InMemoryKillBill, NewSubscription};
 
 use crate::clients::{
-    floor, get_template, ours, ours_get, post_template, raw_client, record, seed, subscription, Caller,
+    floor, get_template, ours, ours_get, post_template, raw_client, record, seed, subscription, Caller, Codec,
 };
 use crate::measure::{drive, js_unavailable, measure, measure_js, rss_kib, Sample};
 use crate::report::{cell, compare_tables, emulator_table, line, targets, Op, Results};
@@ -110,19 +110,35 @@ pub(crate) fn compare_phase(
     let (raw_canned, raw_emulator) = (raw_client(), raw_client());
     let callers = |op: Op| -> Vec<(&'static str, Option<Caller>, &ServerInfo)> {
         let (url_c, url_e) = (canned.url(), emulator.url());
+        let post_floor = post_template(&url_c, &post_record);
         match op {
             Op::Get => vec![
                 ("ours", Some(ours_get(&ours_canned)), canned),
                 (
                     "floor",
-                    Some(floor(&raw_canned, get_template(&url_c), StatusCode::OK)),
+                    Some(floor(&raw_canned, get_template(&url_c), StatusCode::OK, Codec::Nothing)),
+                    canned,
+                ),
+                (
+                    "floor+serde",
+                    Some(floor(
+                        &raw_canned,
+                        get_template(&url_c),
+                        StatusCode::OK,
+                        Codec::ParseAnswer,
+                    )),
                     canned,
                 ),
                 ("js", None, canned),
                 ("ours@emulator", Some(ours_get(&ours_emulator)), emulator),
                 (
                     "floor@emulator",
-                    Some(floor(&raw_emulator, get_template(&url_e), StatusCode::OK)),
+                    Some(floor(
+                        &raw_emulator,
+                        get_template(&url_e),
+                        StatusCode::OK,
+                        Codec::Nothing,
+                    )),
                     emulator,
                 ),
             ],
@@ -136,8 +152,19 @@ pub(crate) fn compare_phase(
                     "floor",
                     Some(floor(
                         &raw_canned,
-                        post_template(&url_c, &post_record),
+                        post_floor.0.clone(),
                         StatusCode::CREATED,
+                        Codec::Nothing,
+                    )),
+                    canned,
+                ),
+                (
+                    "floor+serde",
+                    Some(floor(
+                        &raw_canned,
+                        post_floor.0.clone(),
+                        StatusCode::CREATED,
+                        Codec::Serialize(post_floor.1.clone()),
                     )),
                     canned,
                 ),
@@ -151,7 +178,7 @@ pub(crate) fn compare_phase(
         }
     };
     println!(
-        "== compare: GET and POST ({POST_ROWS}-row records) at concurrency {:?}; {} rounds of {:.1} s per measurement after {:.1} s warm-up; clients in turn: ours, floor, js, ours@emulator, floor@emulator (GET only)",
+        "== compare: GET and POST ({POST_ROWS}-row records) at concurrency {:?}; {} rounds of {:.1} s per measurement after {:.1} s warm-up; clients in turn: ours, floor, floor+serde, js, ours@emulator, floor@emulator (GET only)",
         settings.concurrency, settings.rounds, settings.secs, settings.warmup_secs
     );
     let mut results = Results::default();
@@ -196,7 +223,11 @@ pub(crate) fn compare_phase(
     }
     let mut out = String::new();
     let _ = writeln!(out, "Against the canned server (median (min–max) over {} rounds; ratios are per round, ours ÷ floor measured side by side, then their median (min–max)):\n", settings.rounds);
-    out.push_str(&compare_tables(&results, settings, &["ours", "floor", "js"]));
+    out.push_str(&compare_tables(
+        &results,
+        settings,
+        &["ours", "floor", "floor+serde", "js"],
+    ));
     if let Some(why) = &js {
         let _ = writeln!(out, "\njs: skipped: {why}");
     }
