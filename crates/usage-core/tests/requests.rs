@@ -240,6 +240,39 @@ fn record_usage_always_carries_a_tracking_id() {
 }
 
 #[test]
+fn a_non_ascii_default_created_by_is_base64_unless_a_call_replaces_it() {
+    let record = record(Some("t"));
+    let cfg = config("http://h").with_created_by("Zoë").unwrap();
+    let request = RecordUsage::new(&record)
+        .to_request(&cfg, &RequestOptions::new())
+        .unwrap();
+    assert_eq!(header(&request, "content-type"), Some("application/json"));
+    assert_eq!(header(&request, "x-killbill-createdby"), Some("Wm/Dqw=="));
+    assert_eq!(header(&request, "x-killbill-encoding"), Some("base64"));
+    assert_eq!(request.headers().len(), 8, "{:?}", request.headers());
+
+    // A call's own ASCII created-by: nothing is base64 any more, and the encoding header goes.
+    let options = RequestOptions::builder().created_by("meter").build().unwrap();
+    let request = RecordUsage::new(&record).to_request(&cfg, &options).unwrap();
+    assert_eq!(header(&request, "x-killbill-createdby"), Some("meter"));
+    assert_eq!(header(&request, "x-killbill-encoding"), None);
+    // A call that only adds a reason keeps the config's created-by, so all of them are base64.
+    let options = RequestOptions::builder().reason("plain").build().unwrap();
+    let request = RecordUsage::new(&record).to_request(&cfg, &options).unwrap();
+    assert_eq!(header(&request, "x-killbill-createdby"), Some("Wm/Dqw=="));
+    assert_eq!(header(&request, "x-killbill-reason"), Some("cGxhaW4="));
+    assert_eq!(header(&request, "x-killbill-encoding"), Some("base64"));
+    // A GET carries no audit headers.
+    let window = UsageWindow::parse("2013-08-01", "2013-09-01").unwrap();
+    let request = GetUsage::new(SUB.parse().unwrap(), "gallons", window)
+        .unwrap()
+        .to_request(&cfg, &RequestOptions::new())
+        .unwrap();
+    assert_eq!(header(&request, "x-killbill-createdby"), None);
+    assert_eq!(header(&request, "content-type"), None);
+}
+
+#[test]
 fn audit_headers_non_ascii_are_base64_and_control_characters_refused() {
     let record = record(Some("t"));
     let cfg = config("http://h");
