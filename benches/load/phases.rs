@@ -108,9 +108,10 @@ pub(crate) fn compare_phase(
     }
     let (ours_canned, ours_emulator) = (ours(&canned.url()), ours(&emulator.url()));
     let (raw_canned, raw_emulator) = (raw_client(), raw_client());
+    // The floors' POST, built once: the request `ours` sends and the record with its tracking id.
+    let post_floor = post_template(&canned.url(), &post_record);
     let callers = |op: Op| -> Vec<(&'static str, Option<Caller>, &ServerInfo)> {
         let (url_c, url_e) = (canned.url(), emulator.url());
-        let post_floor = post_template(&url_c, &post_record);
         match op {
             Op::Get => vec![
                 ("ours", Some(ours_get(&ours_canned)), canned),
