@@ -2,7 +2,8 @@
 # Instructions per call on the client side of the load harness (benches/load/main.rs), under
 # callgrind: everything executed inside one `Caller::call` (benches/load/clients.rs: building
 # the request, the client, the transport, hyper's client side, parsing), for `ours`, the `floor`
-# and `floor+serde` (the floor serializing the record / parsing the answer), GET and POST, at
+# `floor+serde` (the floor serializing the record / parsing the answer) and `bounded` (besides,
+# the URI made per call and the exchange under `tokio::time::timeout`), GET and POST, at
 # concurrency 1. Each figure is the difference between a short and a long run divided by the
 # difference in calls, so one-off costs (the connection, first-use initialisation) cancel out.
 # The kernel's work (syscalls) and hyper's connection task are not counted.
@@ -23,7 +24,7 @@ run() {
     echo "$calls $(sed -nE 's/^(summary|totals): ([0-9]+).*/\2/p' "$out/cg.out" | head -1)"
 }
 for op in get post; do
-    for client in ours floor floor+serde; do
+    for client in ours floor floor+serde bounded; do
         read -r c1 i1 < <(run "$client" "$op" 0.4)
         read -r c2 i2 < <(run "$client" "$op" 1.6)
         echo "$op $client: $(((i2 - i1) / (c2 - c1))) instructions per call ($c1 and $c2 calls)"

@@ -16,6 +16,10 @@
 //!      typed values must do: serializing the record on each POST, parsing each GET's answer
 //!      into the model's `RolledUpUsage` (`usage-models`' serde impls, `serde_json`); what is
 //!      left between it and `ours` is the client's own overhead;
+//!    - `bounded`: `floor+serde` doing, besides, what any client whose calls take typed
+//!      values and end in a finite time does on this stack: it makes the request's URI from
+//!      its text on each call (`http`'s `PathAndQuery`) and bounds the exchange with
+//!      `tokio::time::timeout`; a lower bound for such a client;
 //!    - `js`: Kill Bill's official JavaScript client (npm `killbill`) run by `node`, when both
 //!      are installed (`cd benches/js && npm install`; the harness never installs anything);
 //!    - `ours` and `floor` (GET only: the emulator refuses a repeated tracking id) against
@@ -35,7 +39,7 @@
 //! Settings (environment): `LOAD_SECS` (1.0, per measurement), `LOAD_WARMUP_SECS` (0.2),
 //! `LOAD_ROUNDS` (3), `LOAD_CONCURRENCY` (`1,16,64`), `LOAD_PHASES` (`memory,compare,bulk`),
 //! `LOAD_MEMORY_SECS` (20), `LOAD_BULK_SECS` (1.5), `LOAD_JS` (`0` skips node),
-//! `LOAD_CLIENTS` (`ours,floor,floor+serde,js,ours@emulator,floor@emulator`) and `LOAD_OPS` (`get,post`):
+//! `LOAD_CLIENTS` (`ours,floor,floor+serde,bounded,js,ours@emulator,floor@emulator`) and `LOAD_OPS` (`get,post`):
 //! which to run, for profiling. It prints what it does, one line per measurement, then
 //! Markdown tables (BENCHMARKS.md, "Load harness over loopback"). Without `--bench`
 //! (`cargo test --benches`) it makes one quick pass, without node, to check that all runs.
@@ -124,7 +128,10 @@ impl Settings {
             memory_secs: env_or("LOAD_MEMORY_SECS", quick(20.0, 0.5)),
             bulk_secs: env_or("LOAD_BULK_SECS", quick(1.5, 0.05)),
             js: std::env::var("LOAD_JS").map(|v| v != "0").unwrap_or(bench),
-            clients: list("LOAD_CLIENTS", "ours,floor,floor+serde,js,ours@emulator,floor@emulator"),
+            clients: list(
+                "LOAD_CLIENTS",
+                "ours,floor,floor+serde,bounded,js,ours@emulator,floor@emulator",
+            ),
             ops: list("LOAD_OPS", "get,post"),
         }
     }

@@ -12,7 +12,7 @@ use tokio::runtime::Runtime;
 use usage_transport_memory::{InMemoryKillBill, NewSubscription};
 
 use crate::clients::{
-    floor, get_template, ours, ours_get, post_template, raw_client, record, seed, subscription, Caller, Codec,
+    bounded, floor, get_template, ours, ours_get, post_template, raw_client, record, seed, subscription, Caller, Codec,
 };
 use crate::measure::{drive, js_unavailable, measure, measure_js, rss_kib, Sample};
 use crate::report::{cell, compare_tables, emulator_table, line, targets, Op, Results};
@@ -130,6 +130,16 @@ pub(crate) fn compare_phase(
                     )),
                     canned,
                 ),
+                (
+                    "bounded",
+                    Some(bounded(
+                        &raw_canned,
+                        get_template(&url_c),
+                        StatusCode::OK,
+                        Codec::ParseAnswer,
+                    )),
+                    canned,
+                ),
                 ("js", None, canned),
                 ("ours@emulator", Some(ours_get(&ours_emulator)), emulator),
                 (
@@ -169,6 +179,16 @@ pub(crate) fn compare_phase(
                     )),
                     canned,
                 ),
+                (
+                    "bounded",
+                    Some(bounded(
+                        &raw_canned,
+                        post_floor.0.clone(),
+                        StatusCode::CREATED,
+                        Codec::Serialize(post_floor.1.clone()),
+                    )),
+                    canned,
+                ),
                 ("js", None, canned),
                 (
                     "ours@emulator",
@@ -179,7 +199,7 @@ pub(crate) fn compare_phase(
         }
     };
     println!(
-        "== compare: GET and POST ({POST_ROWS}-row records) at concurrency {:?}; {} rounds of {:.1} s per measurement after {:.1} s warm-up; clients in turn: ours, floor, floor+serde, js, ours@emulator, floor@emulator (GET only)",
+        "== compare: GET and POST ({POST_ROWS}-row records) at concurrency {:?}; {} rounds of {:.1} s per measurement after {:.1} s warm-up; clients in turn: ours, floor, floor+serde, bounded, js, ours@emulator, floor@emulator (GET only)",
         settings.concurrency, settings.rounds, settings.secs, settings.warmup_secs
     );
     let mut results = Results::default();
@@ -227,7 +247,7 @@ pub(crate) fn compare_phase(
     out.push_str(&compare_tables(
         &results,
         settings,
-        &["ours", "floor", "floor+serde", "js"],
+        &["ours", "floor", "floor+serde", "bounded", "js"],
     ));
     if let Some(why) = &js {
         let _ = writeln!(out, "\njs: skipped: {why}");

@@ -179,16 +179,19 @@ pub(crate) fn targets(results: &Results, settings: &Settings) -> String {
                 if rps >= 0.9 { "met, >= 0.9x" } else { "MISSED, < 0.9x" },
                 if cpu <= 1.2 { "met, <= 1.2x" } else { "MISSED, > 1.2x" },
             );
-            if let (Some(serde_rps), Some(serde_cpu), Some(ours_rps), Some(ours_cpu)) = (
-                median_ratio(results, op, c, ("floor+serde", "floor"), Sample::rps),
-                median_ratio(results, op, c, ("floor+serde", "floor"), Sample::client_cpu),
-                median_ratio(results, op, c, ("ours", "floor+serde"), Sample::rps),
-                median_ratio(results, op, c, ("ours", "floor+serde"), Sample::client_cpu),
-            ) {
-                let _ = write!(
-                    out,
-                    "; floor+serde: {serde_rps:.2}x / {serde_cpu:.2}x the floor; ours: {ours_rps:.2}x / {ours_cpu:.2}x floor+serde"
-                );
+            // The floors that do part of a client's work: where each stands, and ours against it.
+            for other in ["floor+serde", "bounded"] {
+                if let (Some(other_rps), Some(other_cpu), Some(ours_rps), Some(ours_cpu)) = (
+                    median_ratio(results, op, c, (other, "floor"), Sample::rps),
+                    median_ratio(results, op, c, (other, "floor"), Sample::client_cpu),
+                    median_ratio(results, op, c, ("ours", other), Sample::rps),
+                    median_ratio(results, op, c, ("ours", other), Sample::client_cpu),
+                ) {
+                    let _ = write!(
+                        out,
+                        "; {other}: {other_rps:.2}x / {other_cpu:.2}x the floor, ours {ours_rps:.2}x / {ours_cpu:.2}x it"
+                    );
+                }
             }
             out.push('\n');
         }
