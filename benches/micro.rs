@@ -224,10 +224,10 @@ impl FloorRequests {
     fn get(&self, unit: Option<&str>) -> Request<Bytes> {
         let uri = match unit {
             Some(unit) => format!(
-                "{BASE_URL}/1.0/kb/usages/{SUBSCRIPTION}/{unit}?startDate=2013-08-01T00%3A00%3A00.000Z&endDate=2013-09-01T00%3A00%3A00.000Z"
+                "{BASE_URL}/1.0/kb/usages/{SUBSCRIPTION}/{unit}?startDate=2013-08-01T00:00:00.000Z&endDate=2013-09-01T00:00:00.000Z"
             ),
             None => format!(
-                "{BASE_URL}/1.0/kb/usages/{SUBSCRIPTION}?startDate=2013-08-01T00%3A00%3A00.000Z&endDate=2013-09-01T00%3A00%3A00.000Z"
+                "{BASE_URL}/1.0/kb/usages/{SUBSCRIPTION}?startDate=2013-08-01T00:00:00.000Z&endDate=2013-09-01T00:00:00.000Z"
             ),
         };
         self.request(Method::GET, uri, Bytes::new())

@@ -184,15 +184,19 @@ async fn the_contract_over_real_http() {
         Some("A usage record with tracking ID gallons-august already exists")
     );
 
-    // Unit types that are not path-safe travel as one segment; unknown units give [].
+    // Unit types that are not path-safe travel as one segment (`:` as it is); unknown units give [].
     let odd = SubscriptionUsageRecord::builder(gallons)
-        .record("liters/day ?#%", at("2013-08-02"), "0.5")
+        .record("liters/day:per ?#%", at("2013-08-02"), "0.5")
         .build()
         .unwrap();
     bob.record_usage(&odd).await.unwrap();
     let august = UsageWindow::parse("2013-08-01", "2013-09-01").unwrap();
-    let usage = bob.get_usage(gallons, "liters/day ?#%", august).unwrap().await.unwrap();
-    assert_eq!(usage.amount_of("liters/day ?#%"), Some(dec("0.5")));
+    let usage = bob
+        .get_usage(gallons, "liters/day:per ?#%", august)
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(usage.amount_of("liters/day:per ?#%"), Some(dec("0.5")));
     assert!(bob
         .get_usage(gallons, "nothing", august)
         .unwrap()

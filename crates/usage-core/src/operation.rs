@@ -243,7 +243,7 @@ impl Operation for RecordUsage<'_> {
 /// assert_eq!(
 ///     request.uri(),
 ///     "http://127.0.0.1:8080/1.0/kb/usages/8b9c1e0e-5a0b-4d47-9a7e-1f3c2c8f4a11/liters%2Fday\
-///      ?startDate=2013-08-01&endDate=2013-09-01T00%3A00%3A00.000Z"
+///      ?startDate=2013-08-01&endDate=2013-09-01T00:00:00.000Z"
 /// );
 /// ```
 #[derive(Clone, Debug)]

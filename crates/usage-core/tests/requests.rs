@@ -115,6 +115,7 @@ fn tricky_unit_types_are_one_segment() {
         ("...", "..."),
         ("a+b=c&d", "a%2Bb%3Dc%26d"),
         ("%2e%2e", "%252e%252e"),
+        ("ratio:1", "ratio:1"),
     ] {
         let request = get(unit, august(), &RequestOptions::new());
         assert_eq!(
@@ -140,7 +141,7 @@ fn windows_go_out_as_dates_or_utc_instants_with_millis() {
     let request = get("u", window, &RequestOptions::new());
     assert_eq!(
         request.uri().query(),
-        Some("startDate=2013-08-01T08%3A00%3A00.000Z&endDate=2013-08-02")
+        Some("startDate=2013-08-01T08:00:00.000Z&endDate=2013-08-02")
     );
     assert!(UsageWindow::parse("2013-08-02", "2013-08-01").is_err());
     // An empty window is the server's business (it answers an empty roll-up).
