@@ -14,7 +14,7 @@ use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
 use hyper::body::Body as _;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioTimer as HyperTimer};
 use usage_core::{Error, InputField, InvalidInput, Transport, TransportError, TransportErrorKind};
 
@@ -173,9 +173,10 @@ impl HyperTransport {
         Ok(Request::from_parts(parts, Full::new(body)))
     }
 
-    /// Sends the request and reads the whole response, within the body cap.
-    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<Response<Bytes>, TransportError> {
-        let response = self.client.request(request).await.map_err(transport_error)?;
+    /// Waits for the response to a request hyper has taken, and reads it whole, within the
+    /// body cap.
+    async fn exchange(&self, response: ResponseFuture) -> Result<Response<Bytes>, TransportError> {
+        let response = response.await.map_err(transport_error)?;
         let limit = self.settings.max_response_bytes;
         let (parts, body) = response.into_parts();
         // For a body with a Content-Length, the size hint is exactly that length.
@@ -212,7 +213,10 @@ impl Transport for HyperTransport {
         }
         let request = self.prepare(request)?;
         let timeout = self.settings.request_timeout;
-        match tokio::time::timeout(timeout, self.exchange(request)).await {
+        // hyper takes the request now (its future starts nothing before it is polled), so the
+        // future under the timeout holds hyper's boxed future rather than the request.
+        let response = self.client.request(request);
+        match tokio::time::timeout(timeout, self.exchange(response)).await {
             Ok(result) => result,
             Err(_elapsed) => Err(transport_error(TimedOut { after: timeout })),
         }
