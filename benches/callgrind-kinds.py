@@ -22,7 +22,7 @@ KINDS = [
      r"|Vec<T,A> as core::clone::Clone|extend_from_slice|finish_grow|record_count"),
     ("copying (memcpy)", r"memcpy|memmove"),
     ("allocations", r"malloc|free|__rust_alloc|__rdl_alloc|__rust_dealloc|__rdl_dealloc|unlink_chunk|realloc"),
-    ("timer", r"tokio::time|Timeout|Sleep|Wheel|clear_entry|reregister|Timespec|tokio::runtime::time"),
+    ("timer", r"tokio::time|Timeout(?!Connector)|Sleep|Wheel|clear_entry|reregister|Timespec|tokio::runtime::time"),
     ("serde", r"serde|Serialize|Deserialize|from_utf8|decimal|parse_usage_date|NaiveDate|itoa|RawValue|uuid"),
     ("hashing", r"Hasher|hash_one"),
     ("the harness", r"load::clients|Client<C,B> as core::clone::Clone"),
