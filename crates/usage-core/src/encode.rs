@@ -6,7 +6,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, PercentEncode, NON_ALPHANU
 /// so a value is always exactly one path segment or one query component. `:` is a `pchar`,
 /// which a segment and a query carry as it is (RFC 3986 §3.3, §3.4; in an absolute path it
 /// cannot be read as a scheme): the instants of a window (`2013-08-01T00:00:00.000Z`) go out
-/// readable and in one piece, as axios (under Kill Bill's JavaScript client) sends them.
+/// readable, and the encoder takes each in one piece.
 const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
