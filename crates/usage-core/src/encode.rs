@@ -4,9 +4,9 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, PercentEncode, NON_ALPHANU
 
 /// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`) and `:` is encoded,
 /// so a value is always exactly one path segment or one query component. `:` is a `pchar`,
-/// which a segment and a query carry as it is (RFC 3986 §3.3, §3.4; in an absolute path it
-/// cannot be read as a scheme): the instants of a window (`2013-08-01T00:00:00.000Z`) go out
-/// readable, and the encoder takes each in one piece.
+/// which a segment and a query carry as it is (RFC 3986, sections 3.3 and 3.4; in an absolute
+/// path it cannot be read as a scheme): the instants of a window (`2013-08-01T00:00:00.000Z`)
+/// go out readable, and the encoder takes each in one piece.
 const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
