@@ -19,6 +19,13 @@ pub(crate) fn component(value: &str) -> PercentEncode<'_> {
     utf8_percent_encode(value, COMPONENT)
 }
 
+/// Appends `value` percent-encoded as one component, piece by piece (no `fmt` machinery).
+pub(crate) fn push_component(out: &mut String, value: &str) {
+    for piece in component(value) {
+        out.push_str(piece);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

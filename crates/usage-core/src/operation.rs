@@ -2,7 +2,6 @@
 //! `http::Response<Bytes>`, with no client and no transport.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
@@ -12,7 +11,7 @@ use usage_models::{
     KillBillError, RolledUpUsage, SubscriptionId, SubscriptionUsageRecord, TrackingId, UnitType, UnitUsageRecord,
 };
 
-use crate::encode::component;
+use crate::encode::push_component;
 use crate::{ClientConfig, Error, InputField, InvalidInput, RequestOptions, UsageWindow};
 
 /// `X-Killbill-ApiKey`.
@@ -362,24 +361,9 @@ fn get_request(
         uri.push('/');
         push_component(&mut uri, unit_type.as_str());
     }
-    // One buffer for both dates; writing into a String cannot fail.
-    let mut date = String::with_capacity(32);
-    let _ = write!(date, "{}", window.start());
-    uri.push_str("?startDate=");
-    push_component(&mut uri, &date);
-    date.clear();
-    let _ = write!(date, "{}", window.end());
-    uri.push_str("&endDate=");
-    push_component(&mut uri, &date);
+    uri.push_str(window.query());
     uri.push_str(&options.plugin_query);
     Ok(new_request(Method::GET, uri, Bytes::new(), config, options)?)
-}
-
-/// Appends `value` percent-encoded as one component, piece by piece (no `fmt` machinery).
-fn push_component(uri: &mut String, value: &str) {
-    for piece in component(value) {
-        uri.push_str(piece);
-    }
 }
 
 /// A request to `path_and_query` (percent-encoded, the base URL's path prefix included)
