@@ -1,6 +1,6 @@
 //! The half-open window of the usage GETs.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use usage_models::UsageDate;
 
@@ -41,10 +41,14 @@ impl UsageWindow {
             );
         }
         let mut query = String::with_capacity(Query::CAPACITY);
-        query.push_str("?startDate=");
-        push_component(&mut query, &start.to_string());
-        query.push_str("&endDate=");
-        push_component(&mut query, &end.to_string());
+        // One buffer for both dates; writing into a String cannot fail.
+        let mut date = String::with_capacity(32);
+        for (name, value) in [("?startDate=", start), ("&endDate=", end)] {
+            date.clear();
+            let _ = write!(date, "{value}");
+            query.push_str(name);
+            push_component(&mut query, &date);
+        }
         let query = Query::new(&query)
             .ok_or_else(|| InvalidInput::new(InputField::Window, format!("{query:?} is too long for a query")))?;
         Ok(UsageWindow { start, end, query })
