@@ -129,13 +129,13 @@ impl Caller {
                     let body = serde_json::to_vec(&**record).map_err(|e| e.to_string())?;
                     *request.body_mut() = Full::new(Bytes::from(body));
                 }
-                if bound.is_some() {
-                    *request.uri_mut() = remade(request.uri());
-                }
                 let (status, body) = match bound {
-                    Some(bound) => tokio::time::timeout(*bound, exchange(client, request))
-                        .await
-                        .map_err(|e| e.to_string())??,
+                    Some(bound) => {
+                        *request.uri_mut() = remade(request.uri());
+                        tokio::time::timeout(*bound, exchange(client, request))
+                            .await
+                            .map_err(|e| e.to_string())??
+                    }
                     None => exchange(client, request).await?,
                 };
                 if let Codec::ParseAnswer = codec {
