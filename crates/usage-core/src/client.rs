@@ -1,25 +1,19 @@
 //! The client: a transport, a config, a retry policy and a timer.
 
-use std::future::{Future, IntoFuture};
-use std::pin::{pin, Pin};
 use std::sync::Arc;
-use std::task::Poll;
-use std::time::Duration;
 
-use usage_models::{RolledUpUsage, SubscriptionId, SubscriptionUsageRecord, TrackingId, UnitType};
+use usage_models::{SubscriptionId, SubscriptionUsageRecord, UnitType};
 
-use crate::operation::{GetAllUsage, GetUsage, Operation, RecordOutcome, RecordUsage};
-use crate::retry::{ambiguous_status, retry_after, retryable_status};
-use crate::trace::{event, instrument, span};
+use crate::operation::{GetAllUsage, GetUsage, RecordUsage};
 use crate::{
     ClientConfig, Error, InputField, InvalidInput, RequestOptions, RetryPolicy, TenantCredentials, Timer, Transport,
-    TransportErrorKind, UsageWindow, UserCredentials,
+    UsageWindow, UserCredentials,
 };
-#[cfg(feature = "tracing")]
-use tracing::Level;
 
-/// A `Send` boxed future, as returned by the calls.
-pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+mod call;
+
+use call::Read;
+pub use call::{GetUsageCall, GetUsageFuture, RecordUsageCall, RecordUsageFuture};
 
 /// The Kill Bill Usage client. Cheap to clone (it is an `Arc`); share one per process.
 ///
@@ -157,128 +151,6 @@ impl UsageClient {
             options: RequestOptions::default(),
         }
     }
-
-    /// Runs `operation` with retries and the deadline; returns its output and the attempts.
-    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-    async fn execute<O: Operation>(&self, operation: &O, options: &RequestOptions) -> Result<(O::Output, u32), Error> {
-        let inner = &*self.inner;
-        // The transport itself: through the `Arc`, the blanket `impl Transport for Arc<T>`
-        // would box a second future around the transport's own.
-        let transport: &dyn Transport = &*inner.transport;
-        let template = operation.to_request(&inner.config, options).inspect_err(|e| {
-            event!(Level::DEBUG, error = %e, "invalid input, nothing sent");
-        })?;
-        let Some(timer) = inner.timer.as_deref() else {
-            // `build` made sure the policy asks for one attempt and no deadline.
-            if options.deadline.is_some() {
-                return Err(InvalidInput::new(InputField::Deadline, NEEDS_A_TIMER).into());
-            }
-            let response = transport.send(template).await.inspect_err(|e| {
-                event!(Level::DEBUG, attempt = 1, error = %e, "transport failed");
-            })?;
-            event!(
-                Level::DEBUG,
-                attempt = 1,
-                status = response.status().as_u16(),
-                "answered"
-            );
-            return operation.parse(response).map(|output| (output, 1));
-        };
-        let deadline = options.deadline.or(inner.retry.deadline());
-        let started = timer.now();
-        let mut may_have_landed = false;
-        let mut attempts = 0;
-        // The first attempt sends the request built above, without a copy; a retry builds it
-        // again, byte for byte the same (an operation's request depends only on the
-        // operation, the config and the options: a record keeps its tracking id).
-        let mut first = Some(template);
-        loop {
-            attempts += 1;
-            let remaining = deadline.map(|deadline| {
-                (
-                    deadline,
-                    deadline.saturating_sub(timer.now().saturating_duration_since(started)),
-                )
-            });
-            if let Some((deadline, Duration::ZERO)) = remaining {
-                return Err(Error::DeadlineExceeded { deadline, attempts });
-            }
-            let request = match first.take() {
-                Some(request) => request,
-                None => operation.to_request(&inner.config, options)?,
-            };
-            let is_post = request.method() == http::Method::POST;
-            // A transport that bounds its own exchange within the time left needs no timer here.
-            let sent = match (remaining, transport.timeout()) {
-                (None, _) => Ok(transport.send(request).await),
-                (Some((_, remaining)), Some(bound)) if bound < remaining => Ok(transport.send(request).await),
-                (Some((deadline, remaining)), _) => {
-                    race(transport.send(request), timer, remaining).await.ok_or(deadline)
-                }
-            };
-            let sent = match sent {
-                Ok(sent) => sent,
-                Err(deadline) => {
-                    event!(
-                        Level::DEBUG,
-                        attempt = attempts,
-                        deadline_ms = deadline.as_millis() as u64,
-                        "deadline exceeded"
-                    );
-                    return Err(Error::DeadlineExceeded { deadline, attempts });
-                }
-            };
-            // `timed_out`: this attempt timed out (here or at a gateway), so the server may still
-            // be processing it, and a POST's retry must not overlap it (see `RetryPolicy`).
-            let (failure, wait_hint, timed_out) = match sent {
-                Ok(response) => {
-                    let status = response.status();
-                    event!(Level::DEBUG, attempt = attempts, status = status.as_u16(), "answered");
-                    let wait_hint = retry_after(status, response.headers(), || timer.wall_clock());
-                    match operation.parse(response) {
-                        Ok(output) => return Ok((output, attempts)),
-                        Err(e) if may_have_landed && e.is_duplicate_tracking_id() => match operation.landed_earlier() {
-                            Some(output) => return Ok((output, attempts)),
-                            None => return Err(e),
-                        },
-                        Err(e) if retryable_status(status) => {
-                            may_have_landed |= ambiguous_status(status);
-                            (e, wait_hint, status == http::StatusCode::GATEWAY_TIMEOUT)
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                Err(e) => {
-                    event!(Level::DEBUG, attempt = attempts, error = %e, "transport failed");
-                    let retryable = matches!(
-                        e.kind(),
-                        TransportErrorKind::Connect
-                            | TransportErrorKind::Timeout
-                            | TransportErrorKind::Io
-                            | TransportErrorKind::Incomplete
-                    );
-                    if !retryable {
-                        return Err(e.into());
-                    }
-                    may_have_landed |= e.may_have_reached_server();
-                    let timed_out = e.kind() == TransportErrorKind::Timeout;
-                    (Error::from(e), None, timed_out)
-                }
-            };
-            if attempts >= inner.retry.max_attempts() {
-                return Err(failure);
-            }
-            let Some(wait) = inner.retry.post_wait(attempts, wait_hint, is_post && timed_out) else {
-                return Err(failure);
-            };
-            let elapsed = timer.now().saturating_duration_since(started);
-            if deadline.is_some_and(|deadline| elapsed.saturating_add(wait) >= deadline) {
-                return Err(failure);
-            }
-            event!(Level::INFO, attempt = attempts, wait_ms = wait.as_millis() as u64, error = %failure, "retrying");
-            timer.sleep(wait).await;
-        }
-    }
 }
 
 /// Why a client or a call without a timer is refused.
@@ -286,163 +158,6 @@ const NEEDS_A_TIMER: &str = "is required for retries and deadlines (call .timer(
      usage_transport_hyper::TokioTimer, usage_transport_memory::InstantTimer, or your own), or \
      give a client without one .retry_policy(RetryPolicy::none().without_deadline()) and no \
      per-call deadline";
-
-/// The end of a call, for the trace.
-#[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-fn finished<T>(result: &Result<(T, u32), Error>) {
-    match result {
-        Ok((_, attempts)) => event!(Level::DEBUG, attempts, "call succeeded"),
-        Err(e) => event!(Level::DEBUG, error = %e, "call failed"),
-    }
-}
-
-/// The output of `work`, or `None` if `timeout` passes first. The timer's sleep is only made
-/// if `work` is not ready at once, so a timer that records its sleeps (as
-/// `usage_transport_memory::InstantTimer` does) shows only the waits a call needed.
-async fn race<F: Future>(work: F, timer: &dyn Timer, timeout: Duration) -> Option<F::Output> {
-    let mut work = pin!(work);
-    let mut sleep: Option<crate::Sleep> = None;
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(output) = work.as_mut().poll(cx) {
-            return Poll::Ready(Some(output));
-        }
-        let sleep = sleep.get_or_insert_with(|| timer.sleep(timeout));
-        if sleep.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(None);
-        }
-        Poll::Pending
-    })
-    .await
-}
-
-/// A pending [`UsageClient::record_usage`] call: set options, then `.await` it.
-#[derive(Debug)]
-#[must_use = "a call does nothing until it is awaited"]
-pub struct RecordUsageCall<'a> {
-    client: &'a UsageClient,
-    operation: RecordUsage<'a>,
-    options: RequestOptions,
-}
-
-impl RecordUsageCall<'_> {
-    /// The tracking id this call records under (the record's, or the one generated for it),
-    /// known before the call is awaited: if the call fails in a way that leaves its outcome
-    /// unknown, recording the same record again under this id counts it once, provided no
-    /// earlier attempt is still being processed by Kill Bill (its duplicate check is not atomic:
-    /// see [`RetryPolicy`] and docs/RELIABILITY.md).
-    ///
-    /// ```
-    /// # use usage_core::{UsageClient, Transport, TransportError};
-    /// # use usage_models::{SubscriptionId, SubscriptionUsageRecord, UsageDate};
-    /// # #[derive(Debug)] struct Down;
-    /// # #[async_trait::async_trait]
-    /// # impl Transport for Down {
-    /// #     async fn send(&self, _: http::Request<bytes::Bytes>) -> Result<http::Response<bytes::Bytes>, TransportError> {
-    /// #         Err(TransportError::new(usage_core::TransportErrorKind::Io, "reset"))
-    /// #     }
-    /// # }
-    /// # let client = UsageClient::builder("http://h").user("a", "b").tenant("c", "d").transport(Down)
-    /// #     .retry_policy(usage_core::RetryPolicy::none().without_deadline()).build().unwrap();
-    /// let record = SubscriptionUsageRecord::builder(SubscriptionId::random())
-    ///     .record("gallons", "2013-08-01".parse::<UsageDate>().unwrap(), 10)
-    ///     .build()
-    ///     .unwrap();
-    /// let call = client.record_usage(&record);
-    /// let tracking_id = call.tracking_id().clone();
-    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// if call.await.is_err() {
-    ///     // Later, when the server is back: the same usage, the same id, counted once.
-    ///     let again = record.clone().with_tracking_id(tracking_id);
-    ///     let _ = client.record_usage(&again).await;
-    /// }
-    /// # });
-    /// ```
-    pub fn tracking_id(&self) -> &TrackingId {
-        self.operation.tracking_id()
-    }
-
-    /// Per-call options (audit headers, request id, tenant, deadline, ...).
-    pub fn options(mut self, options: RequestOptions) -> Self {
-        self.options = options;
-        self
-    }
-}
-
-impl<'a> IntoFuture for RecordUsageCall<'a> {
-    type Output = Result<RecordOutcome, Error>;
-    type IntoFuture = BoxFuture<'a, Self::Output>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        let operation = self.operation;
-        let span = span!(
-            "record_usage",
-            subscription_id = %operation.record().subscription_id(),
-            tracking_id = %operation.tracking_id(),
-            units = operation.record().unit_usage_records().len(),
-            records = operation.record().record_count(),
-        );
-        let call = async move {
-            let result = self.client.execute(&operation, &self.options).await;
-            finished(&result);
-            let (outcome, attempts) = result?;
-            Ok(RecordOutcome { attempts, ..outcome })
-        };
-        Box::pin(instrument!(call, span))
-    }
-}
-
-/// A pending [`UsageClient::get_usage`] or [`UsageClient::get_all_usage`] call: set options,
-/// then `.await` it.
-#[derive(Debug)]
-#[must_use = "a call does nothing until it is awaited"]
-pub struct GetUsageCall<'a> {
-    client: &'a UsageClient,
-    read: Read,
-    options: RequestOptions,
-}
-
-/// The operation of a [`GetUsageCall`].
-#[derive(Debug)]
-enum Read {
-    One(GetUsage),
-    All(GetAllUsage),
-}
-
-impl GetUsageCall<'_> {
-    /// Per-call options (request id, plugin properties, tenant, deadline, ...).
-    pub fn options(mut self, options: RequestOptions) -> Self {
-        self.options = options;
-        self
-    }
-}
-
-impl<'a> IntoFuture for GetUsageCall<'a> {
-    type Output = Result<RolledUpUsage, Error>;
-    type IntoFuture = BoxFuture<'a, Self::Output>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        let span = span!(
-            "get_usage",
-            subscription_id = %match &self.read {
-                Read::One(operation) => operation.subscription_id(),
-                Read::All(operation) => operation.subscription_id(),
-            },
-            unit_type = %match &self.read {
-                Read::One(operation) => operation.unit_type().as_str(),
-                Read::All(_) => "(all)",
-            },
-        );
-        let call = async move {
-            let result = match &self.read {
-                Read::One(operation) => self.client.execute(operation, &self.options).await,
-                Read::All(operation) => self.client.execute(operation, &self.options).await,
-            };
-            finished(&result);
-            result.map(|(usage, _attempts)| usage)
-        };
-        Box::pin(instrument!(call, span))
-    }
-}
 
 /// Builds a [`UsageClient`]; see [`UsageClient::builder`].
 #[derive(Debug)]

@@ -114,7 +114,7 @@ mod trace;
 mod transport;
 mod window;
 
-pub use client::{GetUsageCall, RecordUsageCall, UsageClient, UsageClientBuilder};
+pub use client::{GetUsageCall, GetUsageFuture, RecordUsageCall, RecordUsageFuture, UsageClient, UsageClientBuilder};
 pub use config::{BaseUrl, ClientConfig, DEFAULT_CREATED_BY, MAX_CREATED_BY_CHARS};
 pub use error::{ApiError, DecodeError, Error, InputField, InvalidInput, DUPLICATE_TRACKING_ID_CODE};
 pub use operation::{GetAllUsage, GetUsage, Operation, RecordOutcome, RecordUsage};

@@ -34,18 +34,25 @@ macro_rules! span {
 }
 pub(crate) use span;
 
-/// Runs `future` inside `span` when the feature is on.
+/// A call's span: a `tracing::Span` when the feature is on, nothing when it is off.
 #[cfg(feature = "tracing")]
-macro_rules! instrument {
-    ($future:expr, $span:expr) => {
-        tracing::Instrument::instrument($future, $span)
-    };
-}
+pub(crate) type Span = tracing::Span;
 #[cfg(not(feature = "tracing"))]
-macro_rules! instrument {
-    ($future:expr, $span:expr) => {{
-        let () = $span;
-        $future
+pub(crate) type Span = ();
+
+/// Evaluates `body` inside `span` when the feature is on; `body` alone when it is off.
+#[cfg(feature = "tracing")]
+macro_rules! in_span {
+    ($span:expr, $body:expr) => {{
+        let _entered = $span.enter();
+        $body
     }};
 }
-pub(crate) use instrument;
+#[cfg(not(feature = "tracing"))]
+macro_rules! in_span {
+    ($span:expr, $body:expr) => {{
+        let () = $span;
+        $body
+    }};
+}
+pub(crate) use in_span;
