@@ -26,7 +26,7 @@ KINDS = [
     ("serde", r"serde|Serialize|Deserialize|from_utf8|decimal|parse_usage_date|NaiveDate|itoa|RawValue|uuid"),
     ("hashing", r"Hasher|hash_one"),
     ("the harness", r"load::clients|Client<C,B> as core::clone::Clone"),
-    ("the call's state machine", r"Instrumented"),
+    ("the call's state machine", r"Instrumented|usage_core::client::call::"),
 ]
 
 
