@@ -171,6 +171,49 @@ impl<'a> IntoFuture for GetUsageCall<'a> {
 }
 
 /// What `.await` on a [`GetUsageCall`] runs: the GET, with its retries and deadline.
+///
+/// Its type has a name, so calls can be kept in a `Vec` or a struct without boxing them:
+///
+/// ```
+/// use std::future::IntoFuture;
+/// use usage_core::{GetUsageFuture, RetryPolicy, UsageClient, UsageWindow};
+/// use usage_models::SubscriptionId;
+/// # use bytes::Bytes;
+/// # use usage_core::{Transport, TransportError};
+/// # #[derive(Debug)]
+/// # struct Empty;
+/// # #[async_trait::async_trait]
+/// # impl Transport for Empty {
+/// #     async fn send(&self, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, TransportError> {
+/// #         let id = request.uri().path().rsplit('/').next().unwrap().to_string();
+/// #         let query = request.uri().query().unwrap().to_string();
+/// #         let date = |name: &str| query.split('&').find_map(|p| p.strip_prefix(name)).unwrap().to_string();
+/// #         let body = format!(r#"{{"subscriptionId":"{id}","startDate":"{}","endDate":"{}","rolledUpUnits":[]}}"#,
+/// #             date("startDate="), date("endDate="));
+/// #         Ok(http::Response::builder().status(200).body(Bytes::from(body)).unwrap())
+/// #     }
+/// # }
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let client = UsageClient::builder("http://127.0.0.1:8080")
+///     .user("admin", "password")
+///     .tenant("bob", "lazar")
+///     .transport(Empty)
+///     .retry_policy(RetryPolicy::none().without_deadline())
+///     .build()?;
+/// let subscription = SubscriptionId::random();
+/// let months = [("2013-08-01", "2013-09-01"), ("2013-09-01", "2013-10-01")];
+/// let mut calls: Vec<GetUsageFuture<'_>> = Vec::new();
+/// for (start, end) in months {
+///     let window = UsageWindow::parse(start, end)?;
+///     calls.push(client.get_all_usage(subscription, window).into_future());
+/// }
+/// for (call, (start, _)) in calls.into_iter().zip(months) {
+///     let usage = call.await?;
+///     assert_eq!(usage.start_date().to_string(), start);
+/// }
+/// # Ok::<(), usage_core::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug)]
 #[must_use = "futures do nothing unless polled"]
 pub struct GetUsageFuture<'a> {
