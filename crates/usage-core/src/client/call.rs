@@ -44,7 +44,7 @@ impl RecordUsageCall<'_> {
     /// known before the call is awaited: if the call fails in a way that leaves its outcome
     /// unknown, recording the same record again under this id counts it once, provided no
     /// earlier attempt is still being processed by Kill Bill (its duplicate check is not atomic:
-    /// see [`RetryPolicy`] and docs/RELIABILITY.md).
+    /// see [`RetryPolicy`](crate::RetryPolicy) and docs/RELIABILITY.md).
     ///
     /// ```
     /// # use usage_core::{UsageClient, Transport, TransportError};
