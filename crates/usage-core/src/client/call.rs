@@ -277,12 +277,12 @@ struct Attempt<'a> {
     bound: Option<Bound<'a>>,
 }
 
-/// The time left for an attempt, and the timer's sleep over it. The sleep is made only if
-/// the exchange is not ready at its first poll, so a timer that records its sleeps (as
-/// `usage_transport_memory::InstantTimer` does) shows only the waits a call needed.
+/// The call's deadline, the time it left this attempt, and the timer's sleep over that time.
+/// The sleep is made only if the exchange is not ready at its first poll, so a timer that
+/// records its sleeps (as `usage_transport_memory::InstantTimer` does) shows only the waits a
+/// call needed.
 struct Bound<'a> {
-    timer: &'a dyn Timer,
-    deadline: Duration,
+    deadline: Deadline<'a>,
     remaining: Duration,
     sleep: Option<Sleep>,
 }
@@ -402,8 +402,7 @@ impl<'a, O: Operation> Execution<'a, O> {
                 match transport.timeout() {
                     Some(own) if own < remaining => None,
                     _ => Some(Bound {
-                        timer: deadline.timer,
-                        deadline: deadline.limit,
+                        deadline,
                         remaining,
                         sleep: None,
                     }),
@@ -498,9 +497,11 @@ impl Attempt<'_> {
         let Some(bound) = &mut self.bound else {
             return Poll::Pending;
         };
-        let sleep = bound.sleep.get_or_insert_with(|| bound.timer.sleep(bound.remaining));
+        let sleep = bound
+            .sleep
+            .get_or_insert_with(|| bound.deadline.timer.sleep(bound.remaining));
         ready!(sleep.as_mut().poll(cx));
-        Poll::Ready(Err(bound.deadline))
+        Poll::Ready(Err(bound.deadline.limit))
     }
 }
 
